@@ -1,0 +1,1 @@
+"""memtasks: measure how much a language model memorizes its fine-tuning data."""

@@ -1,0 +1,65 @@
+"""Detector parameters and the two presets of spec section 9."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Thresholds and lengths of the text-alignment detector.
+
+    Attributes:
+        th1: seeding threshold on the cosine of two sentences' TF-ISF vectors.
+        th2: seeding threshold on the Dice coefficient of their term sets.
+        th3: validation threshold on the cosine of the summed span vectors.
+        maxgap: largest number of sentences between two seeds of one cluster.
+        gap_least: smallest maxgap tried when a case fails validation.
+        summary_gap: maxgap of the summary (idea) pass.
+        summary_ratio: the pair is idea memorization when the source side of the
+            summary pass is at least this many times longer than the suspicious side.
+        min_plaglen: shortest case kept, in characters, on either side.
+        verbatim_minlen: a common run of words is verbatim when longer than this
+            many characters on the suspicious side.
+        stemmer: ``"snowball"`` or ``"porter"``.
+        remove_stopwords: drop English stop words before weighting.
+    """
+
+    th1: float = 0.30
+    th2: float = 0.33
+    th3: float = 0.34
+    maxgap: int = 4
+    gap_least: int = 0
+    summary_gap: int = 24
+    summary_ratio: float = 3.0
+    min_plaglen: int = 150
+    verbatim_minlen: int = 256
+    stemmer: str = "snowball"
+    remove_stopwords: bool = False
+
+    def __post_init__(self) -> None:
+        if self.stemmer not in ("snowball", "porter"):
+            raise ValueError(f"stemmer must be 'snowball' or 'porter', not {self.stemmer!r}")
+        if not 0 <= self.gap_least <= self.maxgap <= self.summary_gap:
+            raise ValueError("need 0 <= gap_least <= maxgap <= summary_gap")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PRESETS: dict[str, DetectorConfig] = {
+    "pan14": DetectorConfig(),
+    "memorization": DetectorConfig(min_plaglen=50, verbatim_minlen=50),
+}
+
+
+def get_config(preset: str | DetectorConfig = "memorization", **overrides) -> DetectorConfig:
+    """A preset by name (``"pan14"`` or ``"memorization"``), with optional overrides."""
+    if isinstance(preset, DetectorConfig):
+        config = preset
+    else:
+        try:
+            config = PRESETS[preset]
+        except KeyError:
+            raise ValueError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}") from None
+    return replace(config, **overrides) if overrides else config
