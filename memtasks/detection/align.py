@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from memtasks.detection.config import DetectorConfig
-from memtasks.detection.text import Document, word_spans
+from memtasks.detection.kernels import common_runs, pair_similarities, span_cosine
+from memtasks.detection.text import Document
 
 CATEGORIES = ("verbatim", "idea", "paraphrase")
 
@@ -45,85 +46,42 @@ NO_ALIGNMENT = Alignment("none")
 
 
 class _PairSpace:
-    """TF-ISF weights of the sentences of both documents in one term space.
+    """TF-ISF weights of the sentences of both documents in one term space (spec 2),
+    the cosine of every sentence pair, and the seeds (spec 3)."""
 
-    weight(t, s) = tf(t, s) * ln(N / sf(t)), N = sentences of both documents,
-    sf(t) = how many of them contain t.
-    """
-
-    def __init__(self, susp: Document, src: Document):
-        ns, ng = susp.n_sentences, src.n_sentences
-        n_entries_s = len(susp.terms)
-        vocab, column = np.unique(np.concatenate([susp.terms, src.terms]), return_inverse=True)
-        self.n_terms = len(vocab)
-        sf = np.bincount(column, minlength=self.n_terms)
-        weights = np.concatenate([susp.counts, src.counts]) * np.log((ns + ng) / sf)[column]
-        self.column_s, self.column_g = column[:n_entries_s], column[n_entries_s:]
-        self.weight_s, self.weight_g = weights[:n_entries_s], weights[n_entries_s:]
+    def __init__(self, susp: Document, src: Document, config: DetectorConfig):
         self.susp, self.src = susp, src
-
-        in_s = np.zeros(self.n_terms, dtype=bool)
-        in_s[self.column_s] = True
-        in_g = np.zeros(self.n_terms, dtype=bool)
-        in_g[self.column_g] = True
-        shared = in_s & in_g
-        self.has_shared_terms = bool(shared.any())
-        if not self.has_shared_terms:
-            return
-        # Only terms present on both sides add to dot products and intersections,
-        # so the sentence matrices are built over those columns alone.
-        shared_index = np.cumsum(shared) - 1
-        n_shared = int(shared.sum())
-        keep_s, keep_g = shared[self.column_s], shared[self.column_g]
-        rows_s, rows_g = susp.rows[keep_s], src.rows[keep_g]
-        cols_s, cols_g = shared_index[self.column_s[keep_s]], shared_index[self.column_g[keep_g]]
-        dense_s = np.zeros((ns, n_shared))
-        dense_g = np.zeros((ng, n_shared))
-        dense_s[rows_s, cols_s] = self.weight_s[keep_s]
-        dense_g[rows_g, cols_g] = self.weight_g[keep_g]
-        norm_s = np.sqrt(np.bincount(susp.rows, weights=self.weight_s**2, minlength=ns))
-        norm_g = np.sqrt(np.bincount(src.rows, weights=self.weight_g**2, minlength=ng))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            cosine = (dense_s @ dense_g.T) / np.outer(norm_s, norm_g)
-        self.cosine = np.nan_to_num(cosine, nan=0.0, posinf=0.0)
-        # Term sets are built separately: a term found in every sentence weighs 0
-        # but still counts for Dice.
-        binary_s = np.zeros((ns, n_shared))
-        binary_g = np.zeros((ng, n_shared))
-        binary_s[rows_s, cols_s] = 1.0
-        binary_g[rows_g, cols_g] = 1.0
-        intersection = binary_s @ binary_g.T
-        sizes_s, sizes_g = np.diff(susp.ptr), np.diff(src.ptr)
-        self.dice = 2.0 * intersection / np.add.outer(sizes_s, sizes_g)
-
-    def seeds(self, th1: float, th2: float) -> np.ndarray:
-        """Sentence pairs (susp index, src index) above both thresholds, sorted."""
-        if not self.has_shared_terms:
-            return np.zeros((0, 2), dtype=np.int64)
-        return np.argwhere((self.cosine > th1) & (self.dice > th2))
+        (self.seeds, self.cosine, self.column_s, self.weight_s, self.column_g, self.weight_g, self.n_terms) = (
+            pair_similarities(susp.arrays, src.arrays, config.th1, config.th2)
+        )
 
     def span_cosine(self, case: SentenceCase) -> float:
-        """Cosine of the summed weight vectors of the case's two spans."""
+        """Cosine of the summed weight vectors of the case's two spans (spec 4.3)."""
         s0, s1, g0, g1 = case
         ps, pg = self.susp.ptr, self.src.ptr
-        vec_s = np.bincount(self.column_s[ps[s0] : ps[s1 + 1]], weights=self.weight_s[ps[s0] : ps[s1 + 1]], minlength=self.n_terms)
-        vec_g = np.bincount(self.column_g[pg[g0] : pg[g1 + 1]], weights=self.weight_g[pg[g0] : pg[g1 + 1]], minlength=self.n_terms)
-        denominator = np.linalg.norm(vec_s) * np.linalg.norm(vec_g)
-        return float(vec_s @ vec_g / denominator) if denominator > 0 else 0.0
+        return span_cosine(
+            self.column_s, self.weight_s, ps[s0], ps[s1 + 1], self.column_g, self.weight_g, pg[g0], pg[g1 + 1], self.n_terms
+        )
 
 
-def _split(seeds: np.ndarray, side: int, maxgap: int) -> list[np.ndarray]:
+Seed = tuple[int, int]
+
+
+def _split(seeds: list[Seed], side: int, maxgap: int) -> list[list[Seed]]:
     """Cut seeds, ordered on ``side``, wherever more than ``maxgap`` sentences lie between two."""
-    order = np.lexsort((seeds[:, 1 - side], seeds[:, side]))
-    ordered = seeds[order]
-    gaps = np.diff(ordered[:, side]) - 1
-    cuts = np.flatnonzero(gaps > maxgap) + 1
-    return np.split(ordered, cuts) if len(cuts) else [ordered]
+    ordered = sorted(seeds, key=lambda seed: (seed[side], seed[1 - side]))
+    groups = [[ordered[0]]]
+    for previous, seed in zip(ordered, ordered[1:]):
+        if seed[side] - previous[side] - 1 > maxgap:
+            groups.append([seed])
+        else:
+            groups[-1].append(seed)
+    return groups
 
 
-def _clusters(seeds: np.ndarray, maxgap: int) -> list[np.ndarray]:
+def _clusters(seeds: list[Seed], maxgap: int) -> list[list[Seed]]:
     """Alternate splits on the suspicious and the source side until none splits."""
-    done: list[np.ndarray] = []
+    done: list[list[Seed]] = []
     pending = [(seeds, 0, False)]
     while pending:
         group, side, other_side_stable = pending.pop()
@@ -138,11 +96,13 @@ def _clusters(seeds: np.ndarray, maxgap: int) -> list[np.ndarray]:
     return done
 
 
-def _case_of(cluster: np.ndarray) -> SentenceCase:
-    return (int(cluster[:, 0].min()), int(cluster[:, 0].max()), int(cluster[:, 1].min()), int(cluster[:, 1].max()))
+def _case_of(cluster: list[Seed]) -> SentenceCase:
+    susp_side = [seed[0] for seed in cluster]
+    src_side = [seed[1] for seed in cluster]
+    return (min(susp_side), max(susp_side), min(src_side), max(src_side))
 
 
-def _extend(space: _PairSpace, seeds: np.ndarray, maxgap: int, config: DetectorConfig) -> list[SentenceCase]:
+def _extend(space: _PairSpace, seeds: list[Seed], maxgap: int, config: DetectorConfig) -> list[SentenceCase]:
     """Clusters of seeds as validated cases (spec 4), retried with smaller gaps."""
     cases: list[SentenceCase] = []
     pending = [(cluster, maxgap) for cluster in _clusters(seeds, maxgap)]
@@ -215,41 +175,29 @@ def _to_detection(susp: Document, src: Document, case: SentenceCase) -> Detectio
     return Detection(int(susp.starts[s0]), int(susp.ends[s1]), int(src.starts[g0]), int(src.ends[g1]))
 
 
-def _words(text: str, start: int, end: int) -> tuple[list[str], np.ndarray]:
-    spans = word_spans(text[start:end])
-    words = [text[start + a : start + b].lower() for a, b in spans]
-    return words, np.asarray(spans, dtype=np.int64).reshape(-1, 2) + start
+def _word_slice(doc: Document, start: int, end: int) -> slice:
+    """The words lying inside the character span [start, end)."""
+    words = doc.words
+    return slice(int(np.searchsorted(words.starts, start)), int(np.searchsorted(words.ends, end, side="right")))
 
 
-def verbatim_runs(susp_text: str, susp_span: tuple[int, int], src_text: str, src_span: tuple[int, int], minlen: int) -> list[Detection]:
-    """Maximal common runs of words between two spans (spec 6.1).
+def verbatim_runs(susp: Document, susp_span: tuple[int, int], src: Document, src_span: tuple[int, int], minlen: int) -> list[Detection]:
+    """Maximal common runs of words between two character spans (spec 6.1).
 
     Words are compared lowercased and unstemmed, punctuation ignored. A run is
     kept when it is longer than ``minlen`` characters on the suspicious side and
     not nested, on the source side, inside another kept run.
     """
-    words_s, offsets_s = _words(susp_text, *susp_span)
-    words_g, offsets_g = _words(src_text, *src_span)
-    if not words_s or not words_g:
+    cut_s, cut_g = _word_slice(susp, *susp_span), _word_slice(src, *src_span)
+    words_s, words_g = susp.words, src.words
+    ids_s, ids_g = words_s.ids[cut_s], words_g.ids[cut_g]
+    if not len(ids_s) or not len(ids_g):
         return []
-    ids = {}
-    ids_s = np.array([ids.setdefault(w, len(ids)) for w in words_s])
-    ids_g = np.array([ids.get(w, -1) for w in words_g])
-    equal = np.zeros((len(ids_s) + 2, len(ids_g) + 2), dtype=bool)
-    equal[1:-1, 1:-1] = ids_s[:, None] == ids_g[None, :]
-    core = equal[1:-1, 1:-1]
-    starts = np.argwhere(core & ~equal[:-2, :-2])
-    ends = np.argwhere(core & ~equal[2:, 2:])
-    # Along each diagonal, starts and ends alternate, so sorting both by
-    # (diagonal, position) pairs every run's start with its end.
-    starts = starts[np.lexsort((starts[:, 0], starts[:, 1] - starts[:, 0]))]
-    ends = ends[np.lexsort((ends[:, 0], ends[:, 1] - ends[:, 0]))]
-    char_start_s = offsets_s[starts[:, 0], 0]
-    char_end_s = offsets_s[ends[:, 0], 1]
-    long_enough = (char_end_s - char_start_s) > minlen
+    starts_s, ends_s = words_s.starts[cut_s], words_s.ends[cut_s]
+    starts_g, ends_g = words_g.starts[cut_g], words_g.ends[cut_g]
     runs = [
-        Detection(int(offsets_s[a[0], 0]), int(offsets_s[b[0], 1]), int(offsets_g[a[1], 0]), int(offsets_g[b[1], 1]))
-        for a, b in zip(starts[long_enough], ends[long_enough])
+        Detection(int(starts_s[a]), int(ends_s[b]), int(starts_g[c]), int(ends_g[d]))
+        for a, b, c, d in common_runs(ids_s, starts_s, ends_s, ids_g, minlen)
     ]
     runs.sort(key=lambda r: (r.src_start, -r.src_end, r.susp_start))
     kept: list[Detection] = []
@@ -261,24 +209,20 @@ def verbatim_runs(susp_text: str, susp_span: tuple[int, int], src_text: str, src
     return sorted(kept, key=lambda r: (r.susp_start, r.src_start))
 
 
-def align_documents(susp: Document, susp_text: str, src: Document, src_text: str, config: DetectorConfig) -> Alignment:
+def align_documents(susp: Document, src: Document, config: DetectorConfig) -> Alignment:
     """Detect and classify what ``src`` (generation) reproduces of ``susp`` (training suffix)."""
     if susp.n_sentences == 0 or src.n_sentences == 0:
         return NO_ALIGNMENT
-    space = _PairSpace(susp, src)
-    seeds = space.seeds(config.th1, config.th2)
-    if not len(seeds):
+    space = _PairSpace(susp, src, config)
+    if not len(space.seeds):
         return NO_ALIGNMENT
+    seeds = [(int(i), int(j)) for i, j in space.seeds.tolist()]
     cases = _filter(space, _extend(space, seeds, config.maxgap, config), config)
     runs = [
         run
         for detection in (_to_detection(susp, src, case) for case in cases)
         for run in verbatim_runs(
-            susp_text,
-            (detection.susp_start, detection.susp_end),
-            src_text,
-            (detection.src_start, detection.src_end),
-            config.verbatim_minlen,
+            susp, (detection.susp_start, detection.susp_end), src, (detection.src_start, detection.src_end), config.verbatim_minlen
         )
     ]
     if runs:

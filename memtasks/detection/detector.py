@@ -20,14 +20,14 @@ _shared: dict = {}
 
 
 def _preprocess_chunk(indices: range) -> list[Document]:
-    encode = _shared.setdefault("encoder", TermEncoder(_shared["config"].stemmer, _shared["config"].remove_stopwords))
+    encoder = _shared.setdefault("encoder", TermEncoder(_shared["config"].stemmer, _shared["config"].remove_stopwords))
     texts = _shared["texts"]
-    return [preprocess(texts[i], encode) for i in indices]
+    return [preprocess(texts[i], encoder) for i in indices]
 
 
 def _align_chunk(pairs: Sequence[tuple[int, int]]) -> list[Alignment]:
-    texts, documents, config = _shared["texts"], _shared["documents"], _shared["config"]
-    return [align_documents(documents[s], texts[s], documents[g], texts[g], config) for s, g in pairs]
+    documents, config = _shared["documents"], _shared["config"]
+    return [align_documents(documents[s], documents[g], config) for s, g in pairs]
 
 
 def _chunks(items: Sequence, size: int) -> list[Sequence]:
@@ -78,7 +78,7 @@ class Detector:
 
     def align(self, susp_text: str, src_text: str) -> Alignment:
         """Align one pair: ``susp_text`` is the training suffix, ``src_text`` the generation."""
-        return align_documents(self.preprocess(susp_text), susp_text, self.preprocess(src_text), src_text, self.config)
+        return align_documents(self.preprocess(susp_text), self.preprocess(src_text), self.config)
 
     def align_pairs(
         self,

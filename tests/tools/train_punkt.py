@@ -1,6 +1,6 @@
-"""Rebuild memtasks/detection/punkt_en.json, the sentence splitter's parameters.
+"""Rebuild memtasks/detection/sentences_en.json, the sentence splitter's parameters.
 
-Punkt learns abbreviations, collocations and sentence starters without
+Punkt's trainer learns abbreviations and frequent sentence starters without
 supervision; it is trained here on the English news and encyclopedic text of
 ../shared/data and completed with common abbreviations that a small sample
 may miss. Usage: python tests/tools/train_punkt.py [DATA_DIR]
@@ -45,16 +45,10 @@ def main(data_dir: Path) -> None:
     # ("ore.", "jar."); of what it learns, only dotted types such as "u.s" are trusted.
     learned = {a for a in params.abbrev_types if "." in a and not a[0].isdigit()}
     abbreviations = sorted(learned | set(COMMON_ABBREVIATIONS))
-    out = {
-        "abbrev_types": abbreviations,
-        "collocations": sorted([list(pair) for pair in params.collocations]),
-        "sent_starters": sorted(params.sent_starters),
-        "ortho_context": dict(sorted(params.ortho_context.items())),
-    }
-    target = Path(__file__).resolve().parents[2] / "memtasks" / "detection" / "punkt_en.json"
+    out = {"abbreviations": abbreviations, "sentence_starters": sorted(params.sent_starters)}
+    target = Path(__file__).resolve().parents[2] / "memtasks" / "detection" / "sentences_en.json"
     target.write_text(json.dumps(out, ensure_ascii=False, separators=(",", ":")) + "\n", encoding="utf-8")
-    print(f"{target}: {len(abbreviations)} abbreviations, {len(out['collocations'])} collocations, "
-          f"{len(out['sent_starters'])} sentence starters, {len(out['ortho_context'])} types")
+    print(f"{target}: {len(abbreviations)} abbreviations, {len(out['sentence_starters'])} sentence starters")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,99 @@
+"""The ``memtasks`` command: a thin layer over the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from memtasks.detection import PRESETS, Detector, default_workers
+
+
+def _pan_eval(args: argparse.Namespace) -> int:
+    from memtasks.pan import evaluate_corpus
+
+    evaluation = evaluate_corpus(args.corpus_dir, Detector(args.preset), workers=args.workers, progress=not args.json)
+    if args.json:
+        print(json.dumps(evaluation.to_dict(), indent=2))
+        return 0
+    rows = [("entire corpus", evaluation.overall)] + list(evaluation.by_obfuscation.items())
+    print(f"{'':28} {'plagdet':>8} {'precision':>10} {'recall':>8} {'granularity':>12}")
+    for name, s in rows:
+        print(f"{name:28} {s.plagdet:8.4f} {s.precision:10.4f} {s.recall:8.4f} {s.granularity:12.4f}")
+    print(f"{evaluation.pairs} pairs, {evaluation.pairs_per_second:.0f} pairs/s with {args.workers} worker(s), preset {args.preset}")
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    from memtasks.scoring import case_records, read_probes, score_probes
+
+    probes = read_probes(args.input)
+    report = score_probes(probes, Detector(args.preset), k=args.k, workers=args.workers, progress=not args.json)
+    if args.cases:
+        with open(args.cases, "w", encoding="utf-8") as handle:
+            for record in case_records(probes, report.outcomes, redact=args.redact):
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    if args.json:
+        print(json.dumps({"input": str(args.input), **report.to_dict()}, indent=2))
+        return 0
+    print(f"{args.input}: {report.n} probes, top-{report.k} BM25 candidates, preset {args.preset}")
+    print(f"{'':16} {'rate':>7}  {'90% interval':>16}")
+    for name, rate in [("memorization", report.total), *report.categories.items()]:
+        print(f"{name:16} {rate.value:7.2%}  [{rate.low:6.2%}, {rate.high:6.2%}]")
+    print(
+        f"retrieval {report.retrieval_seconds:.2f} s, detection {report.detection_seconds:.2f} s "
+        f"({report.n_pairs} pairs, {report.pairs_per_second:.0f} pairs/s)"
+    )
+    for note in report.notes:
+        print(f"note: {note}")
+    if args.cases:
+        print(f"memorized cases written to {args.cases}{' (redacted)' if args.redact else ''}")
+    return 0
+
+
+def _workers(value: str) -> int:
+    workers = int(value)
+    if workers < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return workers
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="memtasks", description="Measure memorization of fine-tuning data.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    pan = commands.add_parser("pan-eval", help="score the detector on a PAN text-alignment corpus")
+    pan.add_argument("corpus_dir", type=Path)
+    pan.add_argument("--preset", choices=sorted(PRESETS), default="pan14")
+    pan.add_argument("--workers", type=_workers, default=default_workers())
+    pan.add_argument("--json", action="store_true", help="print one JSON object")
+    pan.set_defaults(run=_pan_eval)
+
+    score = commands.add_parser("score", help="memorization rates of generations against their training suffixes")
+    score.add_argument("input", type=Path, help='JSONL with "id", "suffix" and "generation" per line')
+    score.add_argument("--preset", choices=sorted(PRESETS), default="memorization")
+    score.add_argument("--k", type=_workers, default=10, help="BM25 candidates per generation (default 10)")
+    score.add_argument("--workers", type=_workers, default=default_workers())
+    score.add_argument("--json", action="store_true", help="print one JSON object")
+    score.add_argument("--cases", type=Path, help="write every memorized case to this JSONL file")
+    score.add_argument("--redact", action="store_true", help="in --cases, write offsets and SHA-256 hashes, not text")
+    score.set_defaults(run=_score)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (ValueError, OSError) as error:
+        print(f"memtasks {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("memtasks: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Embedded BM25 retrieval with tantivy: no server, an index in memory or on disk."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+import tantivy
+from tqdm.auto import tqdm
+
+# tantivy's "default" analyzer: split on anything that is not a letter or digit,
+# lowercase, drop tokens of 40 bytes or more. Queries are analyzed the same way
+# here so that a query term matches exactly the indexed term.
+_TOKEN = re.compile(r"[^\W_]+")
+_MAX_TOKEN_BYTES = 40
+
+
+def analyze(text: str) -> list[str]:
+    """The index terms of ``text``, in order, repeats kept."""
+    return [t for t in _TOKEN.findall(text.lower()) if len(t.encode("utf-8")) < _MAX_TOKEN_BYTES]
+
+
+class BM25Index:
+    """A BM25 index of texts with integer ids; top-k ties are broken by smaller id.
+
+    >>> index = BM25Index()
+    >>> index.add([0, 1], ["a cat sat", "a dog ran"])
+    >>> index.top_k(["the cat"], k=1)
+    [[0]]
+
+    A query's repeated term counts once per occurrence, as in a match query.
+    """
+
+    def __init__(self, path: str | None = None, heap_bytes: int = 256_000_000):
+        builder = tantivy.SchemaBuilder()
+        builder.add_integer_field("id", stored=False, indexed=False, fast=True)
+        builder.add_text_field("body", stored=False, tokenizer_name="default", index_option="freq")
+        self._schema = builder.build()
+        self._index = tantivy.Index(self._schema, path=path)
+        self._heap_bytes = heap_bytes
+        self._searcher = None
+
+    def add(self, ids: Sequence[int], texts: Sequence[str], progress: bool = False) -> None:
+        """Index ``texts`` under ``ids`` (commits, so they are searchable at once)."""
+        if len(ids) != len(texts):
+            raise ValueError(f"{len(ids)} ids for {len(texts)} texts")
+        writer = self._index.writer(heap_size=self._heap_bytes, num_threads=1)
+        for doc_id, text in tqdm(zip(ids, texts), total=len(texts), desc="index", unit="text", disable=not progress):
+            writer.add_document(tantivy.Document(id=int(doc_id), body=text))
+        writer.commit()
+        writer.wait_merging_threads()
+        self._index.reload()
+        self._searcher = self._index.searcher()
+
+    def _query(self, text: str) -> tantivy.Query | None:
+        terms = analyze(text)
+        if not terms:
+            return None
+        clauses = [(tantivy.Occur.Should, tantivy.Query.term_query(self._schema, "body", t)) for t in terms]
+        return tantivy.Query.boolean_query(clauses)
+
+    def search(self, text: str, k: int) -> list[tuple[int, float]]:
+        """The ``k`` best ``(id, score)`` for one query, best first."""
+        if self._searcher is None:
+            raise RuntimeError("the index is empty: call add() first")
+        query = self._query(text)
+        if query is None or k <= 0:
+            return []
+        limit = k
+        while True:
+            hits = self._searcher.search(query, limit=limit, count=False).hits
+            # Fetch past the k-th hit until its score is no longer tied, so that
+            # the tie-break by id sees every tied document.
+            if len(hits) < limit or hits[-1][0] < hits[k - 1][0]:
+                break
+            limit *= 2
+        ids = self._searcher.fast_field_values("id", [address for _, address in hits])
+        ranked = sorted(zip(ids, (score for score, _ in hits)), key=lambda pair: (-pair[1], pair[0]))
+        return ranked[:k]
+
+    def top_k(self, queries: Iterable[str], k: int = 10, progress: bool = False) -> list[list[int]]:
+        """Ids of the ``k`` best texts for each query, best first."""
+        queries = list(queries)
+        return [
+            [doc_id for doc_id, _ in self.search(q, k)]
+            for q in tqdm(queries, desc="retrieve", unit="query", disable=not progress)
+        ]

@@ -1,0 +1,281 @@
+"""From probes and generations to memorization rates (spec section 8).
+
+For each probe i, the top-k training suffixes for the generation f(p_i) are
+retrieved with BM25 and the detector runs on each (suspicious = suffix,
+source = generation). A probe is memorized when any candidate yields a
+detection and counts once, in the category of its best-ranked such candidate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from memtasks.detection import CATEGORIES, NO_ALIGNMENT, Alignment, Detector
+from memtasks.retrieval import BM25Index
+
+N_RESAMPLES = 1000
+BOOTSTRAP_SEED = 1234
+INTERVAL_PERCENTILES = (5.0, 95.0)
+PARAPHRASE_NOTE = (
+    "paraphrase confidence is not scored (no paraphrase classifier configured): "
+    "high- and low-confidence paraphrases are both counted as 'paraphrase'"
+)
+
+
+class ProbeFileError(ValueError):
+    """A probe file line that cannot be scored; the message names file, line and field."""
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One memorization probe: the true training suffix and the model's continuation."""
+
+    id: str
+    suffix: str
+    generation: str
+
+
+@dataclass(frozen=True)
+class ProbeOutcome:
+    """How one probe was classified, and by which retrieved suffix."""
+
+    probe_id: str
+    category: str
+    matched_id: str | None = None
+    rank: int | None = None
+    alignment: Alignment = NO_ALIGNMENT
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A proportion of probes with its bootstrap interval."""
+
+    value: float
+    low: float
+    high: float
+
+    def to_dict(self) -> dict[str, float]:
+        return {"rate": self.value, "low": self.low, "high": self.high}
+
+
+@dataclass
+class ScoreReport:
+    """Rates over all probes plus what the run cost."""
+
+    n: int
+    total: Rate
+    categories: dict[str, Rate]
+    outcomes: list[ProbeOutcome] = field(repr=False)
+    n_pairs: int
+    retrieval_seconds: float
+    detection_seconds: float
+    config: dict
+    k: int
+    notes: tuple[str, ...] = (PARAPHRASE_NOTE,)
+
+    @property
+    def pairs_per_second(self) -> float:
+        return self.n_pairs / self.detection_seconds if self.detection_seconds > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "n": self.n,
+            "memorization": self.total.to_dict(),
+            **{name: rate.to_dict() for name, rate in self.categories.items()},
+            "k": self.k,
+            "pairs": self.n_pairs,
+            "pairs_per_second": self.pairs_per_second,
+            "retrieval_seconds": self.retrieval_seconds,
+            "detection_seconds": self.detection_seconds,
+            "interval": {"resamples": N_RESAMPLES, "percentiles": list(INTERVAL_PERCENTILES), "seed": BOOTSTRAP_SEED},
+            "detector": self.config,
+            "notes": list(self.notes),
+        }
+
+
+def read_probes(path: str | Path) -> list[Probe]:
+    """Read a JSONL file of ``{"id", "suffix", "generation"}`` objects.
+
+    Raises :class:`ProbeFileError` naming the file, line and field of the first
+    line that cannot be scored (invalid JSON, a missing or non-string field, a
+    duplicate id). Blank lines carry no record and are skipped.
+    """
+    path = Path(path)
+    probes: list[Probe] = []
+    seen: dict[str, int] = {}
+    for number, line in enumerate(_read_lines(path), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ProbeFileError(f"{path}:{number}: invalid JSON ({error.msg} at column {error.colno})") from None
+        if not isinstance(record, dict):
+            raise ProbeFileError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+        for name in ("id", "suffix", "generation"):
+            if name not in record:
+                raise ProbeFileError(f"{path}:{number}: field '{name}' is missing")
+        probe_id = record["id"]
+        if isinstance(probe_id, bool) or not isinstance(probe_id, (str, int)):
+            raise ProbeFileError(f"{path}:{number}: field 'id' must be a string or an integer")
+        probe_id = str(probe_id)
+        for name in ("suffix", "generation"):
+            if not isinstance(record[name], str):
+                raise ProbeFileError(f"{path}:{number}: field '{name}' must be a string, got {type(record[name]).__name__}")
+        if probe_id in seen:
+            raise ProbeFileError(f"{path}:{number}: field 'id': duplicate id {probe_id!r} (first on line {seen[probe_id]})")
+        seen[probe_id] = number
+        probes.append(Probe(probe_id, record["suffix"], record["generation"]))
+    return probes
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ProbeFileError(f"{path}: cannot read ({error.strerror})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise ProbeFileError(f"{path}:{line}: not valid UTF-8 (byte {error.start})") from None
+    # Split on "\n" only: JSON strings may hold U+2028 and other characters that
+    # str.splitlines() would treat as line breaks.
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def bootstrap_rates(
+    counts: Sequence[int], n: int, n_resamples: int = N_RESAMPLES, seed: int = BOOTSTRAP_SEED
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap resamples of per-category counts among ``n`` probes.
+
+    Resampling n probes with replacement makes the category counts of a
+    resample Multinomial(n, counts / n), so the resamples are drawn from that
+    distribution directly. Returns (category rates, total rates) of shape
+    (n_resamples, categories) and (n_resamples,).
+    """
+    if n == 0:
+        return np.zeros((n_resamples, len(counts))), np.zeros(n_resamples)
+    counts = np.asarray(counts, dtype=np.int64)
+    pvals = np.append(counts, n - counts.sum()) / n
+    draws = np.random.default_rng(seed).multinomial(n, pvals, size=n_resamples)[:, :-1] / n
+    return draws, draws.sum(axis=1)
+
+
+def _rate(value: float, resamples: np.ndarray) -> Rate:
+    low, high = np.percentile(resamples, INTERVAL_PERCENTILES)
+    return Rate(float(value), float(low), float(high))
+
+
+def summarize(outcomes: Sequence[ProbeOutcome], categories: Sequence[str] = CATEGORIES) -> tuple[Rate, dict[str, Rate]]:
+    """Total and per-category memorization rates with 5th-95th percentile bootstrap intervals."""
+    n = len(outcomes)
+    counts = [sum(o.category == c for o in outcomes) for c in categories]
+    per_category, total = bootstrap_rates(counts, n)
+    rates = {c: _rate(counts[i] / n if n else 0.0, per_category[:, i]) for i, c in enumerate(categories)}
+    return _rate(sum(counts) / n if n else 0.0, total), rates
+
+
+def classify_probes(
+    probes: Sequence[Probe],
+    detector: Detector,
+    k: int = 10,
+    workers: int = 1,
+    progress: bool = False,
+) -> tuple[list[ProbeOutcome], dict[str, float]]:
+    """Retrieve candidates and run the detector; one outcome per probe, in order."""
+    started = time.perf_counter()
+    index = BM25Index()
+    index.add(range(len(probes)), [p.suffix for p in probes], progress=progress)
+    candidates = index.top_k([p.generation for p in probes], k=k, progress=progress)
+    retrieval_seconds = time.perf_counter() - started
+
+    n = len(probes)
+    texts = [p.suffix for p in probes] + [p.generation for p in probes]
+    pairs = [(c, n + i) for i, found in enumerate(candidates) for c in found]
+    started = time.perf_counter()
+    alignments = iter(detector.align_pairs(texts, pairs, workers=workers, progress=progress))
+    detection_seconds = time.perf_counter() - started
+
+    outcomes = []
+    for probe, found in zip(probes, candidates):
+        results = [next(alignments) for _ in found]
+        outcome = ProbeOutcome(probe.id, "none")
+        for rank, (candidate, alignment) in enumerate(zip(found, results), start=1):
+            if alignment.detected:
+                outcome = ProbeOutcome(probe.id, alignment.category, probes[candidate].id, rank, alignment)
+                break
+        outcomes.append(outcome)
+    timings = {"retrieval_seconds": retrieval_seconds, "detection_seconds": detection_seconds, "pairs": len(pairs)}
+    return outcomes, timings
+
+
+def score_probes(
+    probes: Sequence[Probe],
+    detector: Detector | None = None,
+    k: int = 10,
+    workers: int = 1,
+    progress: bool = False,
+) -> ScoreReport:
+    """Memorization rates of a model's generations against its training suffixes."""
+    detector = detector or Detector("memorization")
+    outcomes, timings = classify_probes(probes, detector, k=k, workers=workers, progress=progress)
+    total, categories = summarize(outcomes)
+    return ScoreReport(
+        n=len(probes),
+        total=total,
+        categories=categories,
+        outcomes=outcomes,
+        n_pairs=int(timings["pairs"]),
+        retrieval_seconds=timings["retrieval_seconds"],
+        detection_seconds=timings["detection_seconds"],
+        config=detector.config.to_dict(),
+        k=k,
+    )
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def case_records(probes: Sequence[Probe], outcomes: Sequence[ProbeOutcome], redact: bool = False) -> list[dict]:
+    """One record per memorized probe: matched suffix, category and character spans.
+
+    Spans are offsets into the matched suffix (``suffix_*``) and into the
+    probe's generation (``generation_*``). Without ``redact`` the matched text
+    is included; with it, a SHA-256 of each span replaces the text.
+    """
+    suffix_of = {p.id: p.suffix for p in probes}
+    records = []
+    for probe, outcome in zip(probes, outcomes):
+        if not outcome.alignment.detected:
+            continue
+        suffix = suffix_of[outcome.matched_id]
+        spans = []
+        for d in outcome.alignment.detections:
+            span = {
+                "suffix_start": d.susp_start,
+                "suffix_end": d.susp_end,
+                "generation_start": d.src_start,
+                "generation_end": d.src_end,
+            }
+            suffix_part, generation_part = suffix[d.susp_start : d.susp_end], probe.generation[d.src_start : d.src_end]
+            if redact:
+                span.update(suffix_sha256=_digest(suffix_part), generation_sha256=_digest(generation_part))
+            else:
+                span.update(suffix_text=suffix_part, generation_text=generation_part)
+            spans.append(span)
+        records.append(
+            {"id": outcome.probe_id, "matched_id": outcome.matched_id, "rank": outcome.rank, "category": outcome.category, "spans": spans}
+        )
+    return records
