@@ -197,7 +197,7 @@ def classify_probes(
     started = time.perf_counter()
     index = BM25Index()
     index.add(range(len(probes)), [p.suffix for p in probes], progress=progress)
-    candidates = index.top_k([p.generation for p in probes], k=k, progress=progress)
+    candidates = index.top_k([p.generation for p in probes], k=k, workers=workers, progress=progress)
     retrieval_seconds = time.perf_counter() - started
 
     n = len(probes)

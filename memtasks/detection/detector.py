@@ -8,9 +8,9 @@ from collections.abc import Iterator, Sequence
 
 from tqdm.auto import tqdm
 
-from memtasks.detection.align import Alignment, align_documents
+from memtasks.detection.align import NO_ALIGNMENT, Alignment, align_documents
 from memtasks.detection.config import DetectorConfig, get_config
-from memtasks.detection.text import Document, TermEncoder, preprocess
+from memtasks.detection.text import Document, DocumentBatch, TermEncoder, preprocess
 
 _CHUNK = 256
 
@@ -19,15 +19,27 @@ _CHUNK = 256
 _shared: dict = {}
 
 
-def _preprocess_chunk(indices: range) -> list[Document]:
+def _preprocess_chunk(indices: range) -> list[DocumentBatch]:
     encoder = _shared.setdefault("encoder", TermEncoder(_shared["config"].stemmer, _shared["config"].remove_stopwords))
     texts = _shared["texts"]
-    return [preprocess(texts[i], encoder) for i in indices]
+    return [DocumentBatch.pack([preprocess(texts[i], encoder) for i in indices])]
 
 
-def _align_chunk(pairs: Sequence[tuple[int, int]]) -> list[Alignment]:
-    documents, config = _shared["documents"], _shared["config"]
-    return [align_documents(documents[s], documents[g], config) for s, g in pairs]
+def _document(index: int) -> Document:
+    """A text's document, unpacked once per process (so its words are computed once too)."""
+    unpacked = _shared["unpacked"]
+    document = unpacked.get(index)
+    if document is None:
+        batch = _shared["batches"][index // _CHUNK]
+        document = unpacked[index] = batch.document(index % _CHUNK, _shared["texts"][index])
+    return document
+
+
+def _align_chunk(pairs: Sequence[tuple[int, int]]) -> list[Alignment | None]:
+    config = _shared["config"]
+    # None stands for "no alignment": most pairs have none, and None costs
+    # nothing to send back to the parent.
+    return [(a if a.detected else None) for a in (align_documents(_document(s), _document(g), config) for s, g in pairs)]
 
 
 def _chunks(items: Sequence, size: int) -> list[Sequence]:
@@ -35,7 +47,8 @@ def _chunks(items: Sequence, size: int) -> list[Sequence]:
 
 
 def _map(function, chunks: list, workers: int, progress: tqdm | None) -> Iterator:
-    """Apply ``function`` to each chunk in order, in ``workers`` forked processes."""
+    """Apply ``function`` to each chunk in order, in ``workers`` forked processes;
+    yield the items of the results, advancing ``progress`` by each chunk's size."""
     if workers <= 1 or len(chunks) <= 1:
         pool = None
         results = map(function, chunks)
@@ -50,6 +63,14 @@ def _map(function, chunks: list, workers: int, progress: tqdm | None) -> Iterato
     finally:
         if pool is not None:
             pool.terminate()
+
+
+def _warm_up(config: DetectorConfig) -> None:
+    """Compile (or load) the numba kernels here, before workers are forked,
+    so that each worker does not do it again."""
+    detector = Detector(config)
+    text = "A warm-up sentence with several words. It aligns with itself word for word, and that is verbatim."
+    detector.align(text, text)
 
 
 def default_workers() -> int:
@@ -91,10 +112,11 @@ class Detector:
         _shared.clear()
         _shared.update(texts=texts, config=self.config)
         try:
+            _warm_up(self.config)
             with tqdm(total=len(texts), desc="preprocess", unit="text", disable=not progress) as bar:
-                documents = list(_map(_preprocess_chunk, _chunks(range(len(texts)), _CHUNK), workers, bar))
-            _shared["documents"] = documents
+                _shared["batches"] = list(_map(_preprocess_chunk, _chunks(range(len(texts)), _CHUNK), workers, bar))
+            _shared["unpacked"] = {}
             with tqdm(total=len(pairs), desc="align", unit="pair", disable=not progress) as bar:
-                return list(_map(_align_chunk, _chunks(list(pairs), _CHUNK), workers, bar))
+                return [a or NO_ALIGNMENT for a in _map(_align_chunk, _chunks(list(pairs), _CHUNK), workers, bar)]
         finally:
             _shared.clear()

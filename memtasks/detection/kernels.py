@@ -150,3 +150,84 @@ def span_cosine(column_s, weight_s, lo_s, hi_s, column_g, weight_g, lo_g, hi_g, 
     if norm_s == 0.0 or norm_g == 0.0:
         return 0.0
     return dot / np.sqrt(norm_s * norm_g)
+
+
+@njit(cache=True, nogil=True)
+def index_sentences(terms, lengths, min_terms):  # pragma: no cover - compiled
+    """Merge short sentences and build a document's term index (spec 1.6 and 2).
+
+    ``terms`` holds the term ids of all sentences in order, ``lengths`` how many
+    belong to each sentence. Sentences without terms are dropped; a sentence
+    with fewer than ``min_terms`` terms is merged into the following one (while
+    the merged sentence is still short), and the last sentence never merges
+    forward. Returns, per merged sentence, its first and last original
+    sentence; per entry (distinct term of a merged sentence, sorted) its row,
+    term and count; the row pointers and sizes; and the inverted index
+    (vocabulary, entry -> vocabulary index, sentence frequency, pointers, entries).
+    """
+    n = lengths.size
+    offsets = np.zeros(n + 1, np.int64)
+    for i in range(n):
+        offsets[i + 1] = offsets[i] + lengths[i]
+    last = -1
+    for i in range(n):
+        if lengths[i] > 0:
+            last = i
+    first_sentence = np.empty(n, np.int64)
+    last_sentence = np.empty(n, np.int64)
+    merged = 0
+    pending_start = -1
+    pending_terms = 0
+    for i in range(last + 1):
+        if lengths[i] == 0:
+            continue
+        start = i if pending_start < 0 else pending_start
+        total = lengths[i] + pending_terms
+        if total < min_terms and i < last:
+            pending_start = start
+            pending_terms = total
+            continue
+        first_sentence[merged] = start
+        last_sentence[merged] = i
+        merged += 1
+        pending_start = -1
+        pending_terms = 0
+    first_sentence = first_sentence[:merged]
+    last_sentence = last_sentence[:merged]
+
+    entry_rows = np.empty(terms.size, np.int64)
+    entry_terms = np.empty(terms.size, np.int64)
+    entry_counts = np.empty(terms.size, np.float64)
+    ptr = np.zeros(merged + 1, np.int64)
+    n_entries = 0
+    for row in range(merged):
+        segment = np.sort(terms[offsets[first_sentence[row]] : offsets[last_sentence[row] + 1]])
+        for k in range(segment.size):
+            if k == 0 or segment[k] != segment[k - 1]:
+                entry_rows[n_entries] = row
+                entry_terms[n_entries] = segment[k]
+                entry_counts[n_entries] = 1.0
+                n_entries += 1
+            else:
+                entry_counts[n_entries - 1] += 1.0
+        ptr[row + 1] = n_entries
+    entry_rows = entry_rows[:n_entries]
+    entry_terms = entry_terms[:n_entries]
+    entry_counts = entry_counts[:n_entries]
+    sizes = np.empty(merged, np.float64)
+    for row in range(merged):
+        sizes[row] = ptr[row + 1] - ptr[row]
+
+    vocab = np.unique(entry_terms)
+    entry_vocab = np.searchsorted(vocab, entry_terms)
+    sf = np.zeros(vocab.size, np.float64)
+    for e in range(n_entries):
+        sf[entry_vocab[e]] += 1.0
+    term_ptr = np.zeros(vocab.size + 1, np.int64)
+    for u in range(vocab.size):
+        term_ptr[u + 1] = term_ptr[u] + np.int64(sf[u])
+    term_entries = np.argsort(entry_vocab, kind="mergesort")
+    return (
+        first_sentence, last_sentence, entry_rows, entry_terms, entry_counts, ptr, sizes,
+        vocab, entry_vocab, sf, term_ptr, term_entries,
+    )

@@ -14,10 +14,13 @@ import re
 import zlib
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from itertools import chain
 from importlib import resources
 
 import numpy as np
 from nltk.stem import PorterStemmer, SnowballStemmer
+
+from memtasks.detection.kernels import index_sentences
 
 MIN_TOKEN_CHARS = 3
 MIN_SENTENCE_TOKENS = 3
@@ -26,14 +29,17 @@ MIN_SENTENCE_TOKENS = 3
 # connectors Treebank keeps inside a token (hyphen, period, slash, apostrophe,
 # ampersand, at-sign; comma and colon only between digits, as in "1,000" and "10:30").
 _TOKEN = re.compile(r"\w+(?:(?:[-./'’&@]|(?<=\d)[,:](?=\d))\w+)*")
-# Treebank splits these clitics off; "n't" survives the length filter, the others do not.
-_NEGATION = re.compile(r"^(\w+)(n['’]t)$", re.IGNORECASE)
+# Treebank splits the negation off its word ("couldn't" -> "could", "n't"); both
+# parts can be terms, so it is split before tokenizing.
+_NEGATION = re.compile(r"(?<=\w)(n['’]t)\b", re.IGNORECASE)
+# Treebank splits these clitics off too; they could never be terms, so only the
+# word before them is kept as a term.
 _CLITIC = re.compile(r"^(.+?)['’](?:s|m|d|ll|re|ve)$", re.IGNORECASE)
 
 # A possible sentence end: terminal punctuation, closing quotes or brackets,
 # whitespace, then (after opening quotes or brackets) the next word's first character.
 _BOUNDARY = re.compile(r"([.!?]+)([\"'”’»)\]]*)(\s+)[\"'“‘«(\[]*(\w?)")
-_LAST_WORD = re.compile(r"[^\s\"'“‘«(\[]*$")
+_OPENERS = "\"'“‘«(["
 _NEXT_WORD = re.compile(r"\w+")
 
 
@@ -59,7 +65,8 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     start = len(text) - len(text.lstrip())
     for match in _BOUNDARY.finditer(text, start):
         if match.group(1) == ".":
-            word = _LAST_WORD.search(text, max(start, match.start() - 64), match.start()).group().lower()
+            before = text[max(start, match.start() - 64) : match.start()].split()
+            word = before[-1].lstrip(_OPENERS).lower() if before else ""
             if len(word) == 1 and word.isalpha():
                 continue
             if word in abbreviations:
@@ -76,22 +83,9 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def _subtokens(token: str) -> list[tuple[int, int]]:
-    """Offsets of the Treebank tokens inside one raw token: "don't" -> "do", "n't";
-    "John's" -> "John" (the clitic "'s" is dropped: it could never be a term)."""
-    if "'" not in token and "’" not in token:
-        return [(0, len(token))]
-    negation = _NEGATION.match(token)
-    if negation is not None:
-        cut = len(negation.group(1))
-        return [(0, cut), (cut, len(token))]
-    clitic = _CLITIC.match(token)
-    return [(0, len(clitic.group(1)) if clitic is not None else len(token))]
-
-
 def word_spans(text: str) -> list[tuple[int, int]]:
-    """Spans of the Treebank-style word tokens of ``text``, clitics split off."""
-    return [(m.start() + a, m.start() + b) for m in _TOKEN.finditer(text) for a, b in _subtokens(m.group())]
+    """Spans of the Treebank-style word tokens of ``text``."""
+    return [match.span() for match in _TOKEN.finditer(text)]
 
 
 def _stemmer(name: str):
@@ -113,38 +107,51 @@ def stable_id(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little", signed=True)
 
 
-class TermEncoder:
-    """Maps raw tokens to the ids of the terms they yield, caching per token.
+class _TermCache(dict):
+    """token -> term id, 0 for a token that yields no term; filled on first sight."""
 
-    A word yields no term when, lowercased, it is shorter than 3 characters,
-    does not start with a letter or digit (spec 1.3) or, with
-    ``remove_stopwords``, is an English stop word. "don't" is split as Treebank
-    splits it, into "do" and "n't", so it yields the term "n't".
+    def __init__(self, analyze):
+        super().__init__()
+        self._analyze = analyze
+
+    def __missing__(self, token: str) -> int:
+        term = self[token] = self._analyze(token)
+        return term
+
+
+class TermEncoder:
+    """Maps raw tokens to term ids (stable ids of their stems), caching per token.
+
+    A token yields no term when, lowercased and without a clitic ("'s", "'re"),
+    it is shorter than 3 characters, does not start with a letter or digit
+    (spec 1.3) or, with ``remove_stopwords``, is an English stop word.
     """
 
     def __init__(self, stemmer: str = "snowball", remove_stopwords: bool = False):
         self._stem = _stemmer(stemmer)
         self._stopwords = english_stopwords() if remove_stopwords else frozenset()
-        self._cache: dict[str, tuple[int, ...]] = {}
+        self._stems: dict[str, int] = {}
+        self._cache = _TermCache(self._analyze)
 
-    def _analyze(self, token: str) -> tuple[int, ...]:
-        terms = []
-        for start, end in _subtokens(token):
-            word = token[start:end].lower()
-            if len(word) >= MIN_TOKEN_CHARS and word[0].isalnum() and word not in self._stopwords:
-                terms.append(stable_id(self._stem(word)))
-        return tuple(terms)
+    def _analyze(self, token: str) -> int:
+        word = token.lower()
+        if "'" in word or "’" in word:
+            clitic = _CLITIC.match(word)
+            if clitic is not None:
+                word = clitic.group(1)
+        if len(word) < MIN_TOKEN_CHARS or not word[0].isalnum() or word in self._stopwords:
+            return 0
+        term = self._stems.get(word)
+        if term is None:
+            term = self._stems[word] = stable_id(self._stem(word))
+        return term
 
     def terms(self, text: str, start: int, end: int) -> list[int]:
         """Term ids of ``text[start:end]``, in order, repeats kept."""
-        cache = self._cache
-        out: list[int] = []
-        for token in _TOKEN.findall(text, start, end):
-            found = cache.get(token)
-            if found is None:
-                found = cache[token] = self._analyze(token)
-            out.extend(found)
-        return out
+        chunk = text[start:end]
+        if "n't" in chunk or "n’t" in chunk or "N'T" in chunk or "N’T" in chunk:
+            chunk = _NEGATION.sub(r" \1", chunk)
+        return list(filter(None, map(self._cache.__getitem__, _TOKEN.findall(chunk))))
 
 
 @dataclass(frozen=True)
@@ -212,34 +219,6 @@ class Document:
         return Words(offsets[:, 0], offsets[:, 1], ids)
 
 
-def _document(text: str, starts, ends, rows: np.ndarray, terms: np.ndarray, counts: np.ndarray) -> Document:
-    """Assemble a document from its sentence spans and its (row, term) entries sorted by row, term."""
-    n_sentences = len(starts)
-    ptr = np.searchsorted(rows, np.arange(n_sentences + 1))
-    vocab, entry_vocab = np.unique(terms, return_inverse=True)
-    sf = np.bincount(entry_vocab, minlength=len(vocab))
-    return Document(
-        text=text,
-        starts=np.asarray(starts, dtype=np.int64),
-        ends=np.asarray(ends, dtype=np.int64),
-        terms=terms,
-        counts=counts,
-        ptr=ptr,
-        rows=rows,
-        sizes=np.diff(ptr).astype(np.float64),
-        vocab=vocab,
-        entry_vocab=entry_vocab.astype(np.int64),
-        sf=sf.astype(np.float64),
-        term_ptr=np.concatenate(([0], np.cumsum(sf))).astype(np.int64),
-        term_entries=np.argsort(entry_vocab, kind="stable").astype(np.int64),
-    )
-
-
-def _empty_document(text: str) -> Document:
-    nothing = np.zeros(0, dtype=np.int64)
-    return _document(text, nothing, nothing, nothing, nothing, np.zeros(0, dtype=np.float64))
-
-
 def preprocess(text: str, encoder: TermEncoder) -> Document:
     """Sentences, tokens, stems and term counts of ``text`` (spec section 1).
 
@@ -247,35 +226,61 @@ def preprocess(text: str, encoder: TermEncoder) -> Document:
     is merged into the following one (repeatedly, while the merged sentence
     still has fewer than 3), and the last sentence is never merged forward.
     """
-    sentences = []
-    for start, end in sentence_spans(text):
-        terms = encoder.terms(text, start, end)
-        if terms:
-            sentences.append((start, end, terms))
-    merged: list[tuple[int, int, list[int]]] = []
-    pending: tuple[int, list[int]] | None = None
-    for index, (start, end, terms) in enumerate(sentences):
-        if pending is not None:
-            start, terms = pending[0], pending[1] + terms
-            pending = None
-        if len(terms) < MIN_SENTENCE_TOKENS and index < len(sentences) - 1:
-            pending = (start, terms)
-            continue
-        merged.append((start, end, terms))
-    if not merged:
-        return _empty_document(text)
-    rows = np.repeat(np.arange(len(merged)), [len(m[2]) for m in merged])
-    terms = np.fromiter((t for m in merged for t in m[2]), dtype=np.int64, count=len(rows))
-    order = np.lexsort((terms, rows))
-    rows, terms = rows[order], terms[order]
-    first = np.ones(len(terms), dtype=bool)
-    first[1:] = (terms[1:] != terms[:-1]) | (rows[1:] != rows[:-1])
-    positions = np.flatnonzero(first)
-    return _document(
-        text,
-        [m[0] for m in merged],
-        [m[1] for m in merged],
-        rows[positions],
-        terms[positions],
-        np.diff(np.append(positions, len(terms))).astype(np.float64),
+    spans = sentence_spans(text)
+    per_sentence = [encoder.terms(text, start, end) for start, end in spans]
+    terms = np.fromiter(chain.from_iterable(per_sentence), dtype=np.int64)
+    lengths = np.fromiter(map(len, per_sentence), dtype=np.int64, count=len(per_sentence))
+    (first, last, rows, terms, counts, ptr, sizes, vocab, entry_vocab, sf, term_ptr, term_entries) = index_sentences(
+        terms, lengths, MIN_SENTENCE_TOKENS
     )
+    bounds = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
+    return Document(
+        text=text,
+        starts=bounds[first, 0],
+        ends=bounds[last, 1],
+        terms=terms,
+        counts=counts,
+        ptr=ptr,
+        rows=rows,
+        sizes=sizes,
+        vocab=vocab,
+        entry_vocab=entry_vocab,
+        sf=sf,
+        term_ptr=term_ptr,
+        term_entries=term_entries,
+    )
+
+
+_ARRAY_FIELDS = tuple(f for f in Document.__dataclass_fields__ if f != "text")
+
+
+@dataclass(frozen=True)
+class DocumentBatch:
+    """Documents of consecutive texts with each array field concatenated.
+
+    A batch crosses a process boundary as a couple of dozen arrays however
+    many documents it holds, where a list of documents would pickle a dozen
+    arrays per document.
+    """
+
+    arrays: dict[str, np.ndarray]
+    offsets: dict[str, np.ndarray]
+
+    @classmethod
+    def pack(cls, documents: list[Document]) -> DocumentBatch:
+        arrays, offsets = {}, {}
+        for name in _ARRAY_FIELDS:
+            parts = [getattr(d, name) for d in documents]
+            arrays[name] = np.concatenate(parts) if parts else np.zeros(0)
+            offsets[name] = np.concatenate(([0], np.cumsum([len(p) for p in parts]))).astype(np.int64)
+        return cls(arrays, offsets)
+
+    def __len__(self) -> int:
+        return len(self.offsets["starts"]) - 1
+
+    def document(self, index: int, text: str) -> Document:
+        """The ``index``-th document of the batch, whose text is ``text``."""
+        fields = {
+            name: self.arrays[name][self.offsets[name][index] : self.offsets[name][index + 1]] for name in _ARRAY_FIELDS
+        }
+        return Document(text=text, **fields)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import tantivy
 from tqdm.auto import tqdm
@@ -29,6 +31,7 @@ class BM25Index:
     [[0]]
 
     A query's repeated term counts once per occurrence, as in a match query.
+    Scores are tantivy's BM25 (k1 = 1.2, b = 0.75).
     """
 
     def __init__(self, path: str | None = None, heap_bytes: int = 256_000_000):
@@ -53,10 +56,14 @@ class BM25Index:
         self._searcher = self._index.searcher()
 
     def _query(self, text: str) -> tantivy.Query | None:
-        terms = analyze(text)
-        if not terms:
+        counts = Counter(analyze(text))
+        if not counts:
             return None
-        clauses = [(tantivy.Occur.Should, tantivy.Query.term_query(self._schema, "body", t)) for t in terms]
+        clauses = []
+        for term, count in counts.items():
+            query = tantivy.Query.term_query(self._schema, "body", term)
+            # A term repeated n times scores n times, like n separate clauses.
+            clauses.append((tantivy.Occur.Should, tantivy.Query.boost_query(query, float(count)) if count > 1 else query))
         return tantivy.Query.boolean_query(clauses)
 
     def search(self, text: str, k: int) -> list[tuple[int, float]]:
@@ -78,10 +85,13 @@ class BM25Index:
         ranked = sorted(zip(ids, (score for score, _ in hits)), key=lambda pair: (-pair[1], pair[0]))
         return ranked[:k]
 
-    def top_k(self, queries: Iterable[str], k: int = 10, progress: bool = False) -> list[list[int]]:
-        """Ids of the ``k`` best texts for each query, best first."""
+    def top_k(self, queries: Iterable[str], k: int = 10, workers: int = 1, progress: bool = False) -> list[list[int]]:
+        """Ids of the ``k`` best texts for each query, best first.
+
+        tantivy searches without holding the GIL, so ``workers`` threads search
+        in parallel; the order of the results is the order of the queries.
+        """
         queries = list(queries)
-        return [
-            [doc_id for doc_id, _ in self.search(q, k)]
-            for q in tqdm(queries, desc="retrieve", unit="query", disable=not progress)
-        ]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = pool.map(lambda query: [doc_id for doc_id, _ in self.search(query, k)], queries)
+            return list(tqdm(results, total=len(queries), desc="retrieve", unit="query", disable=not progress))

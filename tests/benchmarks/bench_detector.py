@@ -1,11 +1,11 @@
 """Detector throughput in the memorization setting, on real text.
 
 Builds N probes (default 10,000) from the English texts of ../shared/data: each
-record is cut into a 50-word prefix and its suffix, and a stand-in generation
-is made for it with a fixed seed: a verbatim copy of the suffix's start (5%),
-the suffix with words dropped and sentences reordered (10%), or the suffix of
-another record of the same dataset (85%, what an unmemorized continuation
-looks like to retrieval). Retrieval takes the top-10 suffixes per generation
+record is cut into windows of up to 150 words, each window into a 50-word
+prefix and its suffix, and a stand-in generation is made for it with a fixed seed: a verbatim copy of the suffix's start (5%),
+the suffix with words dropped and sentences reordered (10%), or held-out text
+of the same dataset that is not among the training suffixes (85%, what an
+unmemorized continuation looks like to retrieval). Retrieval takes the top-10 suffixes per generation
 with BM25, and the detector aligns every (suffix, generation) pair.
 
 Prints pairs per second for 1 and for all workers (preprocessing included),
@@ -35,22 +35,37 @@ SOURCES = {
     "imdb.jsonl": "text",
     "squad_v2.jsonl": "context",
     "chatdoctor_icliniq.jsonl": "output",
+    "chatdoctor_icliniq.jsonl#input": "input",
     "ag_news.jsonl": "description",
+    "wmt22_en_de.jsonl": "en",
 }
+# Sources of short texts (single sentences, one-paragraph news items) whose
+# consecutive records are joined into documents of at least a window's length.
+JOINED = {"ag_news.jsonl", "wmt22_en_de.jsonl"}
 PREFIX_WORDS = 50
 MIN_SUFFIX_WORDS = 20
+WINDOW_WORDS = 150
 GENERATION_WORDS = 150
 
 
 def _records(data_dir: Path) -> list[tuple[str, str]]:
     seen, records = set(), []
     for name, field in SOURCES.items():
-        for line in (data_dir / name).read_text(encoding="utf-8").split("\n"):
-            if line.strip():
-                text = json.loads(line)[field]
-                if text not in seen:
-                    seen.add(text)
-                    records.append((name, text))
+        joined: list[str] = []
+        for line in (data_dir / name.split("#")[0]).read_text(encoding="utf-8").split("\n"):
+            if not line.strip():
+                continue
+            text = json.loads(line)[field]
+            if text in seen:
+                continue
+            seen.add(text)
+            if name not in JOINED:
+                records.append((name, text))
+                continue
+            joined.append(text)
+            if sum(len(t.split()) for t in joined) >= WINDOW_WORDS:
+                records.append((name, " ".join(joined)))
+                joined = []
     return records
 
 
@@ -61,47 +76,52 @@ def _paraphrase(text: str, rng: random.Random) -> str:
     return " ".join(w for w in words if rng.random() > 0.15)
 
 
-def build_probes(n: int, data_dir: Path = DATA, seed: int = 0) -> list[Probe]:
-    """``n`` probes with stand-in generations; records are cut again at later offsets if needed."""
+def build_probes(n: int, window: int = WINDOW_WORDS, data_dir: Path = DATA, seed: int = 0) -> list[Probe]:
+    """``n`` probes with stand-in generations.
+
+    Each record is cut into consecutive, non-overlapping windows of up to
+    ``window`` words (a training input each: 50-word prefix, the rest suffix),
+    so that no two suffixes share text by construction. The windows beyond the
+    first ``n`` are held out as unmemorized generations (reused when few).
+    """
     rng = random.Random(seed)
-    records = _records(data_dir)
+    inputs: list[tuple[str, str]] = []
+    for source, text in _records(data_dir):
+        words = text.split()
+        for start in range(0, len(words), window):
+            piece = words[start : start + window]
+            if len(piece) >= PREFIX_WORDS + MIN_SUFFIX_WORDS:
+                inputs.append((source, " ".join(piece[PREFIX_WORDS:])))
+    if len(inputs) <= n:
+        raise SystemExit(f"only {len(inputs)} windows of {window} words in {data_dir}: need more than --n {n}")
+    rng.shuffle(inputs)
+    held_out, inputs = inputs[n:], inputs[:n]
     by_source: dict[str, list[str]] = {}
-    probes: list[Probe] = []
-    offset = 0
-    while len(probes) < n:
-        for source, text in records:
-            words = text.split()
-            if len(words) < offset + PREFIX_WORDS + MIN_SUFFIX_WORDS:
-                continue
-            suffix = " ".join(words[offset + PREFIX_WORDS :])
-            by_source.setdefault(source, []).append(suffix)
-            probes.append(Probe(f"{source}:{offset}:{len(probes)}", suffix, ""))
-            if len(probes) == n:
-                break
-        offset += 25
-    final = []
-    for probe in probes:
-        source = probe.id.split(":")[0]
+    for source, suffix in held_out:
+        by_source.setdefault(source, []).append(suffix)
+    probes = []
+    for number, (source, suffix) in enumerate(inputs):
         draw = rng.random()
         if draw < 0.05:
-            generation = " ".join(probe.suffix.split()[: rng.randint(20, GENERATION_WORDS)])
+            generation = " ".join(suffix.split()[: rng.randint(20, GENERATION_WORDS)])
         elif draw < 0.15:
-            generation = _paraphrase(" ".join(probe.suffix.split()[:GENERATION_WORDS]), rng)
+            generation = _paraphrase(" ".join(suffix.split()[:GENERATION_WORDS]), rng)
         else:
-            other = rng.choice(by_source[source])
-            generation = " ".join(other.split()[:GENERATION_WORDS])
-        final.append(Probe(probe.id, probe.suffix, generation))
-    return final
+            pool = by_source.get(source) or [text for _, text in held_out]
+            generation = " ".join(rng.choice(pool).split()[:GENERATION_WORDS])
+        probes.append(Probe(f"{source}:{number}", suffix, generation))
+    return probes
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--window", type=int, default=WINDOW_WORDS, help="words per training input (prefix + suffix)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/memtasks-bench-probes.jsonl"))
     args = parser.parse_args()
 
-    probes = build_probes(args.n)
+    probes = build_probes(args.n, args.window)
     with args.out.open("w", encoding="utf-8") as handle:
         for p in probes:
             handle.write(json.dumps({"id": p.id, "suffix": p.suffix, "generation": p.generation}) + "\n")
@@ -111,7 +131,7 @@ def main() -> None:
     started = time.perf_counter()
     index = BM25Index()
     index.add(range(len(probes)), [p.suffix for p in probes])
-    candidates = index.top_k([p.generation for p in probes], k=args.k)
+    candidates = index.top_k([p.generation for p in probes], k=args.k, workers=default_workers())
     print(f"retrieval: {time.perf_counter() - started:.1f} s for indexing {len(probes)} suffixes and {len(probes)} queries")
 
     texts = [p.suffix for p in probes] + [p.generation for p in probes]
