@@ -20,6 +20,10 @@ import numpy as np
 from memtasks.detection import CATEGORIES, NO_ALIGNMENT, Alignment, Detector
 from memtasks.retrieval import BM25Index
 
+# A generation is a model's continuation of a prefix; one this long is not, and
+# pairing it with a long training suffix would cost time and memory quadratic
+# in their sentence counts.
+MAX_GENERATION_CHARS = 100_000
 N_RESAMPLES = 1000
 BOOTSTRAP_SEED = 1234
 INTERVAL_PERCENTILES = (5.0, 95.0)
@@ -105,7 +109,8 @@ def read_probes(path: str | Path) -> list[Probe]:
 
     Raises :class:`ProbeFileError` naming the file, line and field of the first
     line that cannot be scored (invalid JSON, a missing or non-string field, a
-    duplicate id). Blank lines carry no record and are skipped.
+    duplicate id, a generation over ``MAX_GENERATION_CHARS``). Blank lines carry
+    no record and are skipped.
     """
     path = Path(path)
     probes: list[Probe] = []
@@ -129,6 +134,11 @@ def read_probes(path: str | Path) -> list[Probe]:
         for name in ("suffix", "generation"):
             if not isinstance(record[name], str):
                 raise ProbeFileError(f"{path}:{number}: field '{name}' must be a string, got {type(record[name]).__name__}")
+        if len(record["generation"]) > MAX_GENERATION_CHARS:
+            raise ProbeFileError(
+                f"{path}:{number}: field 'generation' has {len(record['generation']):,} characters, "
+                f"more than the {MAX_GENERATION_CHARS:,} a generation may have"
+            )
         if probe_id in seen:
             raise ProbeFileError(f"{path}:{number}: field 'id': duplicate id {probe_id!r} (first on line {seen[probe_id]})")
         seen[probe_id] = number
