@@ -373,7 +373,7 @@ class PanEvaluation:
 
     @property
     def pairs_per_second(self) -> float:
-        return self.pairs / self.seconds if self.seconds > 0 else float("inf")
+        return self.pairs / self.seconds if self.seconds > 0 else 0.0
 
     def to_dict(self) -> dict:
         return {

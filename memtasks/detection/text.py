@@ -18,7 +18,6 @@ from itertools import chain
 from importlib import resources
 
 import numpy as np
-from nltk.stem import PorterStemmer, SnowballStemmer
 
 from memtasks.detection.kernels import index_sentences
 
@@ -89,6 +88,10 @@ def word_spans(text: str) -> list[tuple[int, int]]:
 
 
 def _stemmer(name: str):
+    # Imported here: importing nltk takes seconds, which commands that never
+    # stem (``memtasks --help``, ``pan-eval`` errors) should not pay.
+    from nltk.stem import PorterStemmer, SnowballStemmer
+
     if name == "snowball":
         return SnowballStemmer("english").stem
     if name == "porter":

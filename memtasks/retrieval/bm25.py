@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -10,16 +9,20 @@ from concurrent.futures import ThreadPoolExecutor
 import tantivy
 from tqdm.auto import tqdm
 
-# tantivy's "default" analyzer: split on anything that is not a letter or digit,
-# lowercase, drop tokens of 40 bytes or more. Queries are analyzed the same way
-# here so that a query term matches exactly the indexed term.
-_TOKEN = re.compile(r"[^\W_]+")
-_MAX_TOKEN_BYTES = 40
+# The index's "default" analyzer, rebuilt from tantivy's own parts so that query
+# terms are exactly the indexed terms (Python's notion of a letter and of
+# lowercasing differs from Rust's in several scripts).
+_ANALYZER = (
+    tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+    .filter(tantivy.Filter.remove_long(40))
+    .filter(tantivy.Filter.lowercase())
+    .build()
+)
 
 
 def analyze(text: str) -> list[str]:
     """The index terms of ``text``, in order, repeats kept."""
-    return [t for t in _TOKEN.findall(text.lower()) if len(t.encode("utf-8")) < _MAX_TOKEN_BYTES]
+    return _ANALYZER.analyze(text)
 
 
 class BM25Index:

@@ -1,0 +1,404 @@
+"""Tests for memtasks.scoring: probe files, probe classification, rates and case records."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from memtasks.detection import CATEGORIES, Alignment, Detection
+from memtasks.retrieval import BM25Index, analyze
+from memtasks.scoring import (
+    Probe,
+    ProbeFileError,
+    ProbeOutcome,
+    bootstrap_rates,
+    case_records,
+    read_probes,
+    score_probes,
+    summarize,
+)
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+XSUM = DATA / "xsum.jsonl"
+
+
+# --------------------------------------------------------------------------- read_probes
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def record(probe_id="a", suffix="the suffix", generation="the generation") -> str:
+    return json.dumps({"id": probe_id, "suffix": suffix, "generation": generation})
+
+
+def test_read_probes_valid_file(tmp_path):
+    path = write_lines(tmp_path / "p.jsonl", [
+        record("a", "first suffix", "first generation"),
+        json.dumps({"id": 7, "suffix": "second suffix", "generation": "", "extra": "ignored"}),
+    ])
+    assert read_probes(path) == [Probe("a", "first suffix", "first generation"), Probe("7", "second suffix", "")]
+
+
+def test_read_probes_skips_blank_lines_and_accepts_crlf(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(("\n" + record("a") + "\r\n   \r\n\t\n" + record("b")).encode())  # no final newline
+    assert [p.id for p in read_probes(path)] == ["a", "b"]
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85"])
+def test_line_separator_inside_a_json_string_is_not_a_line_break(tmp_path, separator):
+    # str.splitlines() would cut these records in two; a JSONL reader must not.
+    suffix = f"before{separator}after"
+    path = tmp_path / "p.jsonl"
+    path.write_text(
+        json.dumps({"id": "a", "suffix": suffix, "generation": "g"}, ensure_ascii=False) + "\n" + record("b") + "\n",
+        encoding="utf-8",
+    )
+    assert separator in path.read_text(encoding="utf-8")  # written raw, not escaped
+    assert read_probes(path) == [Probe("a", suffix, "g"), Probe("b", "the suffix", "the generation")]
+
+
+BAD_LINES = {
+    "invalid JSON": ('{"id": "b", "suffix": "s", "generation": ', None),
+    "array, not object": ('["b", "s", "g"]', None),
+    "missing suffix": ('{"id": "b", "generation": "g"}', "suffix"),
+    "missing id": ('{"suffix": "s", "generation": "g"}', "id"),
+    "generation not a string": ('{"id": "b", "suffix": "s", "generation": 3}', "generation"),
+    "generation null": ('{"id": "b", "suffix": "s", "generation": null}', "generation"),
+    "id a bool": ('{"id": true, "suffix": "s", "generation": "g"}', "id"),
+    "id a float": ('{"id": 1.5, "suffix": "s", "generation": "g"}', "id"),
+}
+
+
+@pytest.mark.parametrize("line, field", BAD_LINES.values(), ids=BAD_LINES.keys())
+def test_bad_line_names_file_line_and_field(tmp_path, line, field):
+    # The bad record is on line 3, after a blank line: line numbers count every line.
+    path = write_lines(tmp_path / "probes.jsonl", [record("a"), "", line, record("c")])
+    with pytest.raises(ProbeFileError) as caught:
+        read_probes(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}:3: ")
+    assert "\n" not in message
+    if field is not None:
+        assert f"'{field}'" in message
+
+
+def test_duplicate_id_names_both_lines(tmp_path):
+    path = write_lines(tmp_path / "probes.jsonl", [record("a"), record("b"), "", record("a")])
+    with pytest.raises(ProbeFileError) as caught:
+        read_probes(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}:4: ")
+    assert "'id'" in message and "duplicate" in message and "line 1" in message
+
+
+def test_integer_id_and_its_string_are_the_same_id(tmp_path):
+    # Ids are strings in the output, so 1 and "1" would be indistinguishable there.
+    path = write_lines(tmp_path / "probes.jsonl", [record(1), record("1")])
+    with pytest.raises(ProbeFileError, match="duplicate"):
+        read_probes(path)
+
+
+def test_invalid_utf8_names_the_line(tmp_path):
+    path = tmp_path / "probes.jsonl"
+    path.write_bytes(record("a").encode() + b'\n{"id": "b", "suffix": "caf\xe9", "generation": "g"}\n')
+    with pytest.raises(ProbeFileError) as caught:
+        read_probes(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}:2: ")
+    assert "UTF-8" in message
+
+
+def test_missing_file_names_the_file(tmp_path):
+    path = tmp_path / "nope.jsonl"
+    with pytest.raises(ProbeFileError, match=str(path)):
+        read_probes(path)
+
+
+def test_probe_file_error_is_a_value_error():
+    # The CLI turns ValueError into exit code 2; ProbeFileError must be one.
+    assert issubclass(ProbeFileError, ValueError)
+
+
+# --------------------------------------------------------------------------- score_probes on real text
+
+N_VERBATIM = 12
+CROSS = 12  # probe 12 copies the suffix of probe 0
+EMPTY = 28
+BLANK = 29
+
+
+def _xsum_suffixes() -> list[str]:
+    """Words 50-100 of each XSum document of at least 100 words (words 0-50 would be the prompt)."""
+    if not XSUM.is_file():
+        pytest.skip(f"{XSUM} not available")
+    with XSUM.open(encoding="utf-8") as handle:
+        documents = [json.loads(line)["document"] for line in handle]
+    return [" ".join(d.split()[50:100]) for d in documents if len(d.split()) >= 100]
+
+
+def _real_probes() -> list[Probe]:
+    """30 probes from XSum: each document's words 50-100 are the training suffix
+    (words 0-50 would be the prompt). Generations: probes 0-11 copy their own
+    suffix verbatim, probe 12 copies probe 0's suffix, probes 13-27 continue
+    with text of other documents, probe 28 is empty and 29 whitespace only."""
+    suffixes = _xsum_suffixes()
+    probes = []
+    for i in range(30):
+        if i < N_VERBATIM:
+            generation = suffixes[i]
+        elif i == CROSS:
+            generation = suffixes[0]
+        elif i == EMPTY:
+            generation = ""
+        elif i == BLANK:
+            generation = "  \n\t  "
+        else:
+            generation = suffixes[500 + i]  # a document that is not among the probes
+        probes.append(Probe(f"xsum-{i}", suffixes[i], generation))
+    return probes
+
+
+@pytest.fixture(scope="module")
+def real_probes():
+    return _real_probes()
+
+
+@pytest.fixture(scope="module")
+def report(real_probes):
+    return score_probes(real_probes, workers=1)
+
+
+@pytest.fixture(scope="module")
+def report_two_workers(real_probes):
+    return score_probes(real_probes, workers=2)
+
+
+def test_every_probe_has_one_outcome(report, real_probes):
+    assert report.n == len(real_probes) == 30
+    assert [o.probe_id for o in report.outcomes] == [p.id for p in real_probes]
+
+
+def test_verbatim_copies_are_verbatim_and_matched_to_their_suffix(report, real_probes):
+    for i in range(N_VERBATIM):
+        outcome = report.outcomes[i]
+        assert (outcome.category, outcome.matched_id, outcome.rank) == ("verbatim", real_probes[i].id, 1)
+    # A generation that copies another probe's suffix is matched to that suffix.
+    cross = report.outcomes[CROSS]
+    assert (cross.category, cross.matched_id, cross.rank) == ("verbatim", real_probes[0].id, 1)
+
+
+def test_empty_and_unrelated_generations_are_not_memorized(report):
+    assert report.outcomes[EMPTY].category == "none"
+    assert report.outcomes[BLANK].category == "none"
+    for outcome in report.outcomes:
+        if outcome.category == "none":
+            assert (outcome.matched_id, outcome.rank, outcome.alignment.detected) == (None, None, False)
+    unrelated = report.outcomes[CROSS + 1 : EMPTY]
+    assert all(o.category != "verbatim" for o in unrelated)
+
+
+def test_rates_are_counts_over_n(report):
+    counts = {c: sum(o.category == c for o in report.outcomes) for c in CATEGORIES}
+    assert counts["verbatim"] >= N_VERBATIM + 1
+    for category in CATEGORIES:
+        assert report.categories[category].value == pytest.approx(counts[category] / report.n)
+    memorized = sum(o.category != "none" for o in report.outcomes)
+    assert report.total.value == pytest.approx(memorized / report.n)
+    assert report.total.value == pytest.approx(sum(r.value for r in report.categories.values()))
+
+
+def test_intervals_contain_the_rate_and_are_deterministic(report, real_probes):
+    rates = [report.total, *report.categories.values()]
+    for rate in rates:
+        assert 0.0 <= rate.low <= rate.value <= rate.high <= 1.0
+    assert report.total.low < report.total.value < report.total.high  # 13 of 30: a real spread
+    again = score_probes(real_probes, workers=1)
+    assert again.total == report.total
+    assert again.categories == report.categories
+
+
+def test_workers_do_not_change_outcomes(report, report_two_workers):
+    assert report_two_workers.outcomes == report.outcomes
+    assert report_two_workers.total == report.total
+    assert report_two_workers.categories == report.categories
+
+
+def test_report_counts_the_pairs_it_aligned(report, real_probes):
+    # One pair per retrieved candidate; empty and whitespace-only generations
+    # have no query terms, so no candidates.
+    index = BM25Index()
+    index.add(range(len(real_probes)), [p.suffix for p in real_probes])
+    found = index.top_k([p.generation for p in real_probes], k=report.k)
+    assert found[EMPTY] == found[BLANK] == []
+    assert report.n_pairs == sum(len(f) for f in found)
+    d = report.to_dict()
+    assert d["pairs"] == report.n_pairs and d["n"] == 30
+    assert set(CATEGORIES) <= d.keys()
+
+
+def test_k_bounds_the_candidates(real_probes):
+    report = score_probes(real_probes[:N_VERBATIM], k=1)
+    assert report.n_pairs == N_VERBATIM
+    assert all(o.category == "verbatim" and o.rank == 1 for o in report.outcomes)
+
+
+def test_a_detection_below_rank_one_still_counts():
+    # The generation copies suffix A, then repeats rare words of suffix B so
+    # that BM25 ranks B above A; B has no alignment with it, A does.
+    suffixes = _xsum_suffixes()
+    rare_b = [w for w in dict.fromkeys(analyze(suffixes[1])) if len(w) > 6][:6]
+    generation = suffixes[0] + " " + " ".join(rare_b * 8)
+    probes = [Probe("A", suffixes[0], "x"), Probe("B", suffixes[1], "y"), Probe("G", suffixes[2], generation)]
+    probes += [Probe(f"other-{i}", suffixes[i], "z") for i in range(3, 20)]
+    index = BM25Index()
+    index.add(range(len(probes)), [p.suffix for p in probes])
+    ranking = index.top_k([generation], k=10)[0]
+    assert ranking.index(1) < ranking.index(0)  # B above A, as intended
+    outcome = score_probes(probes).outcomes[2]
+    assert (outcome.category, outcome.matched_id, outcome.rank) == ("verbatim", "A", ranking.index(0) + 1)
+
+
+def test_the_best_ranked_detection_wins():
+    # The same training suffix under two ids (duplicated training data): both
+    # candidates are verbatim matches; the tie is ranked by the smaller index,
+    # and the probe counts once, for the rank-1 candidate.
+    suffixes = _xsum_suffixes()
+    probes = [Probe("dup-a", suffixes[5], "unrelated words here"), Probe("dup-b", suffixes[5], suffixes[5])]
+    probes += [Probe(f"other-{i}", suffixes[i], "z") for i in range(6, 20)]
+    report = score_probes(probes)
+    outcome = report.outcomes[1]
+    assert (outcome.category, outcome.matched_id, outcome.rank) == ("verbatim", "dup-a", 1)
+    assert report.total.value == pytest.approx(1 / len(probes))
+
+
+# --------------------------------------------------------------------------- summarize and bootstrap
+
+
+def outcomes_of(*categories: str) -> list[ProbeOutcome]:
+    return [ProbeOutcome(str(i), c) for i, c in enumerate(categories)]
+
+
+def test_bootstrap_is_deterministic_with_a_seed():
+    a = bootstrap_rates([3, 2, 1], 20, seed=7)
+    b = bootstrap_rates([3, 2, 1], 20, seed=7)
+    c = bootstrap_rates([3, 2, 1], 20, seed=8)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert not np.array_equal(a[1], c[1])
+
+
+def test_bootstrap_shapes_and_totals():
+    per_category, totals = bootstrap_rates([3, 2, 1], 20, n_resamples=500)
+    assert per_category.shape == (500, 3) and totals.shape == (500,)
+    assert np.allclose(per_category.sum(axis=1), totals)
+    # A resample's categories are disjoint shares of the same n probes.
+    assert per_category.min() >= 0 and totals.max() <= 1
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_bootstrap_mean_is_close_to_the_observed_rate(seed):
+    # Totals are Binomial(n, p) / n with p = 30 / 100: their mean over R
+    # resamples has standard deviation sqrt(p (1 - p) / n / R) ~ 0.0014, so
+    # 0.01 is about 7 standard deviations.
+    counts, n = [15, 10, 5], 100
+    per_category, totals = bootstrap_rates(counts, n, n_resamples=1000, seed=seed)
+    assert totals.mean() == pytest.approx(sum(counts) / n, abs=0.01)
+    assert per_category.mean(axis=0) == pytest.approx([c / n for c in counts], abs=0.01)
+
+
+def test_no_memorization_gives_zero_intervals():
+    total, rates = summarize(outcomes_of(*["none"] * 25))
+    assert (total.value, total.low, total.high) == (0.0, 0.0, 0.0)
+    assert all((r.value, r.low, r.high) == (0.0, 0.0, 0.0) for r in rates.values())
+
+
+def test_all_memorized_gives_unit_interval():
+    total, rates = summarize(outcomes_of(*["verbatim"] * 25))
+    assert (total.value, total.low, total.high) == (1.0, 1.0, 1.0)
+    assert (rates["verbatim"].low, rates["verbatim"].high) == (1.0, 1.0)
+    assert (rates["idea"].value, rates["idea"].high) == (0.0, 0.0)
+
+
+def test_all_memorized_in_mixed_categories_has_a_fixed_total():
+    # Resampling moves probes between categories but every resample is fully memorized.
+    total, rates = summarize(outcomes_of(*["verbatim", "idea", "paraphrase"] * 10))
+    assert (total.value, total.low, total.high) == (1.0, 1.0, 1.0)
+    assert rates["idea"].low < rates["idea"].value < rates["idea"].high
+
+
+def test_summarize_of_no_probes_is_zero():
+    total, rates = summarize([])
+    assert (total.value, total.low, total.high) == (0.0, 0.0, 0.0)
+    assert set(rates) == set(CATEGORIES)
+
+
+# --------------------------------------------------------------------------- case_records
+
+
+def _hand_made_case():
+    """Probe "b" generates a lead-in then a copy of part of probe "a"'s suffix."""
+    suffix_a = "Alpha beta gamma. The quick brown fox jumps over the lazy dog. Delta epsilon."
+    copied = "The quick brown fox jumps over the lazy dog."
+    generation_b = "Some lead-in words. " + copied + " More words."
+    probes = [
+        Probe("a", suffix_a, "unrelated generation"),
+        Probe("b", "a suffix of b that is not copied", generation_b),
+        Probe("c", "another suffix", "another generation"),
+    ]
+    s0, g0 = suffix_a.index(copied), generation_b.index(copied)
+    detection = Detection(s0, s0 + len(copied), g0, g0 + len(copied))
+    outcomes = [
+        ProbeOutcome("a", "none"),
+        ProbeOutcome("b", "verbatim", "a", 2, Alignment("verbatim", (detection,))),
+        ProbeOutcome("c", "none"),
+    ]
+    return probes, outcomes, copied
+
+
+def test_case_records_slice_the_matched_suffix():
+    probes, outcomes, copied = _hand_made_case()
+    records = case_records(probes, outcomes)
+    assert len(records) == 1
+    (rec,) = records
+    assert (rec["id"], rec["matched_id"], rec["rank"], rec["category"]) == ("b", "a", 2, "verbatim")
+    (span,) = rec["spans"]
+    # The suffix text comes from the matched probe "a", not from probe "b" itself.
+    assert span["suffix_text"] == probes[0].suffix[span["suffix_start"] : span["suffix_end"]] == copied
+    assert span["generation_text"] == probes[1].generation[span["generation_start"] : span["generation_end"]] == copied
+
+
+def test_redacted_case_records_hold_only_hashes():
+    probes, outcomes, copied = _hand_made_case()
+    (rec,) = case_records(probes, outcomes, redact=True)
+    (span,) = rec["spans"]
+    assert "suffix_text" not in span and "generation_text" not in span
+    expected = hashlib.sha256(probes[0].suffix[span["suffix_start"] : span["suffix_end"]].encode("utf-8")).hexdigest()
+    assert span["suffix_sha256"] == expected == hashlib.sha256(copied.encode()).hexdigest()
+    expected = hashlib.sha256(probes[1].generation[span["generation_start"] : span["generation_end"]].encode("utf-8"))
+    assert span["generation_sha256"] == expected.hexdigest()
+    assert "quick brown" not in json.dumps(rec)
+
+
+def test_case_records_of_real_run(report, real_probes):
+    records = case_records(real_probes, report.outcomes)
+    memorized = [o for o in report.outcomes if o.category != "none"]
+    assert [r["id"] for r in records] == [o.probe_id for o in memorized]
+    suffix_of = {p.id: p.suffix for p in real_probes}
+    generation_of = {p.id: p.generation for p in real_probes}
+    for rec in records:
+        assert rec["spans"]
+        for span in rec["spans"]:
+            assert span["suffix_text"] == suffix_of[rec["matched_id"]][span["suffix_start"] : span["suffix_end"]]
+            assert span["generation_text"] == generation_of[rec["id"]][span["generation_start"] : span["generation_end"]]
+    redacted = case_records(real_probes, report.outcomes, redact=True)
+    for plain, hashed in zip(records, redacted):
+        for p, h in zip(plain["spans"], hashed["spans"]):
+            assert h["suffix_sha256"] == hashlib.sha256(p["suffix_text"].encode("utf-8")).hexdigest()
+            assert h["generation_sha256"] == hashlib.sha256(p["generation_text"].encode("utf-8")).hexdigest()
