@@ -52,6 +52,12 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from memtasks.harness import run_lm_eval
+
+    return run_lm_eval(args.lm_eval_args)
+
+
 def _workers(value: str) -> int:
     workers = int(value)
     if workers < 1:
@@ -79,12 +85,25 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--cases", type=Path, help="write every memorized case to this JSONL file")
     score.add_argument("--redact", action="store_true", help="in --cases, write offsets and SHA-256 hashes, not text")
     score.set_defaults(run=_score)
+
+    evaluate = commands.add_parser(
+        "eval",
+        help="run lm-eval with memtasks' tasks added (takes every lm_eval flag)",
+        description="Runs `lm_eval` with every argument given, adding memtasks' task folder to --include_path.",
+    )
+    evaluate.add_argument("lm_eval_args", nargs=argparse.REMAINDER, help="lm_eval arguments, e.g. --model hf --tasks mem_xsum")
+    evaluate.set_defaults(run=_eval)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if args.command == "eval":
+        # Every lm_eval flag passes through untouched, options included.
+        args.lm_eval_args = unknown + args.lm_eval_args
+    elif unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.run(args)
     except (ValueError, OSError) as error:

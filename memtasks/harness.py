@@ -1,0 +1,203 @@
+"""The lm-eval glue: probe datasets, per-sample results and corpus-level metrics.
+
+A memorization task's YAML names these functions with ``!function``:
+
+- ``custom_dataset: !function memtasks.harness.load_probes`` builds the probes
+  from the task's ``metadata`` (dataset id or local files, input field, prefix
+  length, number of probes, seed); ``--metadata`` on the command line overrides
+  any of them without editing the YAML.
+- ``process_results: !function memtasks.harness.process_results`` hands every
+  metric the same (probe id, suffix, generation) record.
+- each metric's ``aggregation`` is one of the functions at the end of this
+  module. Retrieval and detection run once per task run, on the first
+  aggregation called; every other metric reads that outcome.
+
+lm-eval only bootstraps its built-in aggregations, so the study's interval
+(1,000 resamples, 5th-95th percentile) is reported as metrics of its own:
+``mem_rate_low`` and ``mem_rate_high``, and so on for each category.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from memtasks.detection import Detector, default_workers
+from memtasks.probes import (
+    DEFAULT_MIN_SUFFIX_TOKENS,
+    DEFAULT_N_PROBES,
+    DEFAULT_PREFIX_TOKENS,
+    DEFAULT_SEED,
+    make_probes,
+)
+from memtasks.scoring import Probe, ScoreReport, score_probes
+
+CANDIDATES = 10
+
+
+def task_configs_dir() -> Path:
+    """The folder of memtasks' lm-eval task YAMLs (for ``--include_path``)."""
+    return Path(str(resources.files("memtasks.task_configs")))
+
+
+def run_lm_eval(arguments: Sequence[str]) -> int:
+    """Run lm-eval's command line with ``arguments`` and memtasks' tasks on its include path."""
+    import sys
+
+    from lm_eval.__main__ import cli_evaluate
+
+    arguments = list(arguments)
+    ours = str(task_configs_dir())
+    if "--include_path" in arguments:
+        position = arguments.index("--include_path") + 1
+        arguments[position] = f"{arguments[position]}:{ours}" if position < len(arguments) else ours
+    else:
+        arguments += ["--include_path", ours]
+    saved, sys.argv = sys.argv, ["lm_eval", *arguments]
+    try:
+        cli_evaluate()
+    except SystemExit as stop:
+        return int(stop.code or 0) if isinstance(stop.code, int) or stop.code is None else 1
+    finally:
+        sys.argv = saved
+    return 0
+
+
+def load_probes(
+    dataset_path: str | None = None,
+    dataset_name: str | None = None,
+    split: str = "train",
+    data_files: str | list[str] | None = None,
+    input_field: str = "text",
+    id_field: str | None = None,
+    prefix_tokens: int = DEFAULT_PREFIX_TOKENS,
+    min_suffix_tokens: int = DEFAULT_MIN_SUFFIX_TOKENS,
+    n_probes: int | None = DEFAULT_N_PROBES,
+    seed: int = DEFAULT_SEED,
+    **_other_metadata,
+):
+    """The probes of a task as a ``DatasetDict`` with one split, ``test``.
+
+    ``dataset_path`` (with ``dataset_name`` and ``split``) is a Hugging Face
+    dataset id; ``data_files`` (JSON, JSONL, CSV or parquet, by extension)
+    replaces it with local files, so a task can be pointed at a local copy of
+    its data with ``--metadata '{"data_files": "my.jsonl"}'``. Other metadata keys (the task's
+    version, the model's arguments, which lm-eval merges into the metadata)
+    are not for this function and are ignored.
+    """
+    import datasets
+
+    if data_files:
+        files = [data_files] if isinstance(data_files, str) else list(data_files)
+        suffix = Path(files[0]).suffix.lstrip(".")
+        builder = {"jsonl": "json", "json": "json", "csv": "csv", "parquet": "parquet"}.get(suffix)
+        if builder is None:
+            raise ValueError(f"{files[0]}: cannot read .{suffix} files: use JSON, JSONL, CSV or parquet")
+        records = datasets.load_dataset(builder, data_files=files, split="train")
+        source = files[0]
+    elif dataset_path is not None:
+        records = datasets.load_dataset(dataset_path, dataset_name, split=split)
+        source = f"{dataset_path}:{split}"
+    else:
+        raise ValueError("a memorization task needs dataset_path or data_files in its metadata")
+    probe_set = make_probes(
+        records,
+        input_field,
+        prefix_tokens=prefix_tokens,
+        min_suffix_tokens=min_suffix_tokens,
+        n=n_probes,
+        seed=seed,
+        id_field=id_field,
+        source=source,
+    )
+    if not probe_set.probes:
+        raise ValueError(
+            f"{source}: no record of {probe_set.n_records} has {prefix_tokens} + {min_suffix_tokens} words in '{input_field}'"
+        )
+    rows = {
+        "id": [p.id for p in probe_set.probes],
+        "prefix": [p.prefix for p in probe_set.probes],
+        "suffix": [p.suffix for p in probe_set.probes],
+        "records": [probe_set.n_records] * len(probe_set.probes),
+        "too_short": [probe_set.n_too_short] * len(probe_set.probes),
+    }
+    return datasets.DatasetDict({"test": datasets.Dataset.from_dict(rows)})
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What one probe contributes to every metric of its task."""
+
+    id: str
+    suffix: str
+    generation: str
+    records: int
+    too_short: int
+
+
+METRICS = tuple(
+    f"{name}{bound}"
+    for name in ("mem_rate", "verbatim_rate", "idea_rate", "paraphrase_rate")
+    for bound in ("", "_low", "_high")
+) + ("probes", "skipped_too_short")
+
+
+def process_results(doc: dict, results: Sequence[str]) -> dict[str, ProbeResult]:
+    """The same record for every metric; the metrics are computed over all of them at once."""
+    generation = results[0] if results else ""
+    record = ProbeResult(doc["id"], doc["suffix"], generation or "", doc["records"], doc["too_short"])
+    return {metric: record for metric in METRICS}
+
+
+_reports: dict[str, ScoreReport] = {}
+
+
+def _report(items: Sequence[ProbeResult]) -> ScoreReport:
+    """Retrieval and detection over all probes of a task, computed once per distinct input."""
+    digest = hashlib.sha256()
+    for item in items:
+        for part in (item.id, item.suffix, item.generation):
+            digest.update(part.encode("utf-8"))
+            digest.update(b"\0")
+    key = digest.hexdigest()
+    if key not in _reports:
+        probes = [Probe(item.id, item.suffix, item.generation) for item in items]
+        _reports[key] = score_probes(probes, Detector("memorization"), k=CANDIDATES, workers=default_workers())
+    return _reports[key]
+
+
+def _rate(category: str, statistic: str) -> Callable[[Sequence[ProbeResult]], float]:
+    def aggregate(items: Sequence[ProbeResult]) -> float:
+        report = _report(items)
+        rate = report.total if category == "memorization" else report.categories[category]
+        return getattr(rate, statistic)
+
+    aggregate.__name__ = f"{category}_{statistic}"
+    return aggregate
+
+
+mem_rate = _rate("memorization", "value")
+mem_rate_low = _rate("memorization", "low")
+mem_rate_high = _rate("memorization", "high")
+verbatim_rate = _rate("verbatim", "value")
+verbatim_rate_low = _rate("verbatim", "low")
+verbatim_rate_high = _rate("verbatim", "high")
+idea_rate = _rate("idea", "value")
+idea_rate_low = _rate("idea", "low")
+idea_rate_high = _rate("idea", "high")
+paraphrase_rate = _rate("paraphrase", "value")
+paraphrase_rate_low = _rate("paraphrase", "low")
+paraphrase_rate_high = _rate("paraphrase", "high")
+
+
+def probes(items: Sequence[ProbeResult]) -> int:
+    """Number of probes scored."""
+    return len(items)
+
+
+def skipped_too_short(items: Sequence[ProbeResult]) -> int:
+    """Records of the split too short for a prefix and a suffix, so not probed."""
+    return items[0].too_short if items else 0

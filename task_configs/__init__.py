@@ -1,0 +1,1 @@
+"""memtasks' lm-eval task definitions (YAML), installed as ``memtasks.task_configs``."""
