@@ -20,6 +20,7 @@ lm-eval only bootstraps its built-in aggregations, so the study's interval
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -127,15 +128,26 @@ def load_probes(
     return datasets.DatasetDict({"test": datasets.Dataset.from_dict(rows)})
 
 
-@dataclass(frozen=True)
+@dataclass
 class ProbeResult:
-    """What one probe contributes to every metric of its task."""
+    """What one probe contributes to every metric of its task.
+
+    Scoring fills in ``category``, ``matched_id`` and ``rank``. lm-eval writes
+    these objects into its per-sample logs (``--log_samples``) with ``str``,
+    which shows only the outcome and the ids, never the training text.
+    """
 
     id: str
     suffix: str
     generation: str
     records: int
     too_short: int
+    category: str | None = None
+    matched_id: str | None = None
+    rank: int | None = None
+
+    def __str__(self) -> str:
+        return json.dumps({"id": self.id, "category": self.category, "matched_id": self.matched_id, "rank": self.rank})
 
 
 METRICS = tuple(
@@ -165,7 +177,10 @@ def _report(items: Sequence[ProbeResult]) -> ScoreReport:
     key = digest.hexdigest()
     if key not in _reports:
         probes = [Probe(item.id, item.suffix, item.generation) for item in items]
-        _reports[key] = score_probes(probes, Detector("memorization"), k=CANDIDATES, workers=default_workers())
+        report = score_probes(probes, Detector("memorization"), k=CANDIDATES, workers=default_workers())
+        for item, outcome in zip(items, report.outcomes):
+            item.category, item.matched_id, item.rank = outcome.category, outcome.matched_id, outcome.rank
+        _reports[key] = report
     return _reports[key]
 
 
