@@ -29,7 +29,14 @@ def _score(args: argparse.Namespace) -> int:
     from memtasks.scoring import case_records, read_probes, score_probes
 
     probes = read_probes(args.input)
-    report = score_probes(probes, Detector(args.preset), k=args.k, workers=args.workers, progress=not args.json)
+    classifier = None
+    if args.paraphrase_model:
+        from memtasks.paraphrase import ParaphraseClassifier
+
+        classifier = ParaphraseClassifier(args.paraphrase_model)
+    report = score_probes(
+        probes, Detector(args.preset), k=args.k, workers=args.workers, progress=not args.json, paraphrase_classifier=classifier
+    )
     if args.cases:
         with open(args.cases, "w", encoding="utf-8") as handle:
             for record in case_records(probes, report.outcomes, redact=args.redact):
@@ -55,7 +62,14 @@ def _score(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from memtasks.harness import run_lm_eval
 
-    return run_lm_eval(args.lm_eval_args)
+    return run_lm_eval(args.lm_eval_args, redact=args.redact)
+
+
+def _task_path(args: argparse.Namespace) -> int:
+    from memtasks.harness import task_configs_dir
+
+    print(task_configs_dir())
+    return 0
 
 
 def _workers(value: str) -> int:
@@ -84,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--json", action="store_true", help="print one JSON object")
     score.add_argument("--cases", type=Path, help="write every memorized case to this JSONL file")
     score.add_argument("--redact", action="store_true", help="in --cases, write offsets and SHA-256 hashes, not text")
+    score.add_argument(
+        "--paraphrase-model",
+        help="sequence-pair classifier (Hugging Face id or path) that splits paraphrases into high and low confidence",
+    )
     score.set_defaults(run=_score)
 
     evaluate = commands.add_parser(
@@ -91,8 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="run lm-eval with memtasks' tasks added (takes every lm_eval flag)",
         description="Runs `lm_eval` with every argument given, adding memtasks' task folder to --include_path.",
     )
+    evaluate.add_argument("--redact", action="store_true", help="keep training text and generations out of --log_samples files")
     evaluate.add_argument("lm_eval_args", nargs=argparse.REMAINDER, help="lm_eval arguments, e.g. --model hf --tasks mem_xsum")
     evaluate.set_defaults(run=_eval)
+
+    task_path = commands.add_parser("task-path", help="print the folder of memtasks' task YAMLs (for lm_eval --include_path)")
+    task_path.set_defaults(run=_task_path)
     return parser
 
 

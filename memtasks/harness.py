@@ -23,6 +23,7 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from memtasks.probes import (
     DEFAULT_SEED,
     make_probes,
 )
+from memtasks.paraphrase import HIGH, LOW, ParaphraseClassifier
 from memtasks.scoring import Probe, ScoreReport, score_probes
 
 CANDIDATES = 10
@@ -44,13 +46,53 @@ def task_configs_dir() -> Path:
     return Path(str(resources.files("memtasks.task_configs")))
 
 
-def run_lm_eval(arguments: Sequence[str]) -> int:
-    """Run lm-eval's command line with ``arguments`` and memtasks' tasks on its include path."""
+def _digest(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _redact_value(value):
+    if isinstance(value, str):
+        return _digest(value)
+    if isinstance(value, list):
+        return [_redact_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _redact_value(v) for k, v in value.items()}
+    return value
+
+
+def redact_samples(path: Path) -> None:
+    """Replace every training and generated text of an lm-eval samples file by its SHA-256.
+
+    What stays: ids, metric values (category, matched suffix id, rank), hashes,
+    so cases can still be counted and matched across runs.
+    """
+    lines = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        sample = json.loads(line)
+        doc = sample.get("doc", {})
+        for field in ("prefix", "suffix"):
+            if isinstance(doc.get(field), str):
+                doc[field] = _digest(doc[field])
+        for field in ("target", "arguments", "resps", "filtered_resps"):
+            if field in sample:
+                sample[field] = _redact_value(sample[field])
+        lines.append(json.dumps(sample, ensure_ascii=False))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def run_lm_eval(arguments: Sequence[str], redact: bool = False) -> int:
+    """Run lm-eval's command line with ``arguments`` and memtasks' tasks on its include path.
+
+    With ``redact``, the per-sample logs this run writes (``--log_samples``)
+    keep hashes instead of training text and generations.
+    """
     import sys
+    import time
 
     from lm_eval.__main__ import cli_evaluate
 
     arguments = list(arguments)
+    started = time.time()
     ours = str(task_configs_dir())
     if "--include_path" in arguments:
         position = arguments.index("--include_path") + 1
@@ -64,6 +106,11 @@ def run_lm_eval(arguments: Sequence[str]) -> int:
         return int(stop.code or 0) if isinstance(stop.code, int) or stop.code is None else 1
     finally:
         sys.argv = saved
+        if redact and "--output_path" in arguments:
+            output = Path(arguments[arguments.index("--output_path") + 1])
+            for samples in output.rglob("samples_*.jsonl"):
+                if samples.stat().st_mtime >= started:
+                    redact_samples(samples)
     return 0
 
 
@@ -78,6 +125,7 @@ def load_probes(
     min_suffix_tokens: int = DEFAULT_MIN_SUFFIX_TOKENS,
     n_probes: int | None = DEFAULT_N_PROBES,
     seed: int = DEFAULT_SEED,
+    paraphrase_model: str | None = None,
     **_other_metadata,
 ):
     """The probes of a task as a ``DatasetDict`` with one split, ``test``.
@@ -87,7 +135,9 @@ def load_probes(
     replaces it with local files, so a task can be pointed at a local copy of
     its data with ``--metadata '{"data_files": "my.jsonl"}'``. Other metadata keys (the task's
     version, the model's arguments, which lm-eval merges into the metadata)
-    are not for this function and are ignored.
+    are not for this function and are ignored. ``paraphrase_model`` (a
+    sequence-pair classifier) travels with every probe to the metrics, which
+    then split paraphrases into high and low confidence.
     """
     import datasets
 
@@ -124,6 +174,7 @@ def load_probes(
         "suffix": [p.suffix for p in probe_set.probes],
         "records": [probe_set.n_records] * len(probe_set.probes),
         "too_short": [probe_set.n_too_short] * len(probe_set.probes),
+        "paraphrase_model": [paraphrase_model or ""] * len(probe_set.probes),
     }
     return datasets.DatasetDict({"test": datasets.Dataset.from_dict(rows)})
 
@@ -142,6 +193,7 @@ class ProbeResult:
     generation: str
     records: int
     too_short: int
+    paraphrase_model: str = ""
     category: str | None = None
     matched_id: str | None = None
     rank: int | None = None
@@ -152,7 +204,7 @@ class ProbeResult:
 
 METRICS = tuple(
     f"{name}{bound}"
-    for name in ("mem_rate", "verbatim_rate", "idea_rate", "paraphrase_rate")
+    for name in ("mem_rate", "verbatim_rate", "idea_rate", "paraphrase_rate", "paraphrase_high_rate", "paraphrase_low_rate")
     for bound in ("", "_low", "_high")
 ) + ("probes", "skipped_too_short")
 
@@ -160,7 +212,9 @@ METRICS = tuple(
 def process_results(doc: dict, results: Sequence[str]) -> dict[str, ProbeResult]:
     """The same record for every metric; the metrics are computed over all of them at once."""
     generation = results[0] if results else ""
-    record = ProbeResult(doc["id"], doc["suffix"], generation or "", doc["records"], doc["too_short"])
+    record = ProbeResult(
+        doc["id"], doc["suffix"], generation or "", doc["records"], doc["too_short"], doc.get("paraphrase_model", "")
+    )
     return {metric: record for metric in METRICS}
 
 
@@ -177,18 +231,34 @@ def _report(items: Sequence[ProbeResult]) -> ScoreReport:
     key = digest.hexdigest()
     if key not in _reports:
         probes = [Probe(item.id, item.suffix, item.generation) for item in items]
-        report = score_probes(probes, Detector("memorization"), k=CANDIDATES, workers=default_workers())
+        model = items[0].paraphrase_model if items else ""
+        report = score_probes(
+            probes,
+            Detector("memorization"),
+            k=CANDIDATES,
+            workers=default_workers(),
+            paraphrase_classifier=_classifier(model) if model else None,
+        )
         for item, outcome in zip(items, report.outcomes):
             item.category, item.matched_id, item.rank = outcome.category, outcome.matched_id, outcome.rank
         _reports[key] = report
     return _reports[key]
 
 
+@lru_cache(maxsize=2)
+def _classifier(model: str) -> ParaphraseClassifier:
+    return ParaphraseClassifier(model)
+
+
 def _rate(category: str, statistic: str) -> Callable[[Sequence[ProbeResult]], float]:
     def aggregate(items: Sequence[ProbeResult]) -> float:
         report = _report(items)
-        rate = report.total if category == "memorization" else report.categories[category]
-        return getattr(rate, statistic)
+        if category == "memorization":
+            return getattr(report.total, statistic)
+        if category not in report.categories:
+            # Confidence needs a paraphrase classifier; without one it is unscored, not guessed.
+            return float("nan")
+        return getattr(report.categories[category], statistic)
 
     aggregate.__name__ = f"{category}_{statistic}"
     return aggregate
@@ -206,6 +276,12 @@ idea_rate_high = _rate("idea", "high")
 paraphrase_rate = _rate("paraphrase", "value")
 paraphrase_rate_low = _rate("paraphrase", "low")
 paraphrase_rate_high = _rate("paraphrase", "high")
+paraphrase_high_rate = _rate(HIGH, "value")
+paraphrase_high_rate_low = _rate(HIGH, "low")
+paraphrase_high_rate_high = _rate(HIGH, "high")
+paraphrase_low_rate = _rate(LOW, "value")
+paraphrase_low_rate_low = _rate(LOW, "low")
+paraphrase_low_rate_high = _rate(LOW, "high")
 
 
 def probes(items: Sequence[ProbeResult]) -> int:

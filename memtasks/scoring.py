@@ -12,12 +12,13 @@ import hashlib
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from memtasks.detection import CATEGORIES, NO_ALIGNMENT, Alignment, Detector
+from memtasks.paraphrase import HIGH, LOW, ParaphraseClassifier, case_spans
 from memtasks.retrieval import BM25Index
 
 # A generation is a model's continuation of a prefix; one this long is not, and
@@ -230,17 +231,44 @@ def classify_probes(
     return outcomes, timings
 
 
+def grade_paraphrases(
+    probes: Sequence[Probe], outcomes: list[ProbeOutcome], classifier: ParaphraseClassifier
+) -> list[ProbeOutcome]:
+    """Outcomes with each paraphrase split into high and low confidence (spec section 7)."""
+    suffix_of = {p.id: p.suffix for p in probes}
+    paraphrased = [i for i, o in enumerate(outcomes) if o.category == "paraphrase"]
+    cases = [
+        case_spans(suffix_of[outcomes[i].matched_id], probes[i].generation, outcomes[i].alignment.detections)
+        for i in paraphrased
+    ]
+    graded = list(outcomes)
+    for i, confidence in zip(paraphrased, classifier.confidence(cases)):
+        graded[i] = replace(outcomes[i], category=confidence)
+    return graded
+
+
 def score_probes(
     probes: Sequence[Probe],
     detector: Detector | None = None,
     k: int = 10,
     workers: int = 1,
     progress: bool = False,
+    paraphrase_classifier: ParaphraseClassifier | None = None,
 ) -> ScoreReport:
-    """Memorization rates of a model's generations against its training suffixes."""
+    """Memorization rates of a model's generations against its training suffixes.
+
+    Without ``paraphrase_classifier`` paraphrases are one category and the
+    report says their confidence was not scored; with one, ``paraphrase_high``
+    and ``paraphrase_low`` are reported too (they add up to ``paraphrase``).
+    """
     detector = detector or Detector("memorization")
     outcomes, timings = classify_probes(probes, detector, k=k, workers=workers, progress=progress)
     total, categories = summarize(outcomes)
+    notes: tuple[str, ...] = (PARAPHRASE_NOTE,)
+    if paraphrase_classifier is not None:
+        outcomes = grade_paraphrases(probes, outcomes, paraphrase_classifier)
+        categories.update(summarize(outcomes, (HIGH, LOW))[1])
+        notes = (f"paraphrase confidence from {paraphrase_classifier.name}",)
     return ScoreReport(
         n=len(probes),
         total=total,
@@ -251,6 +279,7 @@ def score_probes(
         detection_seconds=timings["detection_seconds"],
         config=detector.config.to_dict(),
         k=k,
+        notes=notes,
     )
 
 

@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 import yaml
@@ -24,7 +25,7 @@ def test_load_probes_from_a_local_file(local_file):
     dataset = load_probes(dataset_path="EdinburghNLP/xsum", data_files=str(local_file), input_field="document", n_probes=5, version=1.0)
     test = dataset["test"]
     assert len(test) == 5
-    assert set(test.column_names) == {"id", "prefix", "suffix", "records", "too_short"}
+    assert set(test.column_names) == {"id", "prefix", "suffix", "records", "too_short", "paraphrase_model"}
     assert test[0]["records"] == 13 and test[0]["too_short"] == 1
     assert len(test[0]["prefix"].split()) == 50
 
@@ -63,6 +64,8 @@ def test_metrics_are_computed_once_and_agree(monkeypatch):
     assert values["mem_rate"] == pytest.approx(values["verbatim_rate"] + values["idea_rate"] + values["paraphrase_rate"])
     for name in ("mem_rate", "verbatim_rate", "idea_rate", "paraphrase_rate"):
         assert values[f"{name}_low"] <= values[name] <= values[f"{name}_high"]
+    # Without a paraphrase classifier, confidence is unscored rather than guessed.
+    assert all(math.isnan(values[m]) for m in METRICS if m.startswith(("paraphrase_high", "paraphrase_low")))
     logged = json.loads(str(per_doc[0]["mem_rate"]))
     assert logged == {"id": "0", "category": "verbatim", "matched_id": "0", "rank": 1}
     assert "Sentence" not in str(per_doc[0]["mem_rate"])
