@@ -65,6 +65,18 @@ def _eval(args: argparse.Namespace) -> int:
     return run_lm_eval(args.lm_eval_args, redact=args.redact)
 
 
+def _tiny_models(args: argparse.Namespace) -> int:
+    from memtasks.probes import read_texts
+    from memtasks.tiny import build_tiny_model, train_tokenizer
+
+    texts = read_texts(args.text, args.field)
+    tokenizer = train_tokenizer(texts, vocab_size=args.vocab_size)
+    for kind in ("decoder", "seq2seq"):
+        path = build_tiny_model(kind, tokenizer, args.out_dir / f"tiny-{kind}")
+        print(f"{kind}: {path}")
+    return 0
+
+
 def _task_path(args: argparse.Namespace) -> int:
     from memtasks.harness import task_configs_dir
 
@@ -112,6 +124,16 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--redact", action="store_true", help="keep training text and generations out of --log_samples files")
     evaluate.add_argument("lm_eval_args", nargs=argparse.REMAINDER, help="lm_eval arguments, e.g. --model hf --tasks mem_xsum")
     evaluate.set_defaults(run=_eval)
+
+    tiny = commands.add_parser(
+        "tiny-models",
+        help="build a tiny decoder-only and a tiny encoder-decoder model with a tokenizer trained on local text",
+    )
+    tiny.add_argument("out_dir", type=Path)
+    tiny.add_argument("--text", type=Path, required=True, help="JSONL (with --field) or plain text to train the tokenizer on")
+    tiny.add_argument("--field", default="text", help="JSONL field holding the text (default: text)")
+    tiny.add_argument("--vocab-size", type=int, default=2000)
+    tiny.set_defaults(run=_tiny_models)
 
     task_path = commands.add_parser("task-path", help="print the folder of memtasks' task YAMLs (for lm_eval --include_path)")
     task_path.set_defaults(run=_task_path)

@@ -10,8 +10,10 @@ probed with the same prefixes, and prefix + suffix is exactly the original text
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,3 +119,23 @@ def make_probes(
         picked = np.sort(np.random.default_rng(seed).choice(len(eligible), size=n, replace=False))
         chosen = [eligible[i] for i in picked]
     return ProbeSet(chosen, n_records, too_short, len(eligible))
+
+
+def read_texts(path: str | Path, field: str = "text") -> list[str]:
+    """Texts of a JSONL file's ``field`` (``.jsonl``/``.json``) or the lines of a plain text file."""
+    path = Path(path)
+    lines = path.read_text(encoding="utf-8").split("\n")
+    if path.suffix not in (".jsonl", ".json"):
+        return [line for line in lines if line.strip()]
+    texts = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            value = _field(json.loads(line), field)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}:{number}: invalid JSON ({error.msg})") from None
+        if not isinstance(value, str):
+            raise ValueError(f"{path}:{number}: field '{field}' is missing or not text")
+        texts.append(value)
+    return texts
