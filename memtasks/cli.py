@@ -119,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser(
         "eval",
         help="run lm-eval with memtasks' tasks added (takes every lm_eval flag)",
-        description="Runs `lm_eval` with every argument given, adding memtasks' task folder to --include_path.",
+        description="Runs `lm_eval` with every argument given and memtasks' tasks available; "
+        "--include_path may list several folders separated by ':'.",
     )
     evaluate.add_argument("--redact", action="store_true", help="keep training text and generations out of --log_samples files")
     evaluate.add_argument("lm_eval_args", nargs=argparse.REMAINDER, help="lm_eval arguments, e.g. --model hf --tasks mem_xsum")

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -80,8 +82,49 @@ def redact_samples(path: Path) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+@contextmanager
+def _memtasks_lm_eval():
+    """lm-eval as ``memtasks eval`` runs it; everything is restored on exit.
+
+    - Every TaskManager also indexes memtasks' tasks: lm-eval 0.4.13 has no
+      plugin hook, and its command line takes a single ``--include_path``
+      folder where the task manager takes a list; a user's ``--include_path``
+      may list several folders separated by ``os.pathsep``.
+    - HFLM gives an encoder-decoder the same generation budget as a
+      decoder-only model: lm-eval passes ``max_length = input length +
+      max_gen_toks`` to ``generate()``, which for a seq2seq model bounds the
+      decoder output alone, so T5 could write hundreds of tokens where GPT-2
+      writes ``max_gen_toks``.
+    """
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks.manager import TaskManager
+
+    original = TaskManager.__init__
+    original_generate = HFLM._model_generate
+
+    def generate(self, context, max_length, stop, **generation_kwargs):
+        if self.backend == "seq2seq":
+            # The decoder output starts with the decoder-start token.
+            max_length = max_length - context.shape[1] + 1
+        return original_generate(self, context, max_length, stop, **generation_kwargs)
+
+    def init(self, verbosity=None, include_path=None, include_defaults=True, metadata=None):
+        if isinstance(include_path, (str, Path)):
+            include_path = [p for p in str(include_path).split(os.pathsep) if p]
+        paths = [*(include_path or []), str(task_configs_dir())]
+        original(self, verbosity=verbosity, include_path=paths, include_defaults=include_defaults, metadata=metadata)
+
+    TaskManager.__init__ = init
+    HFLM._model_generate = generate
+    try:
+        yield
+    finally:
+        TaskManager.__init__ = original
+        HFLM._model_generate = original_generate
+
+
 def run_lm_eval(arguments: Sequence[str], redact: bool = False) -> int:
-    """Run lm-eval's command line with ``arguments`` and memtasks' tasks on its include path.
+    """Run lm-eval's command line with ``arguments``, memtasks' tasks included.
 
     With ``redact``, the per-sample logs this run writes (``--log_samples``)
     keep hashes instead of training text and generations.
@@ -93,15 +136,10 @@ def run_lm_eval(arguments: Sequence[str], redact: bool = False) -> int:
 
     arguments = list(arguments)
     started = time.time()
-    ours = str(task_configs_dir())
-    if "--include_path" in arguments:
-        position = arguments.index("--include_path") + 1
-        arguments[position] = f"{arguments[position]}:{ours}" if position < len(arguments) else ours
-    else:
-        arguments += ["--include_path", ours]
     saved, sys.argv = sys.argv, ["lm_eval", *arguments]
     try:
-        cli_evaluate()
+        with _memtasks_lm_eval():
+            cli_evaluate()
     except SystemExit as stop:
         return int(stop.code or 0) if isinstance(stop.code, int) or stop.code is None else 1
     finally:
@@ -126,6 +164,7 @@ def load_probes(
     n_probes: int | None = DEFAULT_N_PROBES,
     seed: int = DEFAULT_SEED,
     paraphrase_model: str | None = None,
+    config_source: str | None = None,
     **_other_metadata,
 ):
     """The probes of a task as a ``DatasetDict`` with one split, ``test``.
@@ -137,7 +176,8 @@ def load_probes(
     version, the model's arguments, which lm-eval merges into the metadata)
     are not for this function and are ignored. ``paraphrase_model`` (a
     sequence-pair classifier) travels with every probe to the metrics, which
-    then split paraphrases into high and low confidence.
+    then split paraphrases into high and low confidence. ``config_source``,
+    the task's YAML path that lm-eval adds, names the task in error messages.
     """
     import datasets
 
@@ -154,6 +194,8 @@ def load_probes(
         source = f"{dataset_path}:{split}"
     else:
         raise ValueError("a memorization task needs dataset_path or data_files in its metadata")
+    if config_source and config_source.endswith(".yaml"):
+        source = f"task {Path(config_source).stem}, {source}"
     probe_set = make_probes(
         records,
         input_field,
