@@ -38,7 +38,7 @@ from memtasks.probes import (
     make_probes,
 )
 from memtasks.paraphrase import HIGH, LOW, ParaphraseClassifier
-from memtasks.scoring import Probe, ScoreReport, score_probes
+from memtasks.scoring import Probe, ScoreReport, score_probes, sha256_hex
 
 CANDIDATES = 10
 
@@ -49,7 +49,7 @@ def task_configs_dir() -> Path:
 
 
 def _digest(text: str) -> str:
-    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return "sha256:" + sha256_hex(text)
 
 
 def _redact_value(value):

@@ -283,7 +283,8 @@ def score_probes(
     )
 
 
-def _digest(text: str) -> str:
+def sha256_hex(text: str) -> str:
+    """SHA-256 of a text's UTF-8 bytes: what redacted outputs keep instead of the text."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -310,7 +311,7 @@ def case_records(probes: Sequence[Probe], outcomes: Sequence[ProbeOutcome], reda
             }
             suffix_part, generation_part = suffix[d.susp_start : d.susp_end], probe.generation[d.src_start : d.src_end]
             if redact:
-                span.update(suffix_sha256=_digest(suffix_part), generation_sha256=_digest(generation_part))
+                span.update(suffix_sha256=sha256_hex(suffix_part), generation_sha256=sha256_hex(generation_part))
             else:
                 span.update(suffix_text=suffix_part, generation_text=generation_part)
             spans.append(span)
