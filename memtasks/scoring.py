@@ -197,6 +197,50 @@ def summarize(outcomes: Sequence[ProbeOutcome], categories: Sequence[str] = CATE
     return _rate(sum(counts) / n if n else 0.0, total), rates
 
 
+def paired_difference(
+    before: Sequence[str],
+    after: Sequence[str],
+    categories: Sequence[str] = CATEGORIES,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> dict[str, Rate]:
+    """Change in memorization rates between two runs on the same probes, with paired intervals.
+
+    ``before[i]`` and ``after[i]`` are the categories (``"none"`` when not
+    memorized) of the same probe i under two models. The difference of a
+    category c is
+
+        d_c = (1/n) * sum_i ([after_i = c] - [before_i = c])
+
+    and "memorization" is the same with "any category". Resampling probes
+    (pairs) with replacement makes the counts of the joint outcomes
+    (before_i, after_i) multinomial, so the resamples are drawn from that
+    distribution; the interval is its 5th-95th percentile, as for one run.
+    """
+    if len(before) != len(after):
+        raise ValueError(f"paired runs must score the same probes: {len(before)} outcomes before, {len(after)} after")
+    n = len(before)
+    names = ("memorization", *categories)
+    if n == 0:
+        return {name: Rate(0.0, 0.0, 0.0) for name in names}
+    joint: dict[tuple[str, str], int] = {}
+    for pair in zip(before, after):
+        joint[pair] = joint.get(pair, 0) + 1
+    states = list(joint)
+    counts = np.array([joint[s] for s in states], dtype=np.int64)
+    # Each joint state's contribution to each difference: +1, 0 or -1.
+    effect = np.array(
+        [
+            [(a != "none") - (b != "none"), *((a == c) - (b == c) for c in categories)]
+            for b, a in states
+        ],
+        dtype=np.float64,
+    )
+    draws = np.random.default_rng(seed).multinomial(n, counts / n, size=n_resamples) / n
+    values, resamples = counts @ effect / n, draws @ effect
+    return {name: _rate(values[j], resamples[:, j]) for j, name in enumerate(names)}
+
+
 def classify_probes(
     probes: Sequence[Probe],
     detector: Detector,

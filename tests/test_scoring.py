@@ -17,6 +17,7 @@ from memtasks.scoring import (
     ProbeOutcome,
     bootstrap_rates,
     case_records,
+    paired_difference,
     read_probes,
     score_probes,
     summarize,
@@ -402,3 +403,39 @@ def test_case_records_of_real_run(report, real_probes):
         for p, h in zip(plain["spans"], hashed["spans"]):
             assert h["suffix_sha256"] == hashlib.sha256(p["suffix_text"].encode("utf-8")).hexdigest()
             assert h["generation_sha256"] == hashlib.sha256(p["generation_text"].encode("utf-8")).hexdigest()
+
+
+def test_paired_difference_is_the_change_in_rates_with_a_paired_interval():
+    before = ["none"] * 6 + ["verbatim"] * 2 + ["idea"] * 2
+    after = ["verbatim"] * 4 + ["none"] * 2 + ["verbatim"] * 2 + ["paraphrase"] * 2
+    diff = paired_difference(before, after)
+    assert diff["memorization"].value == pytest.approx(0.8 - 0.4)
+    assert diff["verbatim"].value == pytest.approx(0.6 - 0.2)
+    assert diff["idea"].value == pytest.approx(-0.2)
+    assert diff["paraphrase"].value == pytest.approx(0.2)
+    for rate in diff.values():
+        assert rate.low <= rate.value <= rate.high
+
+
+def test_paired_difference_of_identical_runs_has_a_zero_width_interval():
+    outcomes = ["none", "verbatim", "idea", "none", "paraphrase"] * 20
+    diff = paired_difference(outcomes, outcomes)
+    # Pairing removes the between-probe variance an unpaired interval would keep.
+    assert all((r.value, r.low, r.high) == (0.0, 0.0, 0.0) for r in diff.values())
+
+
+def test_paired_difference_interval_matches_resampling_probes():
+    rng = np.random.default_rng(0)
+    before = rng.choice(["none", "verbatim"], size=400, p=[0.8, 0.2])
+    after = np.where(rng.random(400) < 0.3, "verbatim", before)
+    diff = paired_difference(list(before), list(after))["memorization"]
+    index = rng.integers(0, 400, size=(2000, 400))
+    direct = ((after[index] != "none").mean(axis=1) - (before[index] != "none").mean(axis=1))
+    low, high = np.percentile(direct, [5, 95])
+    assert diff.low == pytest.approx(low, abs=0.01)
+    assert diff.high == pytest.approx(high, abs=0.01)
+
+
+def test_paired_difference_needs_the_same_probes():
+    with pytest.raises(ValueError, match="same probes"):
+        paired_difference(["none"], ["none", "idea"])
