@@ -26,7 +26,6 @@ from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 from memtasks.detection import Detector, default_workers
@@ -39,13 +38,9 @@ from memtasks.probes import (
 )
 from memtasks.paraphrase import HIGH, LOW, ParaphraseClassifier
 from memtasks.scoring import Probe, ScoreReport, score_probes, sha256_hex
+from memtasks.tasks import load_records, task_configs_dir
 
 CANDIDATES = 10
-
-
-def task_configs_dir() -> Path:
-    """The folder of memtasks' lm-eval task YAMLs (for ``--include_path``)."""
-    return Path(str(resources.files("memtasks.task_configs")))
 
 
 def _digest(text: str) -> str:
@@ -181,21 +176,10 @@ def load_probes(
     """
     import datasets
 
-    if data_files:
-        files = [data_files] if isinstance(data_files, str) else list(data_files)
-        suffix = Path(files[0]).suffix.lstrip(".")
-        builder = {"jsonl": "json", "json": "json", "csv": "csv", "parquet": "parquet"}.get(suffix)
-        if builder is None:
-            raise ValueError(f"{files[0]}: cannot read .{suffix} files: use JSON, JSONL, CSV or parquet")
-        records = datasets.load_dataset(builder, data_files=files, split="train")
-        source = files[0]
-    elif dataset_path is not None:
-        records = datasets.load_dataset(dataset_path, dataset_name, split=split)
-        source = f"{dataset_path}:{split}"
-    else:
-        raise ValueError("a memorization task needs dataset_path or data_files in its metadata")
-    if config_source and config_source.endswith(".yaml"):
-        source = f"task {Path(config_source).stem}, {source}"
+    where = f"task {Path(config_source).stem}" if config_source and config_source.endswith(".yaml") else "task"
+    records, source = load_records(dataset_path, dataset_name, split, data_files, where=where)
+    if where != "task":
+        source = f"{where}, {source}"
     probe_set = make_probes(
         records,
         input_field,

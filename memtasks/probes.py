@@ -55,14 +55,15 @@ def count_words(text: str) -> int:
     return len(_WORD.findall(text))
 
 
-_MISSING = object()
+def field_value(record: Mapping, path: str):
+    """The value at ``path`` in ``record``; dots reach into nested records ("translation.en").
 
-
-def _field(record: Mapping, path: str):
+    Raises KeyError(path) when a key on the way is missing.
+    """
     value = record
     for key in path.split("."):
         if not isinstance(value, Mapping) or key not in value:
-            return _MISSING
+            raise KeyError(path)
         value = value[key]
     return value
 
@@ -103,9 +104,10 @@ def make_probes(
     n_records = too_short = 0
     for index, record in enumerate(records):
         n_records += 1
-        text = _field(record, field)
-        if text is _MISSING:
-            raise ValueError(f"{source}: record {index}: field '{field}' is missing (fields: {', '.join(record)})")
+        try:
+            text = field_value(record, field)
+        except KeyError:
+            raise ValueError(f"{source}: record {index}: field '{field}' is missing (fields: {', '.join(record)})") from None
         if not isinstance(text, str):
             raise ValueError(f"{source}: record {index}: field '{field}' must be text, got {type(text).__name__}")
         cut = split_prefix(text, prefix_tokens)
@@ -132,9 +134,11 @@ def read_texts(path: str | Path, field: str = "text") -> list[str]:
         if not line.strip():
             continue
         try:
-            value = _field(json.loads(line), field)
+            value = field_value(json.loads(line), field)
         except json.JSONDecodeError as error:
             raise ValueError(f"{path}:{number}: invalid JSON ({error.msg})") from None
+        except KeyError:
+            value = None
         if not isinstance(value, str):
             raise ValueError(f"{path}:{number}: field '{field}' is missing or not text")
         texts.append(value)

@@ -1,0 +1,183 @@
+"""What a memorization task's YAML says, for the commands beside the harness.
+
+The probes, the fine-tuning recipe and the attention measures all read the same
+task definition: ``task_spec`` finds a task's YAML through lm-eval's task index
+(memtasks' folder plus any ``include_path``), ``load_records`` loads its split,
+and ``FineTuningFormat`` turns a record into the (source, target) pair the task
+is fine-tuned on, the study's "instruction + input -> output" format:
+
+    source = instruction + "\\n\\n" + input        (or the task's Jinja ``finetune_input``)
+    target = output, with integer or boolean labels named by ``output_labels``
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from memtasks.probes import field_value
+
+# Prefix-length and decoding variants of a dataset's task (mem_imdb_prefix10, mem_imdb_topk40, ...).
+_VARIANT = re.compile(r"_(prefix|topk|topp|temp)\d+$")
+LOCAL_FORMATS = {"jsonl": "json", "json": "json", "csv": "csv", "parquet": "parquet"}
+
+
+def task_configs_dir() -> Path:
+    """The folder of memtasks' lm-eval task YAMLs (for ``--include_path``)."""
+    return Path(str(resources.files("memtasks.task_configs")))
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task's name, YAML file and ``metadata`` (dataset, fields, fine-tuning format)."""
+
+    name: str
+    yaml_path: Path | None
+    metadata: Mapping[str, Any]
+    dataset_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """What ``load_probes`` receives: the metadata with ``dataset_kwargs`` on top, as lm-eval merges them."""
+        return {**self.metadata, **self.dataset_kwargs}
+
+    def where(self) -> str:
+        return f"task {self.name} ({self.yaml_path})" if self.yaml_path else f"task {self.name}"
+
+
+@lru_cache(maxsize=4)
+def _task_index(include_path: tuple[str, ...]) -> dict:
+    from lm_eval.tasks.manager import TaskManager
+
+    manager = TaskManager(include_path=[*include_path, str(task_configs_dir())], include_defaults=False)
+    return manager.task_index
+
+
+def task_spec(name: str, include_path: Sequence[str | Path] = ()) -> TaskSpec:
+    """The definition of task ``name`` from memtasks' task folder and ``include_path``."""
+    index = _task_index(tuple(str(p) for p in include_path))
+    entry = index.get(name)
+    if entry is None:
+        known = sorted(n for n, e in index.items() if n.startswith("mem_") and e.kind.name == "TASK" and not _VARIANT.search(n))
+        raise ValueError(f"unknown task '{name}' (memorization tasks: {', '.join(known)}, and their variants)")
+    if entry.kind.name != "TASK":
+        raise ValueError(f"'{name}' is a {entry.kind.name.lower()}, not a task: name its tasks one by one")
+    config = entry.cfg or {}
+    return TaskSpec(name, entry.yaml_path, dict(config.get("metadata") or {}), dict(config.get("dataset_kwargs") or {}))
+
+
+def load_records(
+    dataset_path: str | None = None,
+    dataset_name: str | None = None,
+    split: str = "train",
+    data_files: str | Sequence[str] | None = None,
+    where: str = "task",
+):
+    """A task's records as a ``datasets.Dataset``, with a description of where they came from.
+
+    ``data_files`` (JSON, JSONL, CSV or parquet, by extension) replaces the
+    Hugging Face dataset ``dataset_path``/``dataset_name``/``split``.
+    """
+    import datasets
+
+    if data_files:
+        files = [data_files] if isinstance(data_files, str) else list(data_files)
+        for file in files:
+            if not Path(file).is_file():
+                raise FileNotFoundError(f"{where}: data file {file} does not exist")
+        suffix = Path(files[0]).suffix.lstrip(".")
+        builder = LOCAL_FORMATS.get(suffix)
+        if builder is None:
+            raise ValueError(f"{files[0]}: cannot read .{suffix} files: use JSON, JSONL, CSV or parquet")
+        return datasets.load_dataset(builder, data_files=files, split="train"), files[0]
+    if dataset_path is None:
+        raise ValueError(f"{where}: needs dataset_path or data_files in its metadata")
+    return datasets.load_dataset(dataset_path, dataset_name, split=split), f"{dataset_path}:{split}"
+
+
+@dataclass(frozen=True)
+class FineTuningFormat:
+    """How a task's records become fine-tuning pairs (the study's Table 8 format).
+
+    ``input_template`` is Jinja over the record's fields plus ``instruction``
+    and ``input`` (the value of ``input_field``); list outputs (extractive QA
+    answers) train on their first item, or on ``empty_output`` when empty.
+    """
+
+    instruction: str
+    input_field: str
+    output_field: str
+    input_template: str = "{{ instruction }}\n\n{{ input }}"
+    output_labels: tuple[str, ...] | None = None
+    empty_output: str | None = None
+
+    @classmethod
+    def from_spec(cls, spec: TaskSpec) -> FineTuningFormat:
+        meta = spec.metadata
+        missing = [key for key in ("instruction", "input_field", "output_field") if not meta.get(key)]
+        if missing:
+            raise ValueError(
+                f"{spec.where()} has no fine-tuning fields: add {', '.join(missing)} to its metadata"
+            )
+        labels = meta.get("output_labels")
+        return cls(
+            instruction=str(meta["instruction"]),
+            input_field=str(meta["input_field"]),
+            output_field=str(meta["output_field"]),
+            input_template=str(meta.get("finetune_input") or cls.input_template),
+            output_labels=tuple(str(label) for label in labels) if labels else None,
+            empty_output=meta.get("empty_output"),
+        )
+
+    def source(self, record: Mapping[str, Any], where: str = "record") -> str:
+        text = self._field(record, self.input_field, where)
+        if not isinstance(text, str):
+            raise ValueError(f"{where}: field '{self.input_field}' must be text, got {type(text).__name__}")
+        return _template(self.input_template).render(**record, instruction=self.instruction, input=text)
+
+    def target(self, record: Mapping[str, Any], where: str = "record") -> str:
+        value = self._field(record, self.output_field, where)
+        if isinstance(value, (list, tuple)):
+            if not value:
+                if self.empty_output is None:
+                    raise ValueError(f"{where}: field '{self.output_field}' is an empty list and the task sets no empty_output")
+                return str(self.empty_output)
+            value = value[0]
+        if isinstance(value, bool) or isinstance(value, int):
+            if self.output_labels is None:
+                raise ValueError(f"{where}: field '{self.output_field}' is a label id ({value}): the task needs output_labels")
+            if not 0 <= int(value) < len(self.output_labels):
+                raise ValueError(f"{where}: field '{self.output_field}' = {value} has no name in output_labels {list(self.output_labels)}")
+            return self.output_labels[int(value)]
+        if not isinstance(value, str):
+            raise ValueError(f"{where}: field '{self.output_field}' must be text or a label, got {type(value).__name__}")
+        return value
+
+    def pairs(self, records, source: str) -> list[tuple[str, str]]:
+        """Every record's (source, target); a bad record raises naming ``source``, its index and the field."""
+        return [
+            (self.source(record, f"{source}: record {i}"), self.target(record, f"{source}: record {i}"))
+            for i, record in enumerate(records)
+        ]
+
+    @staticmethod
+    def _field(record: Mapping[str, Any], path: str, where: str):
+        try:
+            value = field_value(record, path)
+        except KeyError:
+            value = None
+        if value is None:
+            raise ValueError(f"{where}: field '{path}' is missing (fields: {', '.join(record)})")
+        return value
+
+
+@lru_cache(maxsize=32)
+def _template(text: str):
+    import jinja2
+
+    return jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False).from_string(text)
