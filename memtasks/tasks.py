@@ -158,6 +158,16 @@ class FineTuningFormat:
             raise ValueError(f"{where}: field '{self.output_field}' must be text or a label, got {type(value).__name__}")
         return value
 
+    def references(self, record: Mapping[str, Any]) -> tuple[str, ...]:
+        """Every acceptable output (all answers of a QA record), for quality checks."""
+        try:
+            value = field_value(record, self.output_field)
+        except KeyError:
+            return ()
+        if isinstance(value, (list, tuple)) and value:
+            return tuple(str(v) for v in value)
+        return (self.target(record),)
+
     def pairs(self, records, source: str) -> list[tuple[str, str]]:
         """Every record's (source, target); a bad record raises naming ``source``, its index and the field."""
         return [

@@ -1,0 +1,74 @@
+"""Fine-tuning examples of one task or a mixture of tasks, in the tasks' own format."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from memtasks.tasks import FineTuningFormat, TaskSpec, load_records
+
+MIXINGS = ("proportional", "equal")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One fine-tuning pair and the task it belongs to."""
+
+    task: str
+    source: str
+    target: str
+    references: tuple[str, ...] = ()
+
+
+def task_examples(
+    spec: TaskSpec,
+    split: str | None = None,
+    data_files: str | Sequence[str] | None = None,
+    limit: int | None = None,
+) -> list[Example]:
+    """A task's records as fine-tuning examples (the first ``limit`` of them when given).
+
+    ``split`` defaults to the task's training split; ``data_files`` replaces the
+    Hugging Face dataset with local files.
+    """
+    fmt = FineTuningFormat.from_spec(spec)
+    meta = spec.metadata
+    records, source = load_records(
+        meta.get("dataset_path"),
+        meta.get("dataset_name"),
+        split or meta.get("split", "train"),
+        data_files,
+        where=spec.where(),
+    )
+    if limit is not None:
+        records = records.select(range(min(limit, len(records))))
+    where = f"{spec.where()}, {source}"
+    return [
+        Example(spec.name, fmt.source(r, f"{where}: record {i}"), fmt.target(r, f"{where}: record {i}"), fmt.references(r))
+        for i, r in enumerate(records)
+    ]
+
+
+def mix(per_task: Mapping[str, list[Example]], mixing: str = "proportional", seed: int = 1234) -> list[Example]:
+    """One training set from several tasks.
+
+    ``proportional`` keeps every example, so each task weighs as much as its
+    size; ``equal`` draws (without replacement, seeded) as many examples from
+    each task as the smallest task has, so each task is 1/T of the mixture.
+    """
+    if mixing not in MIXINGS:
+        raise ValueError(f"mixing must be one of {', '.join(MIXINGS)}, not {mixing!r}")
+    empty = [task for task, examples in per_task.items() if not examples]
+    if empty:
+        raise ValueError(f"no training examples for {', '.join(empty)}")
+    if mixing == "proportional" or len(per_task) == 1:
+        return [example for examples in per_task.values() for example in examples]
+    size = min(len(examples) for examples in per_task.values())
+    rng = np.random.default_rng(seed)
+    mixed = []
+    for examples in per_task.values():
+        picked = np.sort(rng.choice(len(examples), size=size, replace=False))
+        mixed.extend(examples[i] for i in picked)
+    return mixed
