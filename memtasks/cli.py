@@ -84,6 +84,19 @@ def _task_path(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from memtasks.report import build_report
+
+    out = args.out if args.out is not None else args.results_dir / "report"
+    report = build_report(args.results_dir, out, args.format, progress=True)
+    for warning in report.warnings:
+        print(f"memtasks report: warning: {warning}", file=sys.stderr)
+    print(f"{len(report.runs)} runs, {len(report.tables)} tables, {len(report.figures)} figures")
+    for path in report.written:
+        print(path)
+    return 0
+
+
 def _workers(value: str) -> int:
     workers = int(value)
     if workers < 1:
@@ -138,6 +151,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     task_path = commands.add_parser("task-path", help="print the folder of memtasks' task YAMLs (for lm_eval --include_path)")
     task_path.set_defaults(run=_task_path)
+
+    report = commands.add_parser(
+        "report",
+        help="leaderboard tables and figures (Markdown, HTML, CSV) from a folder of results",
+        description="Reads every lm-eval results file (and attention results, study manifests) under RESULTS_DIR.",
+    )
+    report.add_argument("results_dir", type=Path)
+    report.add_argument("--out", type=Path, help="output folder (default: RESULTS_DIR/report); never read as input")
+    report.add_argument("--format", default="md,html,csv", help="comma-separated: md, html, csv (default: all)")
+    report.set_defaults(run=_report)
     return parser
 
 

@@ -1,0 +1,445 @@
+"""Reading a results folder: which runs exist, of which model, on which task, in which setting.
+
+Every ``*.json`` under the folder is read once. Three kinds are used:
+
+- lm-eval results files (``results_<timestamp>.json``, written by ``lm_eval``,
+  ``memtasks eval`` or a study): each memtasks task in them becomes a
+  :class:`Run`; a task is a memtasks task when it reports ``mem_rate`` with its
+  interval and ``probes``. Other tasks are skipped with a warning.
+- attention results (``{"memtasks": {"kind": "attention"}, "results": ...}``,
+  written by ``memtasks attention``): each task becomes an :class:`AttentionRun`.
+- study manifests (``manifest.json`` with ``study`` and ``runs``): they name the
+  model of each results file (base model, method, trained tasks, epochs, size).
+
+A model's identity comes, first found wins, from a study manifest listing the
+results file, from the ``memtasks_finetune.json`` next to the ``peft=`` or
+``pretrained=`` path of its model arguments (when that folder exists on this
+machine), or from the model arguments alone.
+
+Runs of the same (model, task) that differ in task version, task config or probe
+set are never merged: the newest is kept and every run of the group is listed
+as a conflict (see :func:`resolve`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from memtasks.probes import DEFAULT_PREFIX_TOKENS
+
+RATE_METRICS = {
+    "memorization": "mem_rate",
+    "verbatim": "verbatim_rate",
+    "idea": "idea_rate",
+    "paraphrase": "paraphrase_rate",
+    "paraphrase_high": "paraphrase_high_rate",
+    "paraphrase_low": "paraphrase_low_rate",
+}
+REQUIRED_METRICS = ("mem_rate,none", "mem_rate_low,none", "mem_rate_high,none", "probes,none")
+# lm-eval copies every model argument into each task's metadata; they say which
+# model ran, not how the task was set up.
+_FUNCTION_SOURCE = re.compile(r"^\s*def \w+\(")
+_VARIANT = re.compile(r"_(prefix\d+|topk\d+|topp\d+|temp\d+)$")
+FINETUNE_MANIFEST = "memtasks_finetune.json"
+
+
+class ReportInputError(ValueError):
+    """Nothing usable in a results folder; the message names the folder and what was skipped."""
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A rate and its bootstrap interval; NaN where the run did not score it."""
+
+    value: float
+    low: float
+    high: float
+
+    @property
+    def scored(self) -> bool:
+        return not math.isnan(self.value)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Who ran: the identity a leaderboard row is keyed on, and what is known of its training."""
+
+    name: str
+    path: str | None = None
+    method: str = "pretrained"
+    base: str | None = None
+    trained_tasks: tuple[str, ...] = ()
+    epochs: int | None = None
+    size: str | None = None
+    parameters: int | None = None
+    mixing: str | None = None
+    source: str = "model_args"
+
+    @property
+    def fine_tuned(self) -> bool:
+        return self.method != "pretrained"
+
+
+@dataclass
+class Run:
+    """One memtasks task of one results file."""
+
+    task: str
+    model: ModelInfo
+    rates: dict[str, Interval]
+    probes: int
+    skipped_too_short: int
+    version: str
+    config_hash: str
+    probe_hash: str | None
+    date: float
+    path: Path
+    prefix_tokens: int
+    decoding: str
+    samples: Path | None = None
+    conflicts: list[Run] = field(default_factory=list)
+
+    @property
+    def base_task(self) -> str:
+        """The task without its ablation suffix: ``mem_imdb_prefix10`` -> ``mem_imdb``."""
+        return _VARIANT.sub("", self.task)
+
+    @property
+    def is_variant(self) -> bool:
+        return self.base_task != self.task
+
+    @property
+    def identity(self) -> tuple[str, str, str | None]:
+        """What must agree for two runs of a (model, task) to be the same measurement."""
+        return self.version, self.config_hash, self.probe_hash
+
+
+@dataclass
+class AttentionRun:
+    """Cross-attention dispersion (CAD) of one model on one task."""
+
+    task: str
+    model: ModelInfo
+    cad: Interval
+    values: dict[str, float]
+    date: float
+    path: Path
+    heatmaps: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class Collection:
+    """Everything usable found under a results folder, and what was skipped and why."""
+
+    runs: list[Run] = field(default_factory=list)
+    attention: list[AttentionRun] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    files: int = 0
+
+
+def _number(value) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return float("nan")
+
+
+def _model_args(config: Mapping) -> dict[str, str]:
+    """lm-eval's ``model_args`` as a dict; older versions write the ``k=v,k=v`` string."""
+    args = config.get("model_args") or {}
+    if isinstance(args, str):
+        pairs = (part.split("=", 1) for part in args.split(",") if "=" in part)
+        return {k.strip(): v.strip() for k, v in pairs}
+    return {str(k): str(v) for k, v in args.items()} if isinstance(args, Mapping) else {}
+
+
+def model_name(args: Mapping[str, str], fallback: str) -> str:
+    """``pretrained`` (with ``@revision``), plus ``+ peft`` for an adapter: two adapters of one base differ."""
+    name = args.get("pretrained") or fallback
+    if args.get("revision") and args["revision"] != "main":
+        name += f"@{args['revision']}"
+    if args.get("peft"):
+        name += f" + {args['peft']}"
+    return name
+
+
+def _finetune_manifest(args: Mapping[str, str]) -> tuple[dict, Path] | None:
+    for key in ("peft", "pretrained"):
+        if args.get(key):
+            path = Path(args[key]) / FINETUNE_MANIFEST
+            try:
+                return json.loads(path.read_text(encoding="utf-8")), path
+            except (OSError, ValueError):
+                continue
+    return None
+
+
+def identify_model(config: Mapping, from_manifest: ModelInfo | None = None) -> ModelInfo:
+    """The model of a results file's ``config``: study manifest, fine-tuning file or model arguments."""
+    parameters = config.get("model_num_parameters")
+    parameters = int(parameters) if isinstance(parameters, (int, float)) and parameters > 0 else None
+    if from_manifest is not None:
+        return ModelInfo(**{**from_manifest.__dict__, "parameters": from_manifest.parameters or parameters})
+    args = _model_args(config)
+    name = model_name(args, str(config.get("model") or "unknown model"))
+    found = _finetune_manifest(args)
+    if found is not None:
+        meta, path = found
+        epochs = meta.get("epochs")
+        return ModelInfo(
+            name=name,
+            path=args.get("peft") or args.get("pretrained"),
+            method=str(meta.get("method") or ("lora" if args.get("peft") else "full")),
+            base=meta.get("base_model"),
+            trained_tasks=tuple(meta.get("tasks") or ()),
+            epochs=int(epochs) if isinstance(epochs, int) else None,
+            parameters=parameters,
+            mixing=meta.get("mixing"),
+            source=str(path),
+        )
+    if args.get("peft"):
+        return ModelInfo(name=name, path=args["peft"], method="lora", base=args.get("pretrained"), parameters=parameters)
+    return ModelInfo(name=name, path=args.get("pretrained"), parameters=parameters)
+
+
+def config_hash(task_config: Mapping, model_args: Mapping[str, str]) -> str:
+    """A short hash of a task's config as it ran, without what only names the model or the code.
+
+    Dropped: model arguments that lm-eval copies into ``metadata``, and function
+    bodies (``custom_dataset``, ``process_results``, aggregations) that lm-eval
+    dumps as source code; a change of code is what the task ``version`` records.
+    """
+
+    def clean(value):
+        if isinstance(value, Mapping):
+            return {k: clean(v) for k, v in sorted(value.items())}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, str) and _FUNCTION_SOURCE.match(value):
+            return "<function>"
+        return value
+
+    config = clean(dict(task_config))
+    metadata = dict(config.get("metadata") or {})
+    for key in model_args:
+        metadata.pop(key, None)
+    config["metadata"] = metadata
+    blob = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
+
+
+def prefix_tokens(task_config: Mapping) -> int:
+    """The prefix length a task probed with: ``dataset_kwargs`` over ``metadata`` over the default."""
+    for section in ("dataset_kwargs", "metadata"):
+        value = (task_config.get(section) or {}).get("prefix_tokens")
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return DEFAULT_PREFIX_TOKENS
+
+
+def decoding(task_config: Mapping) -> str:
+    """``greedy`` or the sampling setting of a task's ``generation_kwargs`` (``top-k 40``, ``top-p 0.8``, ...)."""
+    kwargs = task_config.get("generation_kwargs") or {}
+    if not kwargs.get("do_sample"):
+        return "greedy"
+    parts = []
+    if kwargs.get("top_k") is not None:
+        parts.append(f"top-k {kwargs['top_k']}")
+    if kwargs.get("top_p") is not None:
+        parts.append(f"top-p {kwargs['top_p']}")
+    if kwargs.get("temperature") is not None or not parts:
+        parts.append(f"temperature {kwargs.get('temperature', 1.0)}")
+    return ", ".join(parts)
+
+
+def _interval(metrics: Mapping, metric: str) -> Interval:
+    return Interval(*(_number(metrics.get(f"{metric}{bound},none")) for bound in ("", "_low", "_high")))
+
+
+def samples_file(results_path: Path, task: str) -> Path | None:
+    """lm-eval's per-sample log of ``task`` written with ``results_path``: same folder, same timestamp."""
+    stamp = results_path.stem.removeprefix("results_")
+    candidate = results_path.with_name(f"samples_{task}_{stamp}.jsonl")
+    return candidate if candidate.exists() else None
+
+
+def _manifest_models(path: Path, data: Mapping, out: dict[tuple[Path, str], tuple[ModelInfo, Path | None]]) -> None:
+    for run in data.get("runs") or []:
+        if not isinstance(run, Mapping) or not isinstance(run.get("results"), str):
+            continue
+        model = run.get("model") if isinstance(run.get("model"), Mapping) else {}
+        epochs = model.get("epochs")
+        info = ModelInfo(
+            name=str(model.get("name") or model.get("path") or "unknown model"),
+            path=model.get("path"),
+            method=str(model.get("method") or "pretrained"),
+            base=model.get("base"),
+            trained_tasks=tuple(model.get("trained_tasks") or ()),
+            epochs=int(epochs) if isinstance(epochs, int) else None,
+            size=str(model["size"]) if model.get("size") else None,
+            mixing=model.get("mixing"),
+            source=str(path),
+        )
+        samples = path.parent / run["samples"] if isinstance(run.get("samples"), str) else None
+        out[((path.parent / run["results"]).resolve(), str(run.get("task") or ""))] = (info, samples)
+
+
+def collect(results_dir: str | Path, exclude: Iterable[str | Path] = (), progress: bool = False) -> Collection:
+    """Every memtasks run and attention run under ``results_dir`` (any nesting), with warnings for what was skipped."""
+    from tqdm.auto import tqdm
+
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise ReportInputError(f"{root}: not a folder")
+    excluded = [Path(e).resolve() for e in exclude]
+    paths = sorted(
+        p for p in root.rglob("*.json") if not any(p.resolve().is_relative_to(e) for e in excluded) and p.is_file()
+    )
+    found = Collection(files=len(paths))
+    parsed: list[tuple[Path, dict]] = []
+    manifests: dict[tuple[Path, str], tuple[ModelInfo, Path | None]] = {}
+    for path in tqdm(paths, desc="reading results", unit="file", disable=not progress):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as error:
+            found.warnings.append(f"{path}: skipped, not readable JSON ({error})")
+            continue
+        if not isinstance(data, dict):
+            if path.name.startswith("results_"):
+                found.warnings.append(f"{path}: skipped, not a JSON object")
+            continue
+        if "study" in data and isinstance(data.get("runs"), list):
+            _manifest_models(path, data, manifests)
+        elif isinstance(data.get("results"), dict):
+            parsed.append((path, data))
+        elif path.name.startswith("results_"):
+            found.warnings.append(f"{path}: skipped, no 'results' object (not an lm-eval results file)")
+    for path, data in parsed:
+        _read_results(path, data, manifests, found)
+    return found
+
+
+def _read_results(
+    path: Path, data: dict, manifests: Mapping[tuple[Path, str], tuple[ModelInfo, Path | None]], found: Collection
+) -> None:
+    config = data.get("config") if isinstance(data.get("config"), dict) else {}
+    args = _model_args(config)
+    configs = data.get("configs") if isinstance(data.get("configs"), dict) else {}
+    groups = set(data.get("group_subtasks") or {}) | set(data.get("groups") or {})
+    date = _number(data.get("date"))
+    if math.isnan(date):
+        date = path.stat().st_mtime
+    resolved = path.resolve()
+    is_attention = isinstance(data.get("memtasks"), dict) and data["memtasks"].get("kind") == "attention"
+    for task, metrics in sorted(data["results"].items()):
+        if not isinstance(metrics, dict):
+            found.warnings.append(f"{path}: task {task!r} skipped, its results are not an object")
+            continue
+        from_manifest, manifest_samples = manifests.get((resolved, task), (None, None))
+        model = identify_model(config, from_manifest)
+        if is_attention:
+            if "cad,none" not in metrics:
+                found.warnings.append(f"{path}: task {task!r} skipped, attention results without 'cad,none'")
+                continue
+            heatmaps = [path.parent / h for h in data["memtasks"].get("heatmaps", {}).get(task, []) if isinstance(h, str)]
+            values = {k.removesuffix(",none"): _number(v) for k, v in metrics.items() if k.endswith(",none")}
+            found.attention.append(
+                AttentionRun(task, model, _interval(metrics, "cad"), values, date, path, [h for h in heatmaps if h.exists()])
+            )
+            continue
+        missing = [m for m in REQUIRED_METRICS if m not in metrics]
+        if missing:
+            if task in groups:
+                continue
+            if len(missing) == len(REQUIRED_METRICS):
+                found.warnings.append(f"{path}: task {task!r} skipped, not a memtasks task (no 'mem_rate,none' metric)")
+            else:
+                found.warnings.append(f"{path}: task {task!r} skipped, partial results: missing {', '.join(missing)}")
+            continue
+        task_config = configs.get(task) if isinstance(configs.get(task), dict) else {}
+        samples = manifest_samples if manifest_samples is not None and manifest_samples.exists() else samples_file(path, task)
+        found.runs.append(
+            Run(
+                task=task,
+                model=model,
+                rates={category: _interval(metrics, metric) for category, metric in RATE_METRICS.items()},
+                probes=int(_number(metrics["probes,none"])),
+                skipped_too_short=int(_number(metrics.get("skipped_too_short,none", 0))),
+                version=str((data.get("versions") or {}).get(task, "?")),
+                config_hash=config_hash(task_config, args),
+                probe_hash=(data.get("task_hashes") or {}).get(task),
+                date=date,
+                path=path,
+                prefix_tokens=prefix_tokens(task_config),
+                decoding=decoding(task_config),
+                samples=samples,
+            )
+        )
+
+
+def resolve(runs: list[Run]) -> list[Run]:
+    """One run per (model, task): the newest, with the others of its group in ``conflicts``.
+
+    Repeats of the same measurement (same version, config and probe set; a probe
+    set unknown in one of them counts as the same) are listed too, so the
+    report can say which file a number comes from; only differing ones are
+    flagged (:func:`is_flagged`).
+    """
+    groups: dict[tuple[str, str], list[Run]] = {}
+    for run in runs:
+        groups.setdefault((run.model.name, run.task), []).append(run)
+    kept = []
+    for group in groups.values():
+        group.sort(key=lambda r: (r.date, str(r.path)), reverse=True)
+        newest = group[0]
+        newest.conflicts = group[1:]
+        kept.append(newest)
+    return sorted(kept, key=lambda r: (r.model.name, r.task))
+
+
+def differs(a: Run, b: Run) -> list[str]:
+    """What makes two runs of a (model, task) different measurements."""
+    reasons = []
+    if a.version != b.version:
+        reasons.append(f"task version {b.version} vs {a.version}")
+    if a.config_hash != b.config_hash:
+        reasons.append(f"task config {b.config_hash} vs {a.config_hash}")
+    if a.probe_hash and b.probe_hash and a.probe_hash != b.probe_hash:
+        reasons.append(f"probe set {b.probe_hash[:12]} vs {a.probe_hash[:12]}")
+    return reasons
+
+
+def is_flagged(run: Run) -> bool:
+    """Whether an older run of the same (model, task) measured something else."""
+    return any(differs(run, other) for other in run.conflicts)
+
+
+def read_outcomes(path: Path) -> dict[str, str]:
+    """Probe id -> category from an lm-eval per-sample log of a memtasks task.
+
+    Each sample's ``mem_rate`` field holds the JSON string the task logs:
+    ``{"id", "category", "matched_id", "rank"}``. Raises ``ReportInputError``
+    naming the file, line and field when a line does not have it.
+    """
+    outcomes: dict[str, str] = {}
+    text = path.read_text(encoding="utf-8")
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            sample = json.loads(line)
+            outcome = json.loads(sample["mem_rate"])
+            probe_id, category = str(outcome["id"]), str(outcome["category"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise ReportInputError(
+                f"{path}:{number}: field 'mem_rate' does not hold a probe outcome ({type(error).__name__}: {error})"
+            ) from None
+        if probe_id in outcomes:
+            raise ReportInputError(f"{path}:{number}: probe id {probe_id!r} appears twice")
+        outcomes[probe_id] = category
+    return outcomes

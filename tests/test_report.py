@@ -1,0 +1,358 @@
+"""memtasks report: hand-made results files with known numbers in, exact tables out."""
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import pytest
+from scipy.stats import spearmanr
+
+from memtasks.cli import main
+from memtasks.report import ReportInputError, build_report
+from memtasks.report.collect import config_hash
+from memtasks.scoring import paired_difference
+
+CATEGORIES = ("verbatim", "idea", "paraphrase")
+
+
+def task_config(task: str, prefix: int | None = None, generation: dict | None = None, version: float = 1.0, **metadata) -> dict:
+    """A task config shaped like the one lm-eval dumps for a memtasks task (function bodies as source)."""
+    config = {
+        "task": task,
+        "custom_dataset": "def load_probes(\n    dataset_path=None):\n    ...",
+        "test_split": "test",
+        "doc_to_text": "{{prefix}}",
+        "process_results": "def _report(items):\n    ...",
+        "generation_kwargs": generation or {"until": [], "max_gen_toks": 64, "do_sample": False},
+        "metadata": {"version": version, "dataset_path": "x/y", "input_field": "text", **metadata},
+    }
+    if prefix is not None:
+        config["dataset_kwargs"] = {"prefix_tokens": prefix}
+    return config
+
+
+def metrics(mem: tuple, categories: dict | None = None, probes: int = 100) -> dict:
+    """lm-eval's per-task results of a memtasks task: ``mem`` and each category as (value, low, high)."""
+    values = {"memorization": mem, **(categories or {c: (0.0, 0.0, 0.0) for c in CATEGORIES})}
+    names = {"memorization": "mem_rate", "verbatim": "verbatim_rate", "idea": "idea_rate", "paraphrase": "paraphrase_rate"}
+    out = {"alias": "", "sample_len": probes, "probes,none": probes, "probes_stderr,none": "N/A", "skipped_too_short,none": 0}
+    for category, (value, low, high) in values.items():
+        for bound, number in (("", value), ("_low", low), ("_high", high)):
+            out[f"{names[category]}{bound},none"] = number
+            out[f"{names[category]}{bound}_stderr,none"] = "N/A"
+    for name in ("paraphrase_high_rate", "paraphrase_low_rate"):
+        for bound in ("", "_low", "_high"):
+            out[f"{name}{bound},none"] = float("nan")
+    return out
+
+
+def write_results(
+    folder: Path,
+    model_args: dict,
+    tasks: dict,
+    *,
+    stamp: str = "2026-01-01T00-00-00.000001",
+    date: float = 1.0e9,
+    versions: dict | None = None,
+    configs: dict | None = None,
+    samples: dict | None = None,
+    extra: dict | None = None,
+) -> Path:
+    """An lm-eval results file (and per-sample logs: ``samples[task]`` = [(probe id, category), ...])."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = {
+        "results": {task: {**m, "alias": task} for task, m in tasks.items()},
+        "group_subtasks": {},
+        "configs": {task: (configs or {}).get(task, task_config(task)) for task in tasks},
+        "versions": {task: (versions or {}).get(task, 1.0) for task in tasks},
+        "n-shot": {task: 0 for task in tasks},
+        "config": {"model": "hf", "model_args": model_args, "model_num_parameters": 1000},
+        "date": date,
+        "task_hashes": {},
+        "model_name": model_args.get("pretrained", ""),
+        **(extra or {}),
+    }
+    path = folder / f"results_{stamp}.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    for task, outcomes in (samples or {}).items():
+        lines = []
+        for i, (probe, category) in enumerate(outcomes):
+            outcome = json.dumps({"id": probe, "category": category, "matched_id": probe if category != "none" else None, "rank": 1})
+            lines.append(json.dumps({"doc_id": i, "doc": {"id": probe}, "mem_rate": outcome, "verbatim_rate": outcome}))
+        (folder / f"samples_{task}_{stamp}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def outcomes(counts: dict, start: int = 0) -> list[tuple[str, str]]:
+    """Probe outcomes with the given number of probes per category, ids p<start>, p<start+1>, ..."""
+    out = []
+    for category, n in counts.items():
+        out += [(f"p{start + len(out) + i}", category) for i in range(n)]
+    return out
+
+
+def read_csv(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def md_rows(text: str, title: str) -> list[list[str]]:
+    """The rows of the Markdown table under heading ``title``."""
+    section = text.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("| ")]
+    return [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines[1:]]
+
+
+def test_leaderboard_cells_hold_exactly_the_numbers_of_the_results(tmp_path):
+    results = tmp_path / "results"
+    write_results(
+        results / "a" / "deep" / "er",
+        {"pretrained": "org/model-a"},
+        {"mem_xsum": metrics((0.123, 0.101, 0.145), {"verbatim": (0.1, 0.08, 0.12), "idea": (0.003, 0.0, 0.01), "paraphrase": (0.02, 0.01, 0.031)}, probes=1000)},
+    )
+    write_results(results / "b", {"pretrained": "org/model-b"}, {"mem_xsum": metrics((0.5, 0.45, 0.55))})
+    report = build_report(results, tmp_path / "out", "md,csv")
+    rows = md_rows((tmp_path / "out" / "report.md").read_text(), "Leaderboard")
+    assert [r[0] for r in rows] == ["org/model-b", "org/model-a"]
+    assert rows[1][2:8] == ["mem_xsum", "1000", "12.3% [10.1, 14.5]", "10.0% [8.0, 12.0]", "0.3% [0.0, 1.0]", "2.0% [1.0, 3.1]"]
+    records = read_csv(tmp_path / "out" / "csv" / "leaderboard.csv")
+    a = {r["category"]: r for r in records if r["model"] == "org/model-a"}
+    assert (float(a["memorization"]["rate"]), float(a["memorization"]["low"]), float(a["memorization"]["high"])) == (0.123, 0.101, 0.145)
+    assert float(a["paraphrase"]["high"]) == 0.031
+    assert len(records) == 8 and not report.warnings
+
+
+def test_pretrained_vs_finetuned_difference_interval_is_the_paired_bootstrap_of_the_probe_outcomes(tmp_path):
+    results = tmp_path / "results"
+    before = outcomes({"verbatim": 5, "idea": 2, "none": 93})
+    after = [(probe, c) for probe, c in outcomes({"verbatim": 30, "paraphrase": 10, "idea": 4, "none": 56})]
+    base = tmp_path / "models" / "base"
+    tuned = tmp_path / "models" / "tuned"
+    tuned.mkdir(parents=True)
+    (tuned / "memtasks_finetune.json").write_text(
+        json.dumps({"base_model": str(base), "method": "full", "tasks": ["mem_xsum"], "epochs": 2, "complete": True})
+    )
+    write_results(results / "base", {"pretrained": str(base)}, {"mem_xsum": metrics((0.07, 0.04, 0.1))}, samples={"mem_xsum": before})
+    write_results(results / "tuned", {"pretrained": str(tuned)}, {"mem_xsum": metrics((0.44, 0.36, 0.52))}, samples={"mem_xsum": after})
+    build_report(results, tmp_path / "out", "md,csv")
+
+    expected = paired_difference([c for _, c in before], [c for _, c in after])
+    records = {r["category"]: r for r in read_csv(tmp_path / "out" / "csv" / "pretrained_vs_finetuned.csv")}
+    for category in ("memorization", *CATEGORIES):
+        rate = expected[category]
+        got = records[category]
+        assert (float(got["difference_rate"]), float(got["difference_low"]), float(got["difference_high"])) == pytest.approx(
+            (rate.value, rate.low, rate.high), abs=1e-12
+        )
+        assert got["paired_probes"] == "100"
+    assert expected["memorization"].value == pytest.approx(0.37)
+    rows = md_rows((tmp_path / "out" / "report.md").read_text(), "Pre-trained vs fine-tuned (Table 2)")
+    assert rows[0][:3] == ["mem_xsum", f"pre-trained: {base}", "7.0% [4.0, 10.0]"]
+    assert rows[1][2] == "44.0% [36.0, 52.0]" and "full fine-tuning on mem_xsum, 2 epochs" in rows[1][1]
+    m = expected["memorization"]
+    assert rows[2][2] == f"+37.0% [{100 * m.low:+.1f}, {100 * m.high:+.1f}]"
+
+
+def test_difference_without_matching_probes_has_no_interval_and_says_why(tmp_path):
+    results = tmp_path / "results"
+    manifest = {
+        "study": "s",
+        "runs": [
+            {"id": "1", "kind": "eval", "task": "mem_imdb", "model": {"name": "t5", "path": "/gone/t5", "method": "pretrained"}, "results": "pre/results_2026-01-01T00-00-00.000001.json"},
+            {"id": "2", "kind": "eval", "task": "mem_imdb", "model": {"name": "t5-ft", "path": "/gone/ft", "base": "t5", "method": "lora", "trained_tasks": ["mem_imdb"], "epochs": 1}, "results": "ft/results_2026-01-01T00-00-00.000001.json"},
+        ],
+    }
+    write_results(results / "pre", {"pretrained": "/gone/t5"}, {"mem_imdb": metrics((0.1, 0.05, 0.15))}, samples={"mem_imdb": outcomes({"verbatim": 1, "none": 9})})
+    write_results(results / "ft", {"pretrained": "/gone/t5", "peft": "/gone/ft"}, {"mem_imdb": metrics((0.3, 0.2, 0.4))}, samples={"mem_imdb": outcomes({"verbatim": 3, "none": 7}, start=5)})
+    (results / "manifest.json").write_text(json.dumps(manifest))
+    build_report(results, tmp_path / "out", "md,csv")
+    rows = md_rows((tmp_path / "out" / "report.md").read_text(), "Pre-trained vs fine-tuned (Table 2)")
+    assert rows[0][1] == "pre-trained: t5" and rows[1][1].startswith("fine-tuned: t5-ft (LoRA on mem_imdb, 1 epoch)")
+    assert rows[2][1] == "difference (no interval: different probes (10 and 10 probes, 5 shared))"
+    assert rows[2][2] == "+20.0%"
+    record = next(r for r in read_csv(tmp_path / "out" / "csv" / "pretrained_vs_finetuned.csv") if r["category"] == "memorization")
+    assert float(record["difference_rate"]) == pytest.approx(0.2) and record["difference_low"] == ""
+
+
+def test_runs_with_different_versions_or_configs_are_flagged_not_merged(tmp_path):
+    results = tmp_path / "results"
+    model = {"pretrained": "org/m"}
+    write_results(results / "old", model, {"mem_xsum": metrics((0.2, 0.1, 0.3)), "mem_imdb": metrics((0.6, 0.5, 0.7))}, date=1.0e9, versions={"mem_xsum": 1.0})
+    write_results(results / "new", model, {"mem_xsum": metrics((0.4, 0.3, 0.5))}, date=2.0e9, versions={"mem_xsum": 2.0}, stamp="2026-02-01T00-00-00.000001")
+    sampled = task_config("mem_imdb", generation={"until": [], "max_gen_toks": 64, "do_sample": True, "top_k": 40})
+    write_results(results / "new", model, {"mem_imdb": metrics((0.9, 0.8, 1.0))}, date=2.0e9, configs={"mem_imdb": sampled}, stamp="2026-02-02T00-00-00.000001")
+    report = build_report(results, tmp_path / "out", "md,csv")
+
+    board = {r[2]: r for r in md_rows((tmp_path / "out" / "report.md").read_text(), "Leaderboard")}
+    assert len(board) == 2
+    assert board["mem_xsum"][4] == "40.0% [30.0, 50.0]" and "⚠" in board["mem_xsum"][-1]
+    assert board["mem_imdb"][4] == "90.0% [80.0, 100.0]" and "⚠" in board["mem_imdb"][-1]
+    listed = read_csv(tmp_path / "out" / "csv" / "conflicts.csv")
+    xsum = [r for r in listed if r["task"] == "mem_xsum"]
+    assert [(r["kept"], r["version"], r["memorization_rate"]) for r in xsum] == [("True", "2.0", "0.4"), ("False", "1.0", "0.2")]
+    assert "task version 1.0 vs 2.0" in xsum[1]["differs_in"]
+    imdb = [r for r in listed if r["task"] == "mem_imdb"]
+    assert "task config" in imdb[1]["differs_in"]
+    assert report.table("conflicts") is not None
+
+
+def test_repeated_identical_runs_are_not_flagged(tmp_path):
+    results = tmp_path / "results"
+    for i, stamp in enumerate(("2026-01-01T00-00-00.000001", "2026-01-02T00-00-00.000001")):
+        write_results(results, {"pretrained": "org/m"}, {"mem_xsum": metrics((0.1 * (i + 1), 0.0, 0.5))}, stamp=stamp, date=1e9 + i)
+    report = build_report(results, tmp_path / "out", "md")
+    assert report.table("conflicts") is None
+    assert [r.rates["memorization"].value for r in report.runs] == [0.2]
+
+
+def test_config_hash_ignores_model_arguments_copied_into_metadata_and_function_bodies():
+    one = task_config("mem_xsum", pretrained="a", dtype="float32")
+    other = task_config("mem_xsum", pretrained="b", dtype="float16")
+    other["process_results"] = "def _report(items, changed):\n    pass"
+    args = {"pretrained": "x", "dtype": "y"}
+    assert config_hash(one, args) == config_hash(other, args)
+    assert config_hash(one, args) != config_hash(task_config("mem_xsum", n_probes=100, pretrained="a"), args)
+
+
+def test_bad_json_non_memtasks_tasks_and_partial_results_are_skipped_with_warnings_naming_the_file(tmp_path):
+    results = tmp_path / "results"
+    good = write_results(
+        results / "ok",
+        {"pretrained": "org/m"},
+        {"mem_xsum": metrics((0.25, 0.2, 0.3)), "hellaswag": {"acc,none": 0.3, "acc_stderr,none": 0.01}},
+    )
+    partial = metrics((0.5, 0.4, 0.6))
+    del partial["mem_rate_high,none"]
+    write_results(results / "partial", {"pretrained": "org/p"}, {"mem_imdb": partial})
+    (results / "broken").mkdir()
+    (results / "broken" / "results_2026-01-01T00-00-00.json").write_text('{"results": {"mem_xsum": {"mem_rate,none": 0.')
+    report = build_report(results, tmp_path / "out", "md")
+    assert [(r.model.name, r.task) for r in report.runs] == [("org/m", "mem_xsum")]
+    text = "\n".join(report.warnings)
+    assert f"{results / 'broken' / 'results_2026-01-01T00-00-00.json'}: skipped, not readable JSON" in text
+    assert f"{good}: task 'hellaswag' skipped, not a memtasks task" in text
+    assert "task 'mem_imdb' skipped, partial results: missing mem_rate_high,none" in text
+    assert len(report.warnings) == 3
+    assert "Skipped input" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_empty_folder_and_folder_of_unusable_files_are_clear_errors(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ReportInputError, match="no memtasks results found in 0 JSON file"):
+        build_report(tmp_path / "empty", tmp_path / "out")
+    write_results(tmp_path / "other", {"pretrained": "m"}, {"arc_easy": {"acc,none": 0.5}})
+    with pytest.raises(ReportInputError, match=r"other.*task 'arc_easy' skipped, not a memtasks task"):
+        build_report(tmp_path / "other", tmp_path / "out")
+
+
+def test_unreadable_samples_log_is_a_warning_naming_file_and_line_and_the_table_keeps_the_difference(tmp_path):
+    results = tmp_path / "results"
+    manifest_runs = []
+    for name, rate, base in (("pre", 0.1, None), ("ft", 0.3, "pre")):
+        write_results(results / name, {"pretrained": f"/gone/{name}"}, {"mem_xsum": metrics((rate, rate, rate))}, samples={"mem_xsum": outcomes({"none": 4})})
+        model = {"name": name, "method": "full" if base else "pretrained", "base": base, "trained_tasks": ["mem_xsum"] if base else []}
+        manifest_runs.append({"id": name, "task": "mem_xsum", "model": model, "results": f"{name}/results_2026-01-01T00-00-00.000001.json"})
+    (results / "manifest.json").write_text(json.dumps({"study": "s", "runs": manifest_runs}))
+    log = results / "ft" / "samples_mem_xsum_2026-01-01T00-00-00.000001.jsonl"
+    log.write_text(log.read_text().replace('"mem_rate"', '"other"', 1))
+    report = build_report(results, tmp_path / "out", "csv")
+    assert report.warnings == [f"{log}:1: field 'mem_rate' does not hold a probe outcome (KeyError: 'mem_rate'); no paired interval for this run"]
+    record = next(r for r in read_csv(tmp_path / "out" / "csv" / "pretrained_vs_finetuned.csv") if r["category"] == "memorization")
+    assert float(record["difference_rate"]) == pytest.approx(0.2)
+    assert "per-sample logs" in record["note"]
+
+
+def test_ablation_tables_prefix_length_decoding_epochs_and_single_vs_multi_task(tmp_path):
+    results = tmp_path / "results"
+    tasks = {"mem_imdb": metrics((0.3, 0.2, 0.4)), "mem_imdb_prefix10": metrics((0.1, 0.05, 0.15)), "mem_imdb_prefix100": metrics((0.5, 0.4, 0.6)), "mem_imdb_topk40": metrics((0.2, 0.1, 0.3))}
+    configs = {
+        "mem_imdb": task_config("mem_imdb"),
+        "mem_imdb_prefix10": task_config("mem_imdb_prefix10", prefix=10),
+        "mem_imdb_prefix100": task_config("mem_imdb_prefix100", prefix=100),
+        "mem_imdb_topk40": task_config("mem_imdb_topk40", generation={"until": [], "do_sample": True, "top_k": 40}),
+    }
+    write_results(results / "ablations", {"pretrained": "org/m"}, tasks, configs=configs)
+    runs = []
+    for i, (name, trained, epochs, rate) in enumerate(
+        [("ft-e1", ["mem_imdb"], 1, 0.2), ("ft-e3", ["mem_imdb"], 3, 0.4), ("multi", ["mem_imdb", "mem_xsum"], 3, 0.25)]
+    ):
+        path = f"{name}/results_2026-01-01T00-00-00.000001.json"
+        write_results(results / name, {"pretrained": f"/gone/{name}"}, {"mem_imdb": metrics((rate, rate - 0.05, rate + 0.05))})
+        where = "/gone/ft" if name.startswith("ft") else "/gone/multi"
+        path_of = f"{where}/epoch-{epochs}" if name == "ft-e1" else where
+        model = {"name": name, "path": path_of, "base": "org/m", "method": "full", "trained_tasks": trained, "epochs": epochs, "mixing": "equal"}
+        runs.append({"id": str(i), "task": "mem_imdb", "model": model, "results": path})
+    (results / "manifest.json").write_text(json.dumps({"study": "ablations", "runs": runs}))
+    report = build_report(results, tmp_path / "out", "md")
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert md_rows(text, "Prefix length (Table 7)") == [["org/m", "mem_imdb", "10.0% [5.0, 15.0]", "30.0% [20.0, 40.0]", "50.0% [40.0, 60.0]"]]
+    assert "| Model | Task | k = 10 | k = 50 | k = 100 |" in text
+    assert md_rows(text, "Decoding method (Table 6)") == [["org/m", "mem_imdb", "30.0% [20.0, 40.0]", "20.0% [10.0, 30.0]"]]
+    assert "| Model | Task | greedy | top-k 40 |" in text
+    epochs = md_rows(text, "Fine-tuning epochs (Table 5)")
+    assert len(epochs) == 1 and epochs[0][2:] == ["20.0% [15.0, 25.0]", "40.0% [35.0, 45.0]"]
+    multi = md_rows(text, "Single-task vs multi-task fine-tuning (Table 11)")
+    assert [row[1] for row in multi] == ["ft-e3"] and multi[0][4] == "25.0% [20.0, 30.0]"
+    # No per-sample logs: the difference without an interval, and a note saying why.
+    assert multi[0][5] == "-15.0%"
+    assert "per-sample logs" in text.split("Table 11)", 1)[1]
+    figures = {f.key for f in report.figures}
+    assert {"rates_by_task", "categories_stacked", "prefix_length", "decoding", "epochs"} <= figures
+    assert all(f.path.read_bytes().startswith(b"\x89PNG") for f in report.figures)
+
+
+def test_cad_is_joined_with_memorization_and_the_rank_correlation_is_spearmans(tmp_path):
+    results = tmp_path / "results"
+    cads = {"mem_a": 0.9, "mem_b": 0.5, "mem_c": 0.7, "mem_d": 0.1}
+    mems = {"mem_a": 0.3, "mem_b": 0.4, "mem_c": 0.1, "mem_d": 0.05}
+    write_results(results / "pre", {"pretrained": "org/t5"}, {t: metrics((0.01, 0.0, 0.02)) for t in cads})
+    write_results(results / "ft", {"pretrained": "org/t5", "peft": "/gone/ad"}, {t: metrics((m, m, m)) for t, m in mems.items()})
+    attention = {
+        "results": {t: {"cad,none": c, "cad_low,none": c - 0.01, "cad_high,none": c + 0.01, "coverage,none": 1.0} for t, c in cads.items()},
+        "config": {"model": "hf", "model_args": {"pretrained": "org/t5"}},
+        "memtasks": {"kind": "attention"},
+    }
+    (results / "attention.json").write_text(json.dumps(attention))
+    report = build_report(results, tmp_path / "out", "md")
+    table = report.table("cad_vs_memorization")
+    rho = spearmanr(list(cads.values()), [mems[t] for t in cads]).statistic
+    assert f"rho = {rho:.3f}" in table.notes[0] and "over 4" in table.notes[0]
+    assert [(row[0].text, row[2].text, row[4].text) for row in table.rows][0] == ("mem_a", "0.900 [0.890, 0.910]", "30.0% [30.0, 30.0]")
+    assert "pre-trained model's CAD vs fine-tuned model's memorization" in table.description
+    assert "cad_vs_memorization" in {f.key for f in report.figures}
+
+
+def test_html_is_self_contained_with_sortable_tables_and_embedded_figures(tmp_path):
+    results = tmp_path / "results"
+    write_results(results, {"pretrained": "org/<script>"}, {"mem_xsum": metrics((0.25, 0.2, 0.3))})
+    build_report(results, tmp_path / "out", "html")
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
+    assert page.count('src="data:image/png;base64,') == 2
+    assert 'class="sortable"' in page and 'data-sort="0.25"' in page
+    assert "org/&lt;script&gt;" in page and "org/<script>" not in page
+
+
+def test_report_folder_inside_the_results_folder_is_not_read_back(tmp_path):
+    results = tmp_path / "results"
+    write_results(results / "runs", {"pretrained": "org/m"}, {"mem_xsum": metrics((0.25, 0.2, 0.3))})
+    first = build_report(results, results / "report")
+    (results / "report" / "results_stray.json").write_text("{not json")
+    second = build_report(results, results / "report")
+    assert not first.warnings and not second.warnings
+    assert (results / "report" / "report.md").read_text() == (results / "report" / "report.md").read_text()
+
+
+def test_cli_writes_the_report_and_prints_warnings_naming_files(tmp_path, capsys):
+    results = tmp_path / "results"
+    write_results(results, {"pretrained": "org/m"}, {"mem_xsum": metrics((0.25, 0.2, 0.3))})
+    (results / "results_bad.json").write_text("[1, 2")
+    assert main(["report", str(results), "--out", str(tmp_path / "out"), "--format", "md,csv"]) == 0
+    captured = capsys.readouterr()
+    assert f"memtasks report: warning: {results / 'results_bad.json'}: skipped, not readable JSON" in captured.err
+    assert (tmp_path / "out" / "report.md").exists() and (tmp_path / "out" / "csv" / "leaderboard.csv").exists()
+    assert not (tmp_path / "out" / "report.html").exists()
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    assert "memtasks report: error:" in capsys.readouterr().err
+    assert main(["report", str(results), "--format", "pdf"]) == 2
