@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+from matplotlib.image import imread, imsave
 from scipy.stats import spearmanr
 
 from memtasks.cli import main
@@ -323,6 +324,34 @@ def test_cad_is_joined_with_memorization_and_the_rank_correlation_is_spearmans(t
     assert "cad_vs_memorization" in {f.key for f in report.figures}
 
 
+def test_attention_files_join_a_study_model_named_differently_and_their_heatmaps_are_shown(tmp_path):
+    results = tmp_path / "results"
+    runs = []
+    for name, model in (("t5", {"name": "t5", "path": "google-t5/t5-small", "method": "pretrained"}), ("t5-full-a", {"name": "t5-full-a", "path": "models/t5-full-a", "base": "t5", "method": "full", "trained_tasks": ["mem_a"], "epochs": 1})):
+        write_results(results / "runs" / name, {"pretrained": model["path"]}, {"mem_a": metrics((0.1, 0.05, 0.15))})
+        runs.append({"id": name, "task": "mem_a", "model": model, "results": f"runs/{name}/results_2026-01-01T00-00-00.000001.json"})
+    (results / "manifest.json").write_text(json.dumps({"study": "s", "runs": runs}))
+    # As `memtasks attention` writes it: model_args as lm-eval's string, one file per task.
+    attention = {
+        "results": {"mem_a": {"alias": "mem_a", "cad,none": 0.42, "cad_low,none": 0.4, "cad_high,none": 0.44, "samples,none": 10}},
+        "config": {"model": "hf", "model_args": "pretrained=google-t5/t5-small,dtype=float32"},
+        "memtasks": {"kind": "attention", "layers": [5]},
+    }
+    (results / "google-t5__t5-small").mkdir()
+    (results / "google-t5__t5-small" / "attention_mem_a_2026-01-01T00-00-00.json").write_text(json.dumps(attention))
+    (results / "plots").mkdir()
+    heatmap = tmp_path / "pixel.png"
+    imsave(heatmap, [[0.0, 1.0], [1.0, 0.0]])
+    (results / "plots" / "attention_average.png").write_bytes(heatmap.read_bytes())
+    report = build_report(results, tmp_path / "out", "md")
+    rows = report.table("cad_vs_memorization").rows
+    assert [(r[1].text, r[2].text, r[3].text) for r in rows] == [("google-t5/t5-small", "0.420 [0.400, 0.440]", "t5-full-a")]
+    shown = [f for f in report.figures if f.key.startswith("heatmap")]
+    assert [f.title for f in shown] == ["Attention heatmap: average"]
+    assert shown[0].path.read_bytes() == heatmap.read_bytes()
+    assert not report.warnings
+
+
 def test_html_is_self_contained_with_sortable_tables_and_embedded_figures(tmp_path):
     results = tmp_path / "results"
     write_results(results, {"pretrained": "org/<script>"}, {"mem_xsum": metrics((0.25, 0.2, 0.3))})
@@ -356,3 +385,47 @@ def test_cli_writes_the_report_and_prints_warnings_naming_files(tmp_path, capsys
     assert main(["report", str(tmp_path / "missing")]) == 2
     assert "memtasks report: error:" in capsys.readouterr().err
     assert main(["report", str(results), "--format", "pdf"]) == 2
+
+
+def _browser_tool():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("screenshot_report", Path(__file__).parent / "tools" / "screenshot_report.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+browser = _browser_tool()
+needs_chromium = pytest.mark.skipif(browser.find_chromium() is None, reason="no Chromium on PATH (Debian: apt-get install chromium)")
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    root = tmp_path_factory.mktemp("browser")
+    for name, rate in (("org/low", 0.05), ("org/high", 0.6), ("org/mid", 0.3)):
+        write_results(root / "results" / name, {"pretrained": name}, {"mem_xsum": metrics((rate, rate - 0.02, rate + 0.02))})
+    build_report(root / "results", root / "out", "html")
+    return root / "out" / "report.html"
+
+
+@needs_chromium
+def test_headless_chromium_shows_the_page_and_its_embedded_figures_offline(rendered, tmp_path):
+    pixels = imread(browser.screenshot(rendered, tmp_path / "page.png", size="1366x2200"))[..., :3]
+    assert pixels.shape[:2] == (2200, 1366)
+    # matplotlib's first bar colour (#1f77b4) is only on the page if the embedded PNG was decoded.
+    bar = (abs(pixels - [0x1F / 255, 0x77 / 255, 0xB4 / 255]).sum(axis=-1) < 0.02).sum()
+    assert bar > 500
+    assert pixels.std() > 0.05
+
+
+@needs_chromium
+def test_clicking_a_column_header_sorts_the_leaderboard_in_the_browser(rendered, tmp_path):
+    page = tmp_path / "clicked.html"
+    click = '<script>document.querySelectorAll("#leaderboard + p + div th")[4].click();</script>'
+    page.write_text(rendered.read_text().replace("</body>", click + "</body>"))
+    dom = browser.dump_dom(page)
+    board = dom.split('id="leaderboard"', 1)[1].split("</table>", 1)[0]
+    models = re.findall(r"<tr[^>]*><td[^>]*>(org/\w+)</td>", board)
+    assert models == ["org/low", "org/mid", "org/high"]
+    assert 'class="asc"' in board

@@ -80,7 +80,7 @@ def build_report(
     tables = build_tables(runs, found.attention, outcomes)
     warnings = found.warnings + outcomes.warnings
     out_dir.mkdir(parents=True, exist_ok=True)
-    figures = build_figures(runs, found.attention, out_dir / "figures")
+    figures = build_figures(runs, found.attention, found.heatmaps, out_dir / "figures")
     models = {r.model.name for r in runs}
     tasks = {r.task for r in runs}
     summary = [

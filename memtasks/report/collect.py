@@ -7,7 +7,8 @@ Every ``*.json`` under the folder is read once. Three kinds are used:
   :class:`Run`; a task is a memtasks task when it reports ``mem_rate`` with its
   interval and ``probes``. Other tasks are skipped with a warning.
 - attention results (``{"memtasks": {"kind": "attention"}, "results": ...}``,
-  written by ``memtasks attention``): each task becomes an :class:`AttentionRun`.
+  written by ``memtasks attention``): each task becomes an :class:`AttentionRun`;
+  its heatmaps (``attention_*.png``) are shown as they are.
 - study manifests (``manifest.json`` with ``study`` and ``runs``): they name the
   model of each results file (base model, method, trained tasks, epochs, size).
 
@@ -130,7 +131,6 @@ class AttentionRun:
     values: dict[str, float]
     date: float
     path: Path
-    heatmaps: list[Path] = field(default_factory=list)
 
 
 @dataclass
@@ -139,6 +139,7 @@ class Collection:
 
     runs: list[Run] = field(default_factory=list)
     attention: list[AttentionRun] = field(default_factory=list)
+    heatmaps: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     files: int = 0
 
@@ -297,10 +298,12 @@ def collect(results_dir: str | Path, exclude: Iterable[str | Path] = (), progres
     if not root.is_dir():
         raise ReportInputError(f"{root}: not a folder")
     excluded = [Path(e).resolve() for e in exclude]
-    paths = sorted(
-        p for p in root.rglob("*.json") if not any(p.resolve().is_relative_to(e) for e in excluded) and p.is_file()
-    )
-    found = Collection(files=len(paths))
+
+    def wanted(pattern: str) -> list[Path]:
+        return sorted(p for p in root.rglob(pattern) if p.is_file() and not any(p.resolve().is_relative_to(e) for e in excluded))
+
+    paths = wanted("*.json")
+    found = Collection(files=len(paths), heatmaps=wanted("attention_*.png"))
     parsed: list[tuple[Path, dict]] = []
     manifests: dict[tuple[Path, str], tuple[ModelInfo, Path | None]] = {}
     for path in tqdm(paths, desc="reading results", unit="file", disable=not progress):
@@ -346,11 +349,8 @@ def _read_results(
             if "cad,none" not in metrics:
                 found.warnings.append(f"{path}: task {task!r} skipped, attention results without 'cad,none'")
                 continue
-            heatmaps = [path.parent / h for h in data["memtasks"].get("heatmaps", {}).get(task, []) if isinstance(h, str)]
             values = {k.removesuffix(",none"): _number(v) for k, v in metrics.items() if k.endswith(",none")}
-            found.attention.append(
-                AttentionRun(task, model, _interval(metrics, "cad"), values, date, path, [h for h in heatmaps if h.exists()])
-            )
+            found.attention.append(AttentionRun(task, model, _interval(metrics, "cad"), values, date, path))
             continue
         missing = [m for m in REQUIRED_METRICS if m not in metrics]
         if missing:

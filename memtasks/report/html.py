@@ -38,7 +38,8 @@ tr.flagged td { background: #fff4d6; }
 tr.difference td { font-weight: 600; border-bottom: 2px solid #cfd6dd; }
 ul.notes { margin: 6px 0; font-size: 13px; color: #3d4650; }
 ul.warnings { font-size: 13px; color: #8a5a00; }
-figure { background: #fff; border: 1px solid #d8dde3; border-radius: 6px; margin: 12px 0; padding: 10px; }
+.figures { display: grid; grid-template-columns: repeat(auto-fill, minmax(540px, 1fr)); gap: 14px; }
+figure { background: #fff; border: 1px solid #d8dde3; border-radius: 6px; margin: 0; padding: 10px; }
 figure img { max-width: 100%; height: auto; display: block; }
 figcaption { font-size: 13px; color: #3d4650; margin-top: 6px; }
 """
@@ -122,8 +123,9 @@ def write_html(
         *(table_html(t) for t in tables),
     ]
     if figures:
-        parts.append('<h2 id="figures">Figures</h2>')
+        parts.append('<h2 id="figures">Figures</h2><div class="figures">')
         parts += [figure_html(f) for f in figures]
+        parts.append("</div>")
     if warnings:
         items = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
         parts.append(f'<h2 id="skipped">Skipped input</h2><ul class="warnings">{items}</ul>')

@@ -158,19 +158,19 @@ def cad_scatter(runs: Sequence[Run], attention: Sequence[AttentionRun], out: Pat
     return Figure("cad_vs_memorization", "CAD vs memorization", f"One point per (task, model pair): {pairing}.", path)
 
 
-def heatmaps(attention: Sequence[AttentionRun], out: Path) -> list[Figure]:
+def heatmaps(sources: Sequence[Path], out: Path) -> list[Figure]:
     """The attention runs' own heatmap PNGs, copied next to the report's figures."""
     figures = []
-    for att in sorted(attention, key=lambda a: (a.task, a.model.name)):
-        for source in att.heatmaps:
-            target = out / "attention" / f"{att.task}__{len(figures)}__{source.name}"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
-            figures.append(Figure(f"heatmap_{len(figures)}", f"Attention heatmap: {att.task}", f"{short_name(att.model.name)}, {source.name}", target))
+    for i, source in enumerate(sources):
+        target = out / "attention" / f"{i:02d}_{source.name}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        title = source.stem.removeprefix("attention_").replace("_", " ")
+        figures.append(Figure(f"heatmap_{i}", f"Attention heatmap: {title}", f"From {source}.", target))
     return figures
 
 
-def build_figures(runs: Sequence[Run], attention: Sequence[AttentionRun], out: Path) -> list[Figure]:
+def build_figures(runs: Sequence[Run], attention: Sequence[AttentionRun], heatmap_files: Sequence[Path], out: Path) -> list[Figure]:
     """Every figure the runs support, written under ``out``."""
     figures = [rates_by_task(runs, out), stacked_categories(runs, out)]
     curves = [
@@ -184,5 +184,5 @@ def build_figures(runs: Sequence[Run], attention: Sequence[AttentionRun], out: P
         if _curves(groups, order, f"Memorization by {title.lower()}", xlabel, path, categorical):
             figures.append(Figure(key, title, f"Memorization rate (90% interval) by {title.lower()}, per (task, model).", path))
     figures.append(cad_scatter(runs, attention, out))
-    figures.extend(heatmaps(attention, out))
+    figures.extend(heatmaps(heatmap_files, out))
     return [f for f in figures if f is not None]

@@ -300,6 +300,13 @@ def _matches(model: ModelInfo, reference: str | None) -> bool:
     return reference is not None and reference in {_normal(model.name), _normal(model.path)}
 
 
+def same_model(a: ModelInfo, b: ModelInfo) -> bool:
+    """Whether two identities name one model: a study names a model ``t5-small`` where its attention run says ``google-t5/t5-small``."""
+    if a.fine_tuned != b.fine_tuned:
+        return False
+    return bool({_normal(a.name), _normal(a.path)} & {_normal(b.name), _normal(b.path)} - {None})
+
+
 def lineage(model: ModelInfo) -> tuple:
     """Models that differ only in how many epochs they were trained (``DIR`` and ``DIR/epoch-N``)."""
     where = _EPOCH_DIR.sub("", model.path or model.name)
@@ -547,11 +554,14 @@ def cad_points(runs: Sequence[Run], attention: Sequence[AttentionRun]) -> tuple[
     """The study's pairing when fine-tuned runs exist (pre-trained CAD vs fine-tuned memorization), else same-model pairs."""
     finals = final_models(runs)
     study = []
-    for att in attention:
-        if att.model.fine_tuned:
+    for run in runs:
+        if run.model.name not in finals or run.is_variant:
             continue
-        for run in runs:
-            if run.task == att.task and run.model.name in finals and _matches(att.model, run.model.base):
+        base = base_run(runs, run.model, run.task)
+        for att in attention:
+            if att.task == run.task and not att.model.fine_tuned and (
+                _matches(att.model, run.model.base) or (base is not None and same_model(att.model, base.model))
+            ):
                 study.append(CadPoint(att.task, att.model.name, att.cad, run.model.name, run.rates["memorization"]))
     if study:
         return study, "pre-trained model's CAD vs fine-tuned model's memorization"
@@ -559,7 +569,7 @@ def cad_points(runs: Sequence[Run], attention: Sequence[AttentionRun]) -> tuple[
         CadPoint(att.task, att.model.name, att.cad, run.model.name, run.rates["memorization"])
         for att in attention
         for run in runs
-        if run.task == att.task and run.model.name == att.model.name
+        if run.task == att.task and same_model(run.model, att.model)
     ]
     return same, "CAD and memorization of the same model"
 
