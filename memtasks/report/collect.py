@@ -48,6 +48,21 @@ REQUIRED_METRICS = ("mem_rate,none", "mem_rate_low,none", "mem_rate_high,none", 
 _FUNCTION_SOURCE = re.compile(r"^\s*def \w+\(")
 _VARIANT = re.compile(r"_(prefix\d+|topk\d+|topp\d+|temp\d+)$")
 FINETUNE_MANIFEST = "memtasks_finetune.json"
+# JSON files of model folders (a study keeps its models under its results folder): never results.
+MODEL_FILES = frozenset(
+    {
+        FINETUNE_MANIFEST,
+        "config.json",
+        "generation_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "added_tokens.json",
+        "vocab.json",
+        "adapter_config.json",
+        "trainer_state.json",
+    }
+)
 
 
 class ReportInputError(ValueError):
@@ -302,7 +317,7 @@ def collect(results_dir: str | Path, exclude: Iterable[str | Path] = (), progres
     def wanted(pattern: str) -> list[Path]:
         return sorted(p for p in root.rglob(pattern) if p.is_file() and not any(p.resolve().is_relative_to(e) for e in excluded))
 
-    paths = wanted("*.json")
+    paths = [p for p in wanted("*.json") if p.name not in MODEL_FILES]
     found = Collection(files=len(paths), heatmaps=wanted("attention_*.png"))
     parsed: list[tuple[Path, dict]] = []
     manifests: dict[tuple[Path, str], tuple[ModelInfo, Path | None]] = {}
