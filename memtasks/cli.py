@@ -65,6 +65,147 @@ def _eval(args: argparse.Namespace) -> int:
     return run_lm_eval(args.lm_eval_args, redact=args.redact)
 
 
+def _task_files(values: list[str], tasks: list[str], flag: str) -> dict[str, str]:
+    """``TASK=PATH`` pairs; a bare ``PATH`` belongs to the only task of a run."""
+    files = {}
+    for value in values:
+        task, sep, path = value.rpartition("=")
+        if not sep:
+            if len(tasks) != 1:
+                raise ValueError(f"{flag} {value}: with several tasks, write TASK=PATH")
+            task = tasks[0]
+        files[task] = path
+    return files
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    from memtasks.finetune import FinetuneConfig, Runtime, finetune
+
+    tasks = [t for t in args.task.split(",") if t]
+    config = FinetuneConfig(
+        tasks=tuple(tasks),
+        model=args.model,
+        method=args.method,
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        batch_size=args.batch_size,
+        grad_accum=args.grad_accum,
+        max_source_tokens=args.max_source_tokens,
+        max_target_tokens=args.max_target_tokens,
+        mixing=args.mixing,
+        max_examples=args.max_examples,
+        data_files=_task_files(args.data_files, tasks, "--data-files"),
+        eval_data_files=_task_files(args.eval_data_files, tasks, "--eval-data-files"),
+        eval_examples=args.eval_examples,
+        lora_rank=args.lora_rank,
+        lora_alpha=args.lora_alpha,
+        lora_dropout=args.lora_dropout,
+        target_modules=tuple(args.target_modules.split(",")) if args.target_modules else None,
+        train_on_input=not args.output_only_loss,
+        save_epochs=args.save_epochs,
+        merge=args.merge,
+        seed=args.seed,
+    )
+    runtime = Runtime(
+        device=args.device,
+        precision=args.precision,
+        save_steps=args.save_steps,
+        eval_batch_size=args.eval_batch_size,
+        include_path=tuple(p for p in (args.include_path or "").split(":") if p),
+        progress=not args.json,
+    )
+    summary = finetune(config, args.output, runtime, overwrite=args.overwrite)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"{args.output}: {summary['method']} fine-tuning of {summary['base_model']} on {', '.join(summary['tasks'])}")
+    for entry in summary.get("epoch_losses", []):
+        print(f"  epoch {entry['epoch']:>3}  loss {entry['loss']:.4f}")
+    print(f"  {summary.get('examples_seen', 0)} examples seen in {summary.get('seconds', 0):.0f} s")
+    for task, scores in summary.get("quality", {}).items():
+        shown = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in scores.items())
+        print(f"  held-out {task}: {shown}")
+    print(f"load it in lm-eval with --model hf --model_args {summary['lm_eval_model_args']}")
+    return 0
+
+
+def _attention(args: argparse.Namespace) -> int:
+    from memtasks.attention import predict_memorization, read_metric, run_attention
+
+    tasks = [t for t in args.tasks.split(",") if t]
+    try:
+        metadata = json.loads(args.metadata) if args.metadata else {}
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--metadata is not JSON: {error}") from None
+    if not isinstance(metadata, dict):
+        raise ValueError("--metadata must be a JSON object")
+    runs = run_attention(
+        args.model,
+        args.model_args,
+        tasks,
+        layers=args.layers,
+        samples=args.samples,
+        output_path=args.output_path,
+        plot_dir=args.plot,
+        data_files=_task_files(args.data_files, tasks, "--data-files"),
+        metadata=metadata,
+        include_path=[p for p in (args.include_path or "").split(":") if p],
+        batch_size=args.batch_size,
+        device=args.device,
+        max_input_tokens=args.max_input_tokens,
+        max_output_tokens=args.max_output_tokens,
+        include_instruction=args.include_instruction,
+        seed=args.seed,
+        progress=not args.json,
+    )
+    cad = {run.task: run.result.summary()["cad"][0] for run in runs}
+    prediction = predict_memorization(cad, read_metric(args.memorization, "mem_rate")) if args.memorization else None
+    if args.json:
+        tasks_out = {run.task: {"path": str(run.path) if run.path else None, **{m: list(v) for m, v in run.result.summary().items()}} for run in runs}
+        print(json.dumps({"tasks": tasks_out, "prediction": prediction.to_dict() if prediction else None}, indent=2))
+        return 0
+    print(f"{'task':24} {'samples':>7}  {'CAD [90% interval]':>26}  {'coverage':>8}  {'row div.':>8}")
+    for run in runs:
+        summary = run.result.summary()
+        value, low, high = summary["cad"]
+        print(
+            f"{run.task:24} {len(run.result.samples):7d}  {value:8.4f} [{low:.4f}, {high:.4f}]  "
+            f"{summary['coverage'][0]:8.4f}  {summary['row_divergence'][0]:8.4f}"
+        )
+    layers = runs[0].result.layers
+    print(f"{runs[0].result.attention}-attention, layers {', '.join(map(str, layers))} of {runs[0].result.num_layers}")
+    for run in runs:
+        if run.path:
+            print(f"{run.task}: {run.path}")
+    if args.plot:
+        print(f"heatmaps in {args.plot}")
+    if prediction:
+        print(f"\n{'task':24} {'CAD':>8} {'mem_rate':>9}  memorization results")
+        for task, x, y in zip(prediction.tasks, prediction.predictor, prediction.memorization):
+            print(f"{task:24} {x:8.4f} {y:9.4f}  {prediction.sources.get(task, '')}")
+        print(f"Spearman rho(CAD, mem_rate) = {prediction.rho:+.3f} over {len(prediction.tasks)} tasks, permutation p = {prediction.p_value:.3f}")
+    return 0
+
+
+def _study(args: argparse.Namespace) -> int:
+    from memtasks.study import read_study_config, run_study
+
+    config = read_study_config(args.config)
+    manifest = run_study(config)
+    print(f"{config.name}: {len(manifest.runs)} steps done; manifest {manifest.path}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from memtasks.demo import format_comparisons, run_demo
+
+    comparisons = run_demo(args.out, epochs=args.epochs)
+    print()
+    print(format_comparisons(comparisons))
+    print(f"results, models and this table (summary.md) are in {args.out}/")
+    return 0
+
+
 def _tiny_models(args: argparse.Namespace) -> int:
     from memtasks.probes import read_texts
     from memtasks.tiny import build_tiny_model, train_tokenizer
@@ -139,6 +280,61 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("lm_eval_args", nargs=argparse.REMAINDER, help="lm_eval arguments, e.g. --model hf --tasks mem_xsum")
     evaluate.set_defaults(run=_eval)
 
+    tune = commands.add_parser(
+        "finetune",
+        help="fine-tune a model on tasks in their instruction + input -> output format (full or LoRA)",
+        description="Fine-tunes with transformers' Trainer. Re-running the same command resumes an unfinished run "
+        "and leaves a finished one untouched.",
+    )
+    tune.add_argument("--task", required=True, help="task name, or several separated by commas (a multi-task mixture)")
+    tune.add_argument("--model", required=True, help="Hugging Face id or local directory")
+    tune.add_argument("--method", choices=("full", "lora"), default="full")
+    tune.add_argument("--epochs", type=_workers, default=3)
+    tune.add_argument("--output", type=Path, required=True, help="directory for the fine-tuned model and its summary")
+    tune.add_argument("--overwrite", action="store_true", help="replace whatever --output holds")
+    tune.add_argument("--mixing", choices=("proportional", "equal"), default="proportional", help="how several tasks are mixed")
+    tune.add_argument("--learning-rate", type=float, help="default 1e-4 (full) or 1e-3 (lora)")
+    tune.add_argument("--batch-size", type=_workers, default=8)
+    tune.add_argument("--grad-accum", type=_workers, default=1, help="gradient accumulation steps")
+    tune.add_argument("--max-source-tokens", type=_workers, default=512)
+    tune.add_argument("--max-target-tokens", type=_workers, default=128)
+    tune.add_argument("--max-examples", type=_workers, help="train on the first N records of each task")
+    tune.add_argument("--data-files", action="append", default=[], metavar="[TASK=]PATH", help="local training data of a task")
+    tune.add_argument("--eval-data-files", action="append", default=[], metavar="[TASK=]PATH", help="local held-out data of a task")
+    tune.add_argument("--eval-examples", type=_workers, default=100, help="held-out examples scored per task")
+    tune.add_argument("--lora-rank", type=_workers, default=8)
+    tune.add_argument("--lora-alpha", type=_workers, default=16)
+    tune.add_argument("--lora-dropout", type=float, default=0.05)
+    tune.add_argument("--target-modules", help="comma-separated module names for LoRA (default: peft's choice for the model)")
+    tune.add_argument(
+        "--output-only-loss", action="store_true", help="decoder-only models: no loss on the instruction and input"
+    )
+    tune.add_argument("--save-epochs", action="store_true", help="also save the model after each epoch in DIR/epoch-N")
+    tune.add_argument("--merge", action="store_true", help="LoRA: also save the merged model in DIR/merged")
+    tune.add_argument("--seed", type=int, default=1234)
+    tune.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    tune.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto", help="auto: bf16 on a GPU that has it")
+    tune.add_argument("--save-steps", type=_workers, default=200, help="checkpoint every N steps, to resume an interrupted run")
+    tune.add_argument("--eval-batch-size", type=_workers, default=16)
+    tune.add_argument("--include-path", help="more task folders, separated by ':'")
+    tune.add_argument("--json", action="store_true", help="print the training summary as JSON")
+    tune.set_defaults(run=_finetune)
+
+    study = commands.add_parser(
+        "study",
+        help="fine-tune and probe models as a study config says; re-running skips finished steps",
+    )
+    study.add_argument("config", type=Path, help="study YAML (see memtasks.study)")
+    study.set_defaults(run=_study)
+
+    demo = commands.add_parser(
+        "demo",
+        help="the study in miniature, offline on a CPU: a tiny T5 fine-tuned on XSum and on IMDB, probed before and after",
+    )
+    demo.add_argument("--out", type=Path, default=Path("results/demo"), help="output folder (default results/demo)")
+    demo.add_argument("--epochs", type=_workers, default=20, help="fine-tuning epochs per task (default 20)")
+    demo.set_defaults(run=_demo)
+
     tiny = commands.add_parser(
         "tiny-models",
         help="build a tiny decoder-only and a tiny encoder-decoder model with a tokenizer trained on local text",
@@ -148,6 +344,37 @@ def build_parser() -> argparse.ArgumentParser:
     tiny.add_argument("--field", default="text", help="JSONL field holding the text (default: text)")
     tiny.add_argument("--vocab-size", type=int, default=2000)
     tiny.set_defaults(run=_tiny_models)
+
+    attention = commands.add_parser(
+        "attention",
+        help="attention dispersion (CAD, coverage, row divergence) of a model on tasks, with heatmaps",
+        description="Loads the model as lm_eval does (--model, --model_args) and each task's (input, output) pairs "
+        "in its fine-tuning format; writes OUTPUT_PATH/<model>/attention_<task>_<date>.json.",
+    )
+    attention.add_argument("--model", default="hf", help="lm-eval model type (default: hf)")
+    attention.add_argument("--model_args", required=True, help="as for lm_eval, e.g. pretrained=t5-small")
+    attention.add_argument("--tasks", required=True, help="comma-separated task names, e.g. mem_xsum,mem_imdb")
+    attention.add_argument("--layers", default="last", help="last, all, or comma-separated layer numbers (default: last)")
+    attention.add_argument("--samples", type=_workers, default=10, help="records per task, drawn with --seed (default 10)")
+    attention.add_argument("--plot", type=Path, metavar="DIR", help="write heatmaps (PNG) to DIR")
+    attention.add_argument("--output_path", default="results", help="results folder (default: results)")
+    attention.add_argument("--data-files", action="append", default=[], metavar="[TASK=]PATH", help="local data of a task")
+    attention.add_argument(
+        "--metadata", help="JSON object overriding every task's metadata, as for lm_eval; a key naming a task holds that task's own"
+    )
+    attention.add_argument("--include_path", help="more task folders, separated by ':'")
+    attention.add_argument("--batch_size", type=_workers, default=1)
+    attention.add_argument("--device", default="cpu")
+    attention.add_argument("--max-input-tokens", type=_workers, default=512, help="inputs are cut to this many tokens (default 512)")
+    attention.add_argument("--max-output-tokens", type=_workers, default=128, help="outputs are cut to this many tokens (default 128)")
+    attention.add_argument("--include-instruction", action="store_true", help="count the task's instruction as input")
+    attention.add_argument("--seed", type=int, default=1234, help="seed of the record sample (default 1234)")
+    attention.add_argument(
+        "--memorization", type=Path, metavar="RESULTS_DIR",
+        help="lm-eval results with mem_rate for the same tasks: print the Spearman correlation of CAD with them",
+    )
+    attention.add_argument("--json", action="store_true", help="print one JSON object")
+    attention.set_defaults(run=_attention)
 
     task_path = commands.add_parser("task-path", help="print the folder of memtasks' task YAMLs (for lm_eval --include_path)")
     task_path.set_defaults(run=_task_path)
@@ -174,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.run(args)
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, MemoryError) as error:
         print(f"memtasks {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

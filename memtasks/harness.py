@@ -38,7 +38,7 @@ from memtasks.probes import (
 )
 from memtasks.paraphrase import HIGH, LOW, ParaphraseClassifier
 from memtasks.scoring import Probe, ScoreReport, score_probes, sha256_hex
-from memtasks.tasks import load_records, task_configs_dir
+from memtasks.tasks import known_tasks, load_records, task_configs_dir
 
 CANDIDATES = 10
 
@@ -78,8 +78,12 @@ def redact_samples(path: Path) -> None:
 
 
 @contextmanager
-def _memtasks_lm_eval():
+def _memtasks_lm_eval(include_defaults: bool = True):
     """lm-eval as ``memtasks eval`` runs it; everything is restored on exit.
+
+    Without ``include_defaults`` lm-eval's own tasks are not indexed, which
+    saves the 20 s of CPU its 14,000 task files take to index when a run needs
+    none of them.
 
     - Every TaskManager also indexes memtasks' tasks: lm-eval 0.4.13 has no
       plugin hook, and its command line takes a single ``--include_path``
@@ -94,6 +98,7 @@ def _memtasks_lm_eval():
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks.manager import TaskManager
 
+    defaults_needed = include_defaults
     original = TaskManager.__init__
     original_generate = HFLM._model_generate
 
@@ -104,10 +109,9 @@ def _memtasks_lm_eval():
         return original_generate(self, context, max_length, stop, **generation_kwargs)
 
     def init(self, verbosity=None, include_path=None, include_defaults=True, metadata=None):
-        if isinstance(include_path, (str, Path)):
-            include_path = [p for p in str(include_path).split(os.pathsep) if p]
-        paths = [*(include_path or []), str(task_configs_dir())]
-        original(self, verbosity=verbosity, include_path=paths, include_defaults=include_defaults, metadata=metadata)
+        paths = [*_split_paths(include_path), str(task_configs_dir())]
+        defaults = include_defaults and defaults_needed
+        original(self, verbosity=verbosity, include_path=paths, include_defaults=defaults, metadata=metadata)
 
     TaskManager.__init__ = init
     HFLM._model_generate = generate
@@ -116,6 +120,30 @@ def _memtasks_lm_eval():
     finally:
         TaskManager.__init__ = original
         HFLM._model_generate = original_generate
+
+
+def _split_paths(include_path) -> list[str]:
+    if isinstance(include_path, (str, Path)):
+        return [p for p in str(include_path).split(os.pathsep) if p]
+    return [str(p) for p in include_path or []]
+
+
+def _option(arguments: Sequence[str], name: str) -> str | None:
+    for i, argument in enumerate(arguments):
+        if argument == name and i + 1 < len(arguments):
+            return arguments[i + 1]
+        if argument.startswith(name + "="):
+            return argument.split("=", 1)[1]
+    return None
+
+
+def _needs_lm_eval_tasks(arguments: Sequence[str]) -> bool:
+    """Whether a run names a task that is not memtasks' or in its ``--include_path``."""
+    tasks = _option(arguments, "--tasks")
+    if not tasks:
+        return True
+    known = known_tasks(tuple(_split_paths(_option(arguments, "--include_path"))))
+    return any(task not in known for task in tasks.split(","))
 
 
 def run_lm_eval(arguments: Sequence[str], redact: bool = False) -> int:
@@ -133,7 +161,7 @@ def run_lm_eval(arguments: Sequence[str], redact: bool = False) -> int:
     started = time.time()
     saved, sys.argv = sys.argv, ["lm_eval", *arguments]
     try:
-        with _memtasks_lm_eval():
+        with _memtasks_lm_eval(include_defaults=_needs_lm_eval_tasks(arguments)):
             cli_evaluate()
     except SystemExit as stop:
         return int(stop.code or 0) if isinstance(stop.code, int) or stop.code is None else 1

@@ -197,6 +197,13 @@ def summarize(outcomes: Sequence[ProbeOutcome], categories: Sequence[str] = CATE
     return _rate(sum(counts) / n if n else 0.0, total), rates
 
 
+def summarize_categories(categories: Sequence[str], names: Sequence[str] = CATEGORIES) -> dict[str, Rate]:
+    """Rates with intervals from per-probe categories: "memorization" first, then each of ``names``."""
+    outcomes = [ProbeOutcome(str(i), category) for i, category in enumerate(categories)]
+    total, rates = summarize(outcomes, names)
+    return {"memorization": total, **rates}
+
+
 def paired_difference(
     before: Sequence[str],
     after: Sequence[str],

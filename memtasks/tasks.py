@@ -58,6 +58,11 @@ def _task_index(include_path: tuple[str, ...]) -> dict:
     return manager.task_index
 
 
+def known_tasks(include_path: Sequence[str | Path] = ()) -> set[str]:
+    """Names of the tasks, groups and tags in memtasks' folder and ``include_path`` (not lm-eval's own)."""
+    return set(_task_index(tuple(str(p) for p in include_path)))
+
+
 def task_spec(name: str, include_path: Sequence[str | Path] = ()) -> TaskSpec:
     """The definition of task ``name`` from memtasks' task folder and ``include_path``."""
     index = _task_index(tuple(str(p) for p in include_path))
