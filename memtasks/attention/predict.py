@@ -1,0 +1,156 @@
+"""Attention dispersion as a predictor of memorization, across tasks.
+
+The study's claim: tasks whose outputs attend evenly over their inputs
+(summarization, dialog) are memorized more than tasks whose outputs attend to
+a few input tokens (sentiment, extractive QA, translation), and the pattern is
+already there in the pre-trained model. So the pre-trained model's CAD per
+task should rank tasks as the fine-tuned model's memorization rate does.
+
+The agreement is Spearman's rank correlation over the n tasks both runs have,
+
+    rho = Pearson correlation of rank(CAD_task) and rank(mem_rate_task)
+
+(tied values get their mean rank), with a two-sided permutation p-value: the
+share of orderings of the memorization ranks whose |rho| is at least the
+observed one (all n! orderings for n <= 8, else 100,000 seeded random ones).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+EXACT_UP_TO = 8
+PERMUTATIONS = 100_000
+PERMUTATION_SEED = 1234
+
+
+def ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks from 1, ties sharing their mean rank."""
+    values = np.asarray(values, dtype=np.float64)
+    order = np.argsort(values, kind="stable")
+    ranked = np.empty(len(values))
+    ranked[order] = np.arange(1, len(values) + 1)
+    for value in np.unique(values):
+        tied = values == value
+        ranked[tied] = ranked[tied].mean()
+    return ranked
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+    x, y = x - x.mean(), y - y.mean()
+    return float((x * y).sum() / math.sqrt((x * x).sum() * (y * y).sum()))
+
+
+def spearman(x, y) -> float:
+    """Spearman's rank correlation; raises when either side has no spread (rho undefined)."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if len(x) != len(y):
+        raise ValueError(f"rank correlation needs paired values: {len(x)} and {len(y)} given")
+    if len(x) < 3:
+        raise ValueError(f"rank correlation needs at least 3 tasks, {len(x)} given")
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        raise ValueError("rank correlation is undefined: one of the two measures is the same for every task")
+    return _pearson(ranks(x), ranks(y))
+
+
+def permutation_p_value(x, y, rho: float) -> float:
+    """Two-sided permutation p-value of ``rho`` (see the module docstring)."""
+    rx, ry = ranks(x), ranks(y)
+    n = len(rx)
+    if n <= EXACT_UP_TO:
+        orderings = (np.array(p) for p in itertools.permutations(range(n)))
+        total = math.factorial(n)
+    else:
+        rng = np.random.default_rng(PERMUTATION_SEED)
+        orderings = (rng.permutation(n) for _ in range(PERMUTATIONS))
+        total = PERMUTATIONS
+    # A small tolerance keeps orderings with exactly the observed |rho| from
+    # being lost to rounding.
+    hits = sum(abs(_pearson(rx, ry[order])) >= abs(rho) - 1e-12 for order in orderings)
+    return hits / total
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """CAD and memorization rate per task, and their rank agreement."""
+
+    tasks: list[str]
+    predictor: list[float]
+    memorization: list[float]
+    rho: float
+    p_value: float
+    sources: dict[str, str]
+
+    def to_dict(self) -> dict:
+        return {
+            "tasks": self.tasks,
+            "predictor": self.predictor,
+            "memorization": self.memorization,
+            "spearman_rho": self.rho,
+            "p_value": self.p_value,
+            "sources": self.sources,
+        }
+
+
+def _date_key(path: Path) -> str:
+    # lm-eval names result files <kind>_<date>.json with a sortable ISO date.
+    return path.stem.rsplit("_", 1)[-1]
+
+
+def read_metric(results_dir: str | Path, metric: str) -> dict[str, tuple[float, Path]]:
+    """``metric`` per task from every lm-eval-style results JSON under ``results_dir``.
+
+    Reads ``results[task]["<metric>,none"]``; when several files have the same
+    task, the most recent (by the date in the file name, as lm-eval names them)
+    wins. Files without the metric are skipped; a file that is not JSON is an error.
+    """
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such results folder")
+    found: dict[str, tuple[float, Path]] = {}
+    for path in sorted(root.rglob("*.json"), key=_date_key):
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(f"{path}: not a results JSON file ({error})") from None
+        results = document.get("results") if isinstance(document, dict) else None
+        if not isinstance(results, dict):
+            continue
+        for task, metrics in results.items():
+            value = metrics.get(f"{metric},none") if isinstance(metrics, dict) else None
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                if not math.isfinite(value):
+                    raise ValueError(f"{path}: task {task}: {metric} is {value}")
+                found[task] = (float(value), path)
+    return found
+
+
+def predict_memorization(
+    predictor: Mapping[str, float], memorization: Mapping[str, tuple[float, Path] | float], predictor_name: str = "cad"
+) -> Prediction:
+    """Spearman correlation of ``predictor`` (e.g. CAD per task) with memorization rates of the same tasks."""
+    tasks = [task for task in predictor if task in memorization]
+    missing = [task for task in predictor if task not in memorization]
+    if len(tasks) < 3:
+        raise ValueError(
+            f"predicting memorization from {predictor_name} needs at least 3 tasks with both values; "
+            f"found {len(tasks)} ({', '.join(tasks) or 'none'})"
+            + (f"; no memorization result for {', '.join(missing)}" if missing else "")
+        )
+    x = [float(predictor[t]) for t in tasks]
+    y, sources = [], {}
+    for task in tasks:
+        value = memorization[task]
+        if isinstance(value, tuple):
+            value, path = value
+            sources[task] = str(path)
+        y.append(float(value))
+    rho = spearman(x, y)
+    return Prediction(tasks, x, y, rho, permutation_p_value(x, y, rho), sources)
