@@ -187,8 +187,8 @@ def test_runs_with_different_versions_or_configs_are_flagged_not_merged(tmp_path
 
     board = {r[2]: r for r in md_rows((tmp_path / "out" / "report.md").read_text(), "Leaderboard")}
     assert len(board) == 2
-    assert board["mem_xsum"][4] == "40.0% [30.0, 50.0]" and "⚠" in board["mem_xsum"][-1]
-    assert board["mem_imdb"][4] == "90.0% [80.0, 100.0]" and "⚠" in board["mem_imdb"][-1]
+    assert board["mem_xsum"][0] == "org/m ⚠" and board["mem_xsum"][4] == "40.0% [30.0, 50.0]"
+    assert board["mem_imdb"][0] == "org/m ⚠" and board["mem_imdb"][4] == "90.0% [80.0, 100.0]"
     listed = read_csv(tmp_path / "out" / "csv" / "conflicts.csv")
     xsum = [r for r in listed if r["task"] == "mem_xsum"]
     assert [(r["kept"], r["version"], r["memorization_rate"]) for r in xsum] == [("True", "2.0", "0.4"), ("False", "1.0", "0.2")]

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from memtasks.report.plots import Figure
-from memtasks.report.tables import Table
+from memtasks.report.tables import Cell, Table
 
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d2329; margin: 0; background: #f6f7f9; }
@@ -26,8 +26,9 @@ p.desc, p.summary { margin: 4px 0 10px; color: #3d4650; max-width: 980px; }
 .wrap { overflow-x: auto; background: #fff; border: 1px solid #d8dde3; border-radius: 6px; }
 table { border-collapse: collapse; width: 100%; font-size: 13px; }
 th, td { padding: 5px 10px; text-align: left; border-bottom: 1px solid #eceff2; vertical-align: top; }
-th, td.num { white-space: nowrap; }
-td.wide { min-width: 160px; max-width: 360px; overflow-wrap: anywhere; }
+th, td.num, td.name { white-space: nowrap; }
+td.wide { min-width: 160px; max-width: 280px; overflow-wrap: anywhere; }
+span.ci { display: block; font-size: 11px; color: #66717c; }
 th { background: #eef1f5; position: sticky; top: 0; font-weight: 600; }
 table.sortable th { cursor: pointer; user-select: none; }
 table.sortable th:after { content: " \\2195"; color: #9aa4ae; font-size: 11px; }
@@ -75,6 +76,14 @@ def _sort_value(value: float | str) -> str:
     return str(value)
 
 
+def _cell_text(cell: Cell) -> str:
+    """A rate's interval goes under its value, in small type, so that wide tables fit a laptop screen."""
+    value, bracket, interval = cell.text.partition(" [")
+    if isinstance(cell.sort, float) and bracket:
+        return f'{html.escape(value)}<span class="ci">[{html.escape(interval)}</span>'
+    return html.escape(cell.text)
+
+
 def table_html(table: Table) -> str:
     css = "sortable" if table.sortable else "plain"
     head = "".join(f"<th>{html.escape(h)}</th>" for h in table.header)
@@ -82,9 +91,10 @@ def table_html(table: Table) -> str:
     for row, row_class in zip(table.rows, table.row_classes):
         cells = []
         for cell in row:
-            kind = "num" if isinstance(cell.sort, (int, float)) else ("wide" if len(cell.text) > 48 else "")
+            kind = "num" if isinstance(cell.sort, (int, float)) else ("wide" if len(cell.text) > 40 else "name")
+            title = f' title="{html.escape(cell.note, quote=True)}"' if cell.note else ""
             cells.append(
-                f'<td class="{kind}" data-sort="{html.escape(_sort_value(cell.sort), quote=True)}">{html.escape(cell.text)}</td>'
+                f'<td class="{kind}"{title} data-sort="{html.escape(_sort_value(cell.sort), quote=True)}">{_cell_text(cell)}</td>'
             )
         body.append(f'<tr class="{row_class}">' + "".join(cells) + "</tr>")
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in table.notes)

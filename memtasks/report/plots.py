@@ -58,6 +58,12 @@ def _save(fig, path: Path) -> None:
     _pyplot().close(fig)
 
 
+def _rate_axis(ax, runs: Sequence[Run]) -> None:
+    """Rates from 0, and at least up to 5% so that zero rates read as zero, not as an empty plot."""
+    highs = [100 * r.rates["memorization"].high for r in runs if r.rates["memorization"].scored]
+    ax.set_ylim(0, max(5.0, 1.08 * max(highs, default=0.0)))
+
+
 def rates_by_task(runs: Sequence[Run], out: Path) -> Figure | None:
     """Grouped bars: memorization rate per task, one bar per model, interval as error bar."""
     plain = [r for r in runs if not r.is_variant]
@@ -76,6 +82,7 @@ def rates_by_task(runs: Sequence[Run], out: Path) -> Figure | None:
         ax.bar(xs, [100 * v for v in values], width, label=short_name(model),
                yerr=_errors(values, [r.low for r in rates], [r.high for r in rates]), capsize=3)
     ax.set_xticks(range(len(tasks)), tasks, rotation=20, ha="right")
+    _rate_axis(ax, plain)
     ax.set_ylabel("memorization rate (%)")
     ax.set_title("Memorization rate by task (90% interval)")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
@@ -97,6 +104,7 @@ def stacked_categories(runs: Sequence[Run], out: Path) -> Figure | None:
         values = [100 * r.rates[category].value if r.rates[category].scored else 0.0 for r in plain]
         ax.barh(labels, values, left=left, color=color, label=CATEGORY_TITLES[category])
         left = [a + b for a, b in zip(left, values)]
+    ax.set_xlim(0, max(5.0, 1.05 * max(left)))
     ax.set_xlabel("share of probes (%)")
     ax.set_title("Memorization by category")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
@@ -130,6 +138,7 @@ def _curves(
                     marker="o", capsize=3, label=f"{task} | {short_name(model)}")
     if categorical:
         ax.set_xticks(range(len(settings)), [str(s) for s in settings])
+    _rate_axis(ax, [run for by_setting in groups.values() for run in by_setting.values()])
     ax.set_xlabel(xlabel)
     ax.set_ylabel("memorization rate (%)")
     ax.set_title(title)
@@ -151,6 +160,7 @@ def cad_scatter(runs: Sequence[Run], attention: Sequence[AttentionRun], out: Pat
         ax.annotate(p.task, (p.cad.value, 100 * p.memorization.value), fontsize=7, xytext=(3, 3), textcoords="offset points")
     rho = spearman(points)
     ax.set_title(f"Spearman rho = {rho[0]:.2f} (p = {rho[1]:.2g}, n = {len(points)})" if rho else f"n = {len(points)} (rho needs 3)")
+    ax.set_ylim(0, max(5.0, 110 * max(p.memorization.value for p in points)))
     ax.set_xlabel("cross-attention dispersion (CAD)")
     ax.set_ylabel("memorization rate (%)")
     path = out / "cad_vs_memorization.png"

@@ -51,10 +51,11 @@ _EPOCH_DIR = re.compile(r"[/\\]epoch-\d+[/\\]?$")
 
 @dataclass(frozen=True)
 class Cell:
-    """What a table shows, and the value the HTML page sorts it by."""
+    """What a table shows, the value the HTML page sorts it by, and a tooltip there."""
 
     text: str
     sort: float | str = ""
+    note: str = ""
 
 
 @dataclass
@@ -211,20 +212,19 @@ def leaderboard(runs: Sequence[Run]) -> Table:
         "leaderboard",
         "Leaderboard",
         "One row per (model, task): share of probes memorized, in total and per category, "
-        "with the 90% bootstrap interval. Lower is less memorization. Click a column to sort.",
-        ["Model", "Kind", "Task", "Probes", *(CATEGORY_TITLES[c] for c in categories), "Run"],
+        "with the 90% bootstrap interval. Lower is less memorization. Click a column to sort; "
+        "hover a model for its results file.",
+        ["Model", "Kind", "Task", "Probes", *(CATEGORY_TITLES[c] for c in categories)],
     )
     for run in sorted(runs, key=lambda r: (r.task, -r.rates["memorization"].value, r.model.name)):
         flagged = is_flagged(run)
-        mark = " ⚠ conflicting runs" if flagged else ""
         table.add(
             [
-                Cell(run.model.name, run.model.name),
+                Cell(run.model.name + (" ⚠" if flagged else ""), run.model.name, str(run.path)),
                 Cell(model_label(run.model), model_label(run.model)),
                 Cell(run.task, run.task),
                 Cell(str(run.probes), run.probes),
                 *(rate_cell(run.rates[c]) for c in categories),
-                Cell(f"{run.path.name}{mark}", run.path.name),
             ],
             "flagged" if flagged else "",
         )
