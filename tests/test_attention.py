@@ -381,4 +381,13 @@ def test_command_bad_input(models, tmp_path, capsys):
     assert f"{empty}: record 0: field 'summary' (the output) is empty" in capsys.readouterr().err
     assert main([*base, "--model_args", f"pretrained={models['seq2seq']}", "--data-files", f"mem_imdb={empty}"]) == 2
     assert "not among the tasks" in capsys.readouterr().err
+    # A metadata key naming a task overrides that task's fields only.
+    override = json.dumps({"mem_xsum": {"output_field": "headline"}})
+    args = [*base, "--model_args", f"pretrained={models['seq2seq']}", "--data-files", str(data["mem_xsum"])]
+    assert main([*args, "--metadata", override]) == 2
+    assert "record 0: field 'headline' is missing" in capsys.readouterr().err
+    assert main([*args, "--metadata", '{"mem_xsum": 3}']) == 2
+    assert "metadata for task mem_xsum must be a JSON object" in capsys.readouterr().err
+    assert main([*args, "--metadata", '{"mem_xsum": {}, "mem_imdb": {"output_field": "label"}}']) == 2
+    assert "metadata given for mem_imdb, which is not among the tasks" in capsys.readouterr().err
     assert not (tmp_path / "results").exists()

@@ -207,6 +207,9 @@ def run_attention(
     for name in tasks:
         if name in metadata and not isinstance(metadata[name], Mapping):
             raise ValueError(f"metadata for task {name} must be a JSON object, not {metadata[name]!r}")
+    stray = sorted(key for key, value in shared.items() if isinstance(value, Mapping))
+    if stray:
+        raise ValueError(f"metadata given for {', '.join(stray)}, which is not among the tasks ({', '.join(tasks)})")
     specs = {
         name: _merged_spec(name, include_path, {**shared, **metadata.get(name, {})}, data_files.get(name)) for name in tasks
     }
