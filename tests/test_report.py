@@ -318,9 +318,9 @@ def test_cad_is_joined_with_memorization_and_the_rank_correlation_is_spearmans(t
     report = build_report(results, tmp_path / "out", "md")
     table = report.table("cad_vs_memorization")
     rho = spearmanr(list(cads.values()), [mems[t] for t in cads]).statistic
-    assert f"rho = {rho:.3f}" in table.notes[0] and "over 4" in table.notes[0]
+    assert table.notes == [f"LoRA: Spearman rho = {rho:.3f} (p = {spearmanr(list(cads.values()), [mems[t] for t in cads]).pvalue:.3g}) over 4 tasks"]
     assert [(row[0].text, row[2].text, row[4].text) for row in table.rows][0] == ("mem_a", "0.900 [0.890, 0.910]", "30.0% [30.0, 30.0]")
-    assert "pre-trained model's CAD vs fine-tuned model's memorization" in table.description
+    assert "pre-trained model's CAD vs the single-task fine-tuned model's memorization" in table.description
     assert "cad_vs_memorization" in {f.key for f in report.figures}
 
 
@@ -345,7 +345,7 @@ def test_attention_files_join_a_study_model_named_differently_and_their_heatmaps
     (results / "plots" / "attention_average.png").write_bytes(heatmap.read_bytes())
     report = build_report(results, tmp_path / "out", "md")
     rows = report.table("cad_vs_memorization").rows
-    assert [(r[1].text, r[2].text, r[3].text) for r in rows] == [("google-t5/t5-small", "0.420 [0.400, 0.440]", "t5-full-a")]
+    assert [(r[1].text, r[2].text, r[3].text) for r in rows] == [("t5", "0.420 [0.400, 0.440]", "t5-full-a")]
     shown = [f for f in report.figures if f.key.startswith("heatmap")]
     assert [f.title for f in shown] == ["Attention heatmap: average"]
     assert shown[0].path.read_bytes() == heatmap.read_bytes()
@@ -429,3 +429,13 @@ def test_clicking_a_column_header_sorts_the_leaderboard_in_the_browser(rendered,
     models = re.findall(r"<tr[^>]*><td[^>]*>(org/\w+)</td>", board)
     assert models == ["org/low", "org/mid", "org/high"]
     assert 'class="asc"' in board
+
+
+def test_rank_correlation_is_undefined_not_nan_when_every_rate_is_equal():
+    from memtasks.report.collect import Interval
+    from memtasks.report.tables import CadPoint, spearman
+
+    zero = Interval(0.0, 0.0, 0.0)
+    points = [CadPoint(f"mem_{i}", "m", Interval(c, c, c), "ft", zero, "full fine-tuning", Path("a.json")) for i, c in enumerate((0.2, 0.5, 0.9))]
+    assert spearman(points) == "undefined: every point has the same memorization"
+    assert spearman(points[:2]) == "needs 3 points or more, 2 available"

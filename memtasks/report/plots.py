@@ -14,13 +14,14 @@ from memtasks.report.collect import AttentionRun, Run
 from memtasks.report.tables import (
     CATEGORY_TITLES,
     cad_points,
+    correlations,
     decoding_groups,
     epoch_groups,
+    final_models,
     prefix_groups,
     short_name,
     size_groups,
     size_order,
-    spearman,
 )
 
 DPI = 110
@@ -154,12 +155,16 @@ def cad_scatter(runs: Sequence[Run], attention: Sequence[AttentionRun], out: Pat
     if not points:
         return None
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    ax.scatter([p.cad.value for p in points], [100 * p.memorization.value for p in points])
-    for p in points:
-        ax.annotate(p.task, (p.cad.value, 100 * p.memorization.value), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    rho = spearman(points)
-    ax.set_title(f"Spearman rho = {rho[0]:.2f} (p = {rho[1]:.2g}, n = {len(points)})" if rho else f"n = {len(points)} (rho needs 3)")
+    fig, ax = plt.subplots(figsize=(7.0, 4.5))
+    results = correlations(points)
+    for setup, result in results.items():
+        group = [p for p in points if p.setup == setup]
+        rho = result if isinstance(result, str) else f"rho = {result[0]:.2f}, p = {result[1]:.2g}"
+        ax.scatter([p.cad.value for p in group], [100 * p.memorization.value for p in group], label=f"{setup} ({rho})")
+        for p in group:
+            ax.annotate(p.task, (p.cad.value, 100 * p.memorization.value), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_title("CAD vs memorization (Spearman rank correlation)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.15))
     ax.set_ylim(0, max(5.0, 110 * max(p.memorization.value for p in points)))
     ax.set_xlabel("cross-attention dispersion (CAD)")
     ax.set_ylabel("memorization rate (%)")
@@ -182,10 +187,13 @@ def heatmaps(sources: Sequence[Path], out: Path) -> list[Figure]:
 
 def build_figures(runs: Sequence[Run], attention: Sequence[AttentionRun], heatmap_files: Sequence[Path], out: Path) -> list[Figure]:
     """Every figure the runs support, written under ``out``."""
-    figures = [rates_by_task(runs, out), stacked_categories(runs, out)]
+    # Earlier epochs of a fine-tuned model appear in the epoch curves only.
+    finals = final_models(runs)
+    shown = [r for r in runs if not r.model.fine_tuned or r.model.name in finals]
+    figures = [rates_by_task(shown, out), stacked_categories(shown, out)]
     curves = [
-        ("prefix_length", "Prefix length", prefix_groups(runs), lambda k: k, "prefix length (words)", False),
-        ("decoding", "Decoding method", decoding_groups(runs), lambda d: (d != "greedy", str(d)), "decoding", True),
+        ("prefix_length", "Prefix length", prefix_groups(shown), lambda k: k, "prefix length (words)", False),
+        ("decoding", "Decoding method", decoding_groups(shown), lambda d: (d != "greedy", str(d)), "decoding", True),
         ("epochs", "Fine-tuning epochs", epoch_groups(runs), lambda e: e, "epochs", False),
         ("model_size", "Model size", size_groups(runs), size_order(runs), "model size", True),
     ]

@@ -541,32 +541,43 @@ def single_vs_multi(runs: Sequence[Run], outcomes: Outcomes) -> Table | None:
 
 @dataclass
 class CadPoint:
-    """One task's cross-attention dispersion next to a memorization rate."""
+    """One task's cross-attention dispersion next to a memorization rate; ``setup`` groups comparable points."""
 
     task: str
     cad_model: str
     cad: Interval
     memorization_model: str
     memorization: Interval
+    setup: str
+    cad_file: Path
 
 
 def cad_points(runs: Sequence[Run], attention: Sequence[AttentionRun]) -> tuple[list[CadPoint], str]:
-    """The study's pairing when fine-tuned runs exist (pre-trained CAD vs fine-tuned memorization), else same-model pairs."""
+    """The study's pairing when fine-tuned runs exist, else same-model pairs.
+
+    The study's pairing: the pre-trained model's CAD on a task against the
+    memorization of that model fine-tuned on that task alone (multi-task
+    models are left out), one group of points per fine-tuning method.
+    """
     finals = final_models(runs)
     study = []
     for run in runs:
-        if run.model.name not in finals or run.is_variant:
+        model = run.model
+        if model.name not in finals or run.is_variant or model.trained_tasks not in ((), (run.task,)):
             continue
-        base = base_run(runs, run.model, run.task)
+        base = base_run(runs, model, run.task)
         for att in attention:
             if att.task == run.task and not att.model.fine_tuned and (
-                _matches(att.model, run.model.base) or (base is not None and same_model(att.model, base.model))
+                _matches(att.model, model.base) or (base is not None and same_model(att.model, base.model))
             ):
-                study.append(CadPoint(att.task, att.model.name, att.cad, run.model.name, run.rates["memorization"]))
+                setup = {"full": "full fine-tuning", "lora": "LoRA"}.get(model.method, model.method)
+                # The base as the memorization runs name it (a study's name rather than a path).
+                name = base.model.name if base is not None else att.model.name
+                study.append(CadPoint(att.task, name, att.cad, model.name, run.rates["memorization"], setup, att.path))
     if study:
-        return study, "pre-trained model's CAD vs fine-tuned model's memorization"
+        return study, "pre-trained model's CAD vs the single-task fine-tuned model's memorization"
     same = [
-        CadPoint(att.task, att.model.name, att.cad, run.model.name, run.rates["memorization"])
+        CadPoint(att.task, att.model.name, att.cad, run.model.name, run.rates["memorization"], "same model", att.path)
         for att in attention
         for run in runs
         if run.task == att.task and same_model(run.model, att.model)
@@ -574,15 +585,30 @@ def cad_points(runs: Sequence[Run], attention: Sequence[AttentionRun]) -> tuple[
     return same, "CAD and memorization of the same model"
 
 
-def spearman(points: Sequence[CadPoint]) -> tuple[float, float] | None:
-    """Spearman's rank correlation between CAD and memorization, and its p-value (3 points at least)."""
+def spearman(points: Sequence[CadPoint]) -> tuple[float, float] | str:
+    """Spearman's rank correlation between CAD and memorization and its p-value, or why there is none."""
     usable = [p for p in points if p.cad.scored and p.memorization.scored]
     if len(usable) < 3:
-        return None
+        return f"needs 3 points or more, {len(usable)} available"
+    x, y = [p.cad.value for p in usable], [p.memorization.value for p in usable]
+    if len(set(x)) == 1 or len(set(y)) == 1:
+        return "undefined: every point has the same " + ("CAD" if len(set(x)) == 1 else "memorization")
     from scipy.stats import spearmanr
 
-    result = spearmanr([p.cad.value for p in usable], [p.memorization.value for p in usable])
+    result = spearmanr(x, y)
     return float(result.statistic), float(result.pvalue)
+
+
+def correlations(points: Sequence[CadPoint]) -> dict[str, tuple[float, float] | str]:
+    """:func:`spearman` per setup (points of different fine-tuning methods are not ranked together)."""
+    setups = sorted({p.setup for p in points})
+    return {setup: spearman([p for p in points if p.setup == setup]) for setup in setups}
+
+
+def correlation_text(setup: str, result: tuple[float, float] | str, n: int) -> str:
+    if isinstance(result, str):
+        return f"{setup}: Spearman rank correlation {result}"
+    return f"{setup}: Spearman rho = {result[0]:.3f} (p = {result[1]:.3g}) over {n} tasks"
 
 
 def attention_table(runs: Sequence[Run], attention: Sequence[AttentionRun]) -> Table | None:
@@ -596,7 +622,7 @@ def attention_table(runs: Sequence[Run], attention: Sequence[AttentionRun]) -> T
         f"CAD of each model and task (interval from the attention run) next to memorization; pairing: {pairing}.",
         ["Task", "CAD model", "CAD", "Memorization model", "Memorization"],
     )
-    paired = {(p.task, p.cad_model) for p in points}
+    paired = {(p.task, p.cad_file) for p in points}
     for point in sorted(points, key=lambda p: (p.task, p.cad_model, p.memorization_model)):
         table.add(
             [
@@ -608,16 +634,12 @@ def attention_table(runs: Sequence[Run], attention: Sequence[AttentionRun]) -> T
             ]
         )
     for att in sorted(attention, key=lambda a: (a.task, a.model.name)):
-        if (att.task, att.model.name) not in paired:
+        if (att.task, att.path) not in paired:
             table.add([Cell(att.task, att.task), Cell(att.model.name, att.model.name), Cell(_plain(att.cad), att.cad.value), Cell(""), Cell("no run", "")])
     for att in attention:
         table.records.append({"task": att.task, "model": att.model.name, **{k: v for k, v in sorted(att.values.items())}})
-    rho = spearman(points)
-    table.notes.append(
-        f"Spearman rank correlation over {len(points)} (task, model) points: rho = {rho[0]:.3f} (p = {rho[1]:.3g})"
-        if rho
-        else f"Spearman rank correlation needs 3 points or more; {len(points)} available."
-    )
+    for setup, result in correlations(points).items():
+        table.notes.append(correlation_text(setup, result, sum(p.setup == setup for p in points)))
     return table
 
 
