@@ -59,6 +59,12 @@ def _save(fig, path: Path) -> None:
     _pyplot().close(fig)
 
 
+def _legend_below(ax, offset: float = -0.16) -> None:
+    """Under the plot, so that the plot keeps its width in a half-page column."""
+    entries = len(ax.get_legend_handles_labels()[1])
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, offset), ncol=2 if entries > 3 else 1, frameon=False)
+
+
 def _rate_axis(ax, runs: Sequence[Run]) -> None:
     """Rates from 0, and at least up to 5% so that zero rates read as zero, not as an empty plot."""
     highs = [100 * r.rates["memorization"].high for r in runs if r.rates["memorization"].scored]
@@ -86,7 +92,7 @@ def rates_by_task(runs: Sequence[Run], out: Path) -> Figure | None:
     _rate_axis(ax, plain)
     ax.set_ylabel("memorization rate (%)")
     ax.set_title("Memorization rate by task (90% interval)")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    _legend_below(ax, offset=-0.25)
     path = out / "rates_by_task.png"
     _save(fig, path)
     return Figure("rates_by_task", "Memorization by task", "Share of probes memorized per task and model; bars are 90% bootstrap intervals.", path)
@@ -129,7 +135,7 @@ def _curves(
     plt = _pyplot()
     settings = sorted({s for v in groups.values() for s in v}, key=order)
     position = {s: i for i, s in enumerate(settings)}
-    fig, ax = plt.subplots(figsize=(9.5, 4.2))
+    fig, ax = plt.subplots(figsize=(7.0, 4.2))
     for (model, task), by_setting in sorted(groups.items()):
         keys = sorted(by_setting, key=order)
         rates = [by_setting[k].rates["memorization"] for k in keys]
@@ -137,13 +143,13 @@ def _curves(
         values = [r.value for r in rates]
         ax.errorbar(xs, [100 * v for v in values], yerr=_errors(values, [r.low for r in rates], [r.high for r in rates]),
                     marker="o", capsize=3, label=f"{task} | {short_name(model)}")
-    if categorical:
-        ax.set_xticks(range(len(settings)), [str(s) for s in settings])
+    # Only the settings that ran get a tick: no "1.5 epochs".
+    ax.set_xticks(range(len(settings)) if categorical else settings, [str(s) for s in settings])
     _rate_axis(ax, [run for by_setting in groups.values() for run in by_setting.values()])
     ax.set_xlabel(xlabel)
     ax.set_ylabel("memorization rate (%)")
     ax.set_title(title)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    _legend_below(ax)
     _save(fig, path)
     return True
 
@@ -164,8 +170,9 @@ def cad_scatter(runs: Sequence[Run], attention: Sequence[AttentionRun], out: Pat
         for p in group:
             ax.annotate(p.task, (p.cad.value, 100 * p.memorization.value), fontsize=7, xytext=(3, 3), textcoords="offset points")
     ax.set_title("CAD vs memorization (Spearman rank correlation)")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.15))
+    _legend_below(ax)
     ax.set_ylim(0, max(5.0, 110 * max(p.memorization.value for p in points)))
+    ax.ticklabel_format(axis="x", useOffset=False)
     ax.set_xlabel("cross-attention dispersion (CAD)")
     ax.set_ylabel("memorization rate (%)")
     path = out / "cad_vs_memorization.png"
