@@ -233,6 +233,32 @@ def test_a_model_that_cannot_tell_tokens_apart_attends_uniformly(models, kind):
     assert summary["row_divergence"][0] == pytest.approx(0.0, abs=1e-6)
 
 
+def test_sub_model_declarations_are_followed(models):
+    # BART declares its cross-attention on its decoder stack, not on the model itself.
+    from transformers import BartConfig, BartForConditionalGeneration
+
+    _, tokenizer = load_tiny_model(models["seq2seq"])
+    torch.manual_seed(0)
+    config = BartConfig(
+        vocab_size=len(tokenizer), d_model=32, encoder_layers=1, decoder_layers=2, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, pad_token_id=0, eos_token_id=1,
+        bos_token_id=1, decoder_start_token_id=1, max_position_embeddings=1024,
+    )
+    model = BartForConditionalGeneration(config).eval()
+    assert [name for name, _, _ in attention_modules(model)] == [
+        "model.decoder.layers.0.encoder_attn", "model.decoder.layers.1.encoder_attn"
+    ]
+    source, target = _pairs(1)[0]
+    result = measure_attention(model, tokenizer, [(source, target)], layers="all", progress=False)
+    pair = encode_pair(tokenizer, source, target, encoder_decoder=True, decoder_start_token_id=1)
+    with torch.no_grad():
+        weights = model(
+            input_ids=torch.tensor([pair.input_ids]), decoder_input_ids=torch.tensor([pair.decoder_input_ids]), output_attentions=True
+        ).cross_attentions
+    expected = [measures.cad(measures.restrict_rows(w[0].numpy(), pair.rows, pair.columns)) for w in weights]
+    np.testing.assert_allclose(result.values["cad"][0], expected, rtol=1e-6)
+
+
 def test_sdpa_models_are_switched_to_eager_and_weightless_attention_is_refused(models):
     model, tokenizer = load_tiny_model(models["seq2seq"])
     model.set_attn_implementation("sdpa")
@@ -246,7 +272,11 @@ def test_sdpa_models_are_switched_to_eager_and_weightless_attention_is_refused(m
 def test_a_model_without_cross_attention_outputs_is_refused(models, monkeypatch):
     model, tokenizer = load_tiny_model(models["seq2seq"])
     model.set_attn_implementation("sdpa")
-    monkeypatch.setattr(model, "_can_record_outputs", {})
+    from transformers import PreTrainedModel
+
+    for module in model.modules():
+        if isinstance(module, PreTrainedModel):
+            monkeypatch.setattr(module, "_can_record_outputs", {})
     assert attention_modules(model) == []
     pair = encode_pair(tokenizer, *_pairs(1)[0], encoder_decoder=True, decoder_start_token_id=0)
     with pytest.raises(AttentionModelError, match="returns no cross-attention weights"):

@@ -168,30 +168,50 @@ def encode_pair(
     return EncodedPair(input_ids + separator_ids + target_ids, None, rows, columns, input_cut, output_cut, where)
 
 
+def _specs(declared) -> list[tuple[type | None, str | None, str | None, int]]:
+    """(target class, class-name suffix, layer name, output index) of each recording declaration."""
+    out = []
+    for spec in declared if isinstance(declared, list) else [declared]:
+        if isinstance(spec, type):
+            out.append((spec, None, None, 1))
+        elif isinstance(spec, str):
+            out.append((None, spec, None, 1))
+        else:
+            out.append((spec.target_class, spec.class_name, spec.layer_name, spec.index))
+    return out
+
+
 def attention_modules(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module, int]]:
     """The modules whose output holds the attention to read, in layer order, with the output index.
 
     Cross-attention modules for an encoder-decoder model, self-attention
     modules for a decoder-only one, as the model declares them for
-    transformers' ``output_attentions`` recording. Empty when it declares none.
+    transformers' ``output_attentions`` recording (``_can_record_outputs``).
+    As transformers does, each sub-model (the decoder stack of BART, say)
+    answers for its own modules with its own declarations. Empty when nothing
+    is declared.
     """
-    encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
-    key = "cross_attentions" if encoder_decoder else "attentions"
-    specs = (getattr(model, "_can_record_outputs", None) or {}).get(key)
-    if specs is None:
-        return []
-    found = []
-    for spec in specs if isinstance(specs, list) else [specs]:
-        target = getattr(spec, "target_class", spec if isinstance(spec, type) else None)
-        class_name = getattr(spec, "class_name", spec if isinstance(spec, str) else None)
-        layer_name = getattr(spec, "layer_name", None)
-        index = getattr(spec, "index", 1)
-        for name, module in model.named_modules():
-            if not ((target is not None and isinstance(module, target)) or (class_name and name.endswith(class_name))):
-                continue
-            if layer_name is not None and f".{layer_name.strip('.')}." not in f".{name}.":
-                continue
-            found.append((name, module, index))
+    from transformers import PreTrainedModel
+
+    key = "cross_attentions" if getattr(model.config, "is_encoder_decoder", False) else "attentions"
+    found: list[tuple[str, torch.nn.Module, int]] = []
+
+    def visit(module: torch.nn.Module, name: str, specs: list) -> None:
+        if isinstance(module, PreTrainedModel):
+            declared = (getattr(module, "_can_record_outputs", None) or {}).get(key)
+            specs = _specs(declared) if declared is not None else []
+        else:
+            for target, class_name, layer_name, index in specs:
+                if not ((target is not None and isinstance(module, target)) or (class_name and name.endswith(class_name))):
+                    continue
+                if layer_name is not None and f".{layer_name.strip('.')}." not in f"{name}.":
+                    continue
+                found.append((name.lstrip("."), module, index))
+                break
+        for child_name, child in module.named_children():
+            visit(child, f"{name}.{child_name}", specs)
+
+    visit(model, "", [])
     return found
 
 
