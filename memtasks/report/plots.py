@@ -25,6 +25,7 @@ from memtasks.report.tables import (
 )
 
 DPI = 110
+MAX_BARS = 60
 CATEGORY_COLORS = {"verbatim": "#c0392b", "idea": "#2980b9", "paraphrase": "#27ae60"}
 
 
@@ -100,9 +101,15 @@ def rates_by_task(runs: Sequence[Run], out: Path) -> Figure | None:
 
 def stacked_categories(runs: Sequence[Run], out: Path) -> Figure | None:
     """Horizontal stacked bars: verbatim, idea and paraphrase shares of each (model, task)."""
-    plain = sorted((r for r in runs if not r.is_variant), key=lambda r: (r.task, r.model.name), reverse=True)
+    plain = [r for r in runs if not r.is_variant]
     if not plain:
         return None
+    caption = "Verbatim, idea and paraphrase shares stacked per (task, model)."
+    if len(plain) > MAX_BARS:
+        # A bar per pair stops being readable; the leaderboard has them all.
+        caption += f" The {MAX_BARS} pairs with the most memorization of {len(plain)}; the leaderboard lists all."
+        plain = sorted(plain, key=lambda r: (-r.rates["memorization"].value, r.task, r.model.name))[:MAX_BARS]
+    plain.sort(key=lambda r: (r.task, r.model.name), reverse=True)
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8.0, 1.0 + 0.35 * len(plain)))
     labels = [f"{r.task} | {short_name(r.model.name)}" for r in plain]
@@ -118,7 +125,7 @@ def stacked_categories(runs: Sequence[Run], out: Path) -> Figure | None:
     ax.tick_params(axis="y", labelsize=8)
     path = out / "categories_stacked.png"
     _save(fig, path)
-    return Figure("categories_stacked", "Categories", "Verbatim, idea and paraphrase shares stacked per (task, model).", path)
+    return Figure("categories_stacked", "Categories", caption, path)
 
 
 def _curves(
