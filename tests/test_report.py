@@ -207,6 +207,18 @@ def test_repeated_identical_runs_are_not_flagged(tmp_path):
     assert [r.rates["memorization"].value for r in report.runs] == [0.2]
 
 
+def test_runs_with_other_model_arguments_are_flagged_unless_they_only_place_the_model(tmp_path):
+    results = tmp_path / "results"
+    write_results(results / "a", {"pretrained": "org/m", "dtype": "float32", "device": "cpu"}, {"mem_xsum": metrics((0.1, 0.0, 0.2))}, date=1e9)
+    write_results(results / "b", {"pretrained": "org/m", "dtype": "float32", "device": "cuda:0", "batch_size": "8"}, {"mem_xsum": metrics((0.1, 0.0, 0.2))}, date=2e9)
+    assert build_report(results, tmp_path / "out", "md").table("conflicts") is None
+    write_results(results / "c", {"pretrained": "org/m", "dtype": "float16"}, {"mem_xsum": metrics((0.3, 0.2, 0.4))}, date=3e9)
+    build_report(results, tmp_path / "out", "csv")
+    listed = read_csv(tmp_path / "out" / "csv" / "conflicts.csv")
+    assert [(r["kept"], r["memorization_rate"]) for r in listed] == [("True", "0.3"), ("False", "0.1"), ("False", "0.1")]
+    assert [r["differs_in"] for r in listed[1:]] == ["model arguments dtype=float32 vs float16"] * 2
+
+
 def test_config_hash_ignores_model_arguments_copied_into_metadata_and_function_bodies():
     one = task_config("mem_xsum", pretrained="a", dtype="float32")
     other = task_config("mem_xsum", pretrained="b", dtype="float16")

@@ -43,8 +43,8 @@ RATE_METRICS = {
     "paraphrase_low": "paraphrase_low_rate",
 }
 REQUIRED_METRICS = ("mem_rate,none", "mem_rate_low,none", "mem_rate_high,none", "probes,none")
-# lm-eval copies every model argument into each task's metadata; they say which
-# model ran, not how the task was set up.
+# Model arguments that place or batch the model without changing what it generates.
+PLACEMENT_ARGS = frozenset({"device", "device_map", "parallelize", "batch_size", "max_batch_size", "trust_remote_code"})
 _FUNCTION_SOURCE = re.compile(r"^\s*def \w+\(")
 _VARIANT = re.compile(r"_(prefix\d+|topk\d+|topp\d+|temp\d+)$")
 FINETUNE_MANIFEST = "memtasks_finetune.json"
@@ -119,6 +119,7 @@ class Run:
     prefix_tokens: int
     decoding: str
     samples: Path | None = None
+    model_settings: dict[str, str] = field(default_factory=dict)
     conflicts: list[Run] = field(default_factory=list)
 
     @property
@@ -129,11 +130,6 @@ class Run:
     @property
     def is_variant(self) -> bool:
         return self.base_task != self.task
-
-    @property
-    def identity(self) -> tuple[str, str, str | None]:
-        """What must agree for two runs of a (model, task) to be the same measurement."""
-        return self.version, self.config_hash, self.probe_hash
 
 
 @dataclass
@@ -393,6 +389,7 @@ def _read_results(
                 prefix_tokens=prefix_tokens(task_config),
                 decoding=decoding(task_config),
                 samples=samples,
+                model_settings={k: v for k, v in args.items() if k not in PLACEMENT_ARGS},
             )
         )
 
@@ -418,7 +415,8 @@ def resolve(runs: list[Run]) -> list[Run]:
 
 
 def differs(a: Run, b: Run) -> list[str]:
-    """What makes two runs of a (model, task) different measurements."""
+    """What makes two runs of a (model, task) different measurements: task version, task config,
+    probe set, or model arguments other than placement and batching (``dtype``, ``revision``, ...)."""
     reasons = []
     if a.version != b.version:
         reasons.append(f"task version {b.version} vs {a.version}")
@@ -426,6 +424,11 @@ def differs(a: Run, b: Run) -> list[str]:
         reasons.append(f"task config {b.config_hash} vs {a.config_hash}")
     if a.probe_hash and b.probe_hash and a.probe_hash != b.probe_hash:
         reasons.append(f"probe set {b.probe_hash[:12]} vs {a.probe_hash[:12]}")
+    if a.model_settings != b.model_settings:
+        changed = sorted(set(a.model_settings.items()) ^ set(b.model_settings.items()))
+        keys = sorted({k for k, _ in changed})
+        shown = ", ".join(f"{k}={b.model_settings.get(k, '-')} vs {a.model_settings.get(k, '-')}" for k in keys)
+        reasons.append(f"model arguments {shown}")
     return reasons
 
 
