@@ -247,7 +247,7 @@ def leaderboard(runs: Sequence[Run]) -> Table:
                 }
             )
     if any(is_flagged(r) for r in runs):
-        table.notes.append("⚠: runs of this (model, task) disagree in version, config or probes; see 'Conflicting runs'.")
+        table.notes.append("⚠: runs of this (model, task) disagree in version, config, probes or model arguments; see 'Conflicting runs'.")
     return table
 
 
@@ -256,7 +256,7 @@ def conflicts(runs: Sequence[Run]) -> Table | None:
     table = Table(
         "conflicts",
         "Conflicting runs",
-        "Runs of the same (model, task) with a different task version, task config or probe set are not merged: "
+        "Runs of the same (model, task) with a different task version, task config, probe set or model arguments are not merged: "
         "the newest is kept in the tables and all are listed here.",
         ["Model", "Task", "Kept", "Results file", "Version", "Config", "Probe set", "Memorization", "Differs in"],
     )
