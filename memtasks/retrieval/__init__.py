@@ -1,5 +1,12 @@
-"""Candidate retrieval: index training texts with ids, then top-k texts for each query."""
+"""Candidate retrieval: index training texts with ids, then top-k texts for each query.
 
-from memtasks.retrieval.bm25 import BM25Index, analyze
+Two backends rank identically: :class:`BM25Index` (embedded, the default) and
+:class:`~memtasks.retrieval.elastic.ElasticsearchIndex` (an Elasticsearch
+server); :meth:`RetrievalSettings.open` opens the one a run asks for.
+"""
 
-__all__ = ["BM25Index", "analyze"]
+from memtasks.retrieval.analysis import analyze, query_terms
+from memtasks.retrieval.bm25 import BM25Index
+from memtasks.retrieval.settings import BACKENDS, RetrievalSettings
+
+__all__ = ["BACKENDS", "BM25Index", "RetrievalSettings", "analyze", "query_terms"]

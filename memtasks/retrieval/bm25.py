@@ -1,100 +1,374 @@
-"""Embedded BM25 retrieval with tantivy: no server, an index in memory or on disk."""
+"""Embedded BM25 retrieval that ranks exactly as Elasticsearch does; no server.
+
+Scores are Lucene's BM25 (Lucene 8 and later, so Elasticsearch 7, 8 and 9) with
+k1 = 1.2 and b = 0.75, computed with the same single-precision operations in
+the same order, so that equal scores, near-ties and their order come out as in
+Elasticsearch and not only the ranking in exact arithmetic::
+
+    idf(t)     = ln(1 + (N - n(t) + 0.5) / (n(t) + 0.5))                  (double, then float)
+    avgdl      = sumTotalTermFreq / N                                      (double, then float)
+    inv(dl)    = 1 / (k1 * ((1 - b) + b * dl / avgdl))                     (float)
+    w(t)       = boost(t) * idf(t)                                         (float)
+    s(t, d)    = w(t) - w(t) / (1 + tf(t, d) * inv(dl(d)))                 (float; = w * tf / (tf + k1 * (...)))
+    score(d)   = float(sum over query terms t of s(t, d), summed in double)
+
+N is the number of documents with at least one term, n(t) the number that
+contain t, and dl(d) is not the document's length but its length after
+Lucene's one-byte norm encoding (SmallFloat.intToByte4, exact up to 40, then
+about 3 significant bits). A term repeated in the query is one clause with
+boost = its count (Lucene merges duplicate SHOULD clauses that way). Ties are
+broken by the smaller document id.
+
+Queries are scored over the postings of their terms (compiled with numba),
+skipping only documents that provably cannot reach the top k (see
+``_search``), so the top-k is that of the exhaustive computation, not a
+rescored shortlist.
+"""
 
 from __future__ import annotations
 
+import json
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
-import tantivy
+import numpy as np
+from numba import njit
 from tqdm.auto import tqdm
 
-# The index's "default" analyzer, rebuilt from tantivy's own parts so that query
-# terms are exactly the indexed terms (Python's notion of a letter and of
-# lowercasing differs from Rust's in several scripts).
-_ANALYZER = (
-    tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
-    .filter(tantivy.Filter.remove_long(40))
-    .filter(tantivy.Filter.lowercase())
-    .build()
-)
+from memtasks.retrieval.analysis import analyze, query_terms
+
+K1 = np.float32(1.2)
+B = np.float32(0.75)
+# Lucene's SmallFloat.intToByte4: lengths below 24 are stored as they are; the
+# rest as 24 + a 4-bit-mantissa float of (length - 24).
+_FREE_VALUES = 24
 
 
-def analyze(text: str) -> list[str]:
-    """The index terms of ``text``, in order, repeats kept."""
-    return _ANALYZER.analyze(text)
+def _int4_to_long(code: int) -> int:
+    bits, shift = code & 0x07, (code >> 3) - 1
+    return bits if shift == -1 else (bits | 0x08) << shift
+
+
+def decoded_lengths() -> np.ndarray:
+    """The document length each of the 256 norm bytes decodes to (Lucene's LENGTH_TABLE)."""
+    table = [b if b < _FREE_VALUES else _FREE_VALUES + _int4_to_long(b - _FREE_VALUES) for b in range(256)]
+    return np.array(table, dtype=np.float32)
+
+
+_DECODED = decoded_lengths().astype(np.int64)
+
+
+def encode_lengths(lengths: np.ndarray) -> np.ndarray:
+    """Norm byte of each length: the largest byte whose decoded length does not exceed it."""
+    return (np.searchsorted(_DECODED, np.asarray(lengths, dtype=np.int64), side="right") - 1).astype(np.uint8)
+
+
+def idf(doc_freq: np.ndarray | int, doc_count: int) -> np.ndarray:
+    """Lucene's BM25 idf, computed in double and rounded to float."""
+    doc_freq = np.asarray(doc_freq, dtype=np.float64)
+    return np.log(1.0 + (doc_count - doc_freq + 0.5) / (doc_freq + 0.5)).astype(np.float32)
+
+
+def norm_inverses(avgdl: np.float32) -> np.ndarray:
+    """1 / (k1 * ((1 - b) + b * dl / avgdl)) for each norm byte, in float as Lucene's cache."""
+    lengths = decoded_lengths()
+    return np.float32(1.0) / (K1 * ((np.float32(1.0) - B) + B * lengths / np.float32(avgdl)))
+
+
+@njit(cache=True)
+def _build_postings(term_ids, doc_starts, n_terms):
+    """Postings (documents in order, with term counts) of each term, from the token stream."""
+    n_docs = doc_starts.shape[0] - 1
+    last = np.full(n_terms, -1, np.int64)
+    doc_freq = np.zeros(n_terms, np.int64)
+    for d in range(n_docs):
+        for i in range(doc_starts[d], doc_starts[d + 1]):
+            t = term_ids[i]
+            if last[t] != d:
+                last[t] = d
+                doc_freq[t] += 1
+    offsets = np.zeros(n_terms + 1, np.int64)
+    offsets[1:] = np.cumsum(doc_freq)
+    docs = np.empty(offsets[-1], np.int32)
+    freqs = np.zeros(offsets[-1], np.int32)
+    fill = offsets[:-1].copy()
+    last[:] = -1
+    for d in range(n_docs):
+        for i in range(doc_starts[d], doc_starts[d + 1]):
+            t = term_ids[i]
+            if last[t] != d:
+                last[t] = d
+                docs[fill[t]] = d
+                freqs[fill[t]] = 1
+                fill[t] += 1
+            else:
+                freqs[fill[t] - 1] += 1
+    return offsets, docs, freqs, doc_freq
+
+
+# Bounds that decide what can still reach the top k are widened by this
+# factor, so that rounding in double sums can never prune a document.
+_SAFETY = 1.0 + 1e-6
+
+
+@njit(cache=True, nogil=True)
+def _term_score(weight, freq, inverse_norm):
+    # Two float operations, not one fused one, as in Java.
+    scaled = np.float32(freq) * inverse_norm
+    return weight - weight / (np.float32(1.0) + scaled)
+
+
+@njit(cache=True, nogil=True)
+def _search(terms, weights, offsets, docs, freqs, norms, inverse, keys, k, total, seen, touched, buffer):
+    """The ``k`` best documents for one query: (document indices, float scores), best first.
+
+    Terms are visited from the highest weight down, every posting scored. Once
+    the k-th best partial score exceeds the sum of the weights left (no term
+    scores above its weight), no document not yet seen can reach the top k;
+    when the seen documents that still can (partial score + weights left >=
+    k-th best partial score) are few enough that looking the remaining terms
+    up for each is cheaper than reading their postings, the search switches to
+    those look-ups, dropping documents as the weights left shrink. The result
+    is the exact top k of the exhaustive computation.
+    """
+    n_terms = terms.shape[0]
+    order = np.argsort(-weights, kind="mergesort")
+    remaining = np.zeros(n_terms + 1)
+    postings_left = np.zeros(n_terms + 1, np.int64)
+    for i in range(n_terms - 1, -1, -1):
+        remaining[i] = remaining[i + 1] + np.float64(weights[order[i]])
+        postings_left[i] = postings_left[i + 1] + offsets[terms[order[i]] + 1] - offsets[terms[order[i]]]
+    n_touched = 0
+    best = 0.0
+    threshold = 0.0
+    switch = n_terms
+    for i in range(n_terms):
+        t, weight = terms[order[i]], weights[order[i]]
+        for p in range(offsets[t], offsets[t + 1]):
+            d = docs[p]
+            if not seen[d]:
+                seen[d] = True
+                touched[n_touched] = d
+                n_touched += 1
+            total[d] += np.float64(_term_score(weight, freqs[p], inverse[norms[d]]))
+            best = max(best, total[d])
+        bound = np.float32(remaining[i + 1] * _SAFETY)
+        if 0 < k <= n_touched and i + 1 < n_terms and bound < np.float32(best):
+            # Partial scores only grow, so the k-th best is at least the last
+            # threshold: only the documents above it need partitioning.
+            above = 0
+            for c in range(n_touched):
+                if total[touched[c]] >= threshold:
+                    buffer[above] = total[touched[c]]
+                    above += 1
+            if above >= k:
+                threshold = np.partition(buffer[:above], above - k)[above - k]
+            if bound < np.float32(threshold):
+                alive = 0
+                for c in range(n_touched):
+                    if np.float32((total[touched[c]] + remaining[i + 1]) * _SAFETY) >= np.float32(threshold):
+                        alive += 1
+                if alive * (n_terms - i - 1) * 24 < postings_left[i + 1]:
+                    switch = i + 1
+                    break
+    candidates = touched[:n_touched].copy()
+    for j in range(switch, n_terms):
+        keep = np.empty(candidates.shape[0], np.bool_)
+        for c in range(candidates.shape[0]):
+            keep[c] = np.float32((total[candidates[c]] + remaining[j]) * _SAFETY) >= np.float32(threshold)
+        candidates = candidates[keep]
+        t, weight = terms[order[j]], weights[order[j]]
+        postings = docs[offsets[t] : offsets[t + 1]]
+        for d in candidates:
+            at = np.searchsorted(postings, d)
+            if at < postings.shape[0] and postings[at] == d:
+                total[d] += np.float64(_term_score(weight, freqs[offsets[t] + at], inverse[norms[d]]))
+        if candidates.shape[0] > k:
+            threshold = max(threshold, np.partition(total[candidates], candidates.shape[0] - k)[candidates.shape[0] - k])
+    scores = np.empty(candidates.shape[0], np.float32)
+    for c in range(candidates.shape[0]):
+        scores[c] = np.float32(total[candidates[c]])
+    for c in range(n_touched):
+        total[touched[c]] = 0.0
+        seen[touched[c]] = False
+    n = candidates.shape[0]
+    if n == 0 or k == 0:
+        return candidates[:0], scores[:0]
+    take = min(k, n)
+    cut = np.partition(scores, n - take)[n - take]
+    chosen = np.nonzero(scores >= cut)[0]
+    # Every document tied with the k-th score is a candidate; order by id, then
+    # (stable) by score, and cut.
+    chosen = chosen[np.argsort(keys[candidates[chosen]], kind="mergesort")]
+    chosen = chosen[np.argsort(-scores[chosen], kind="mergesort")][:take]
+    return candidates[chosen], scores[chosen]
 
 
 class BM25Index:
-    """A BM25 index of texts with integer ids; top-k ties are broken by smaller id.
+    """BM25 index of texts under integer ids, analyzed like Elasticsearch's ``standard`` analyzer.
 
     >>> index = BM25Index()
     >>> index.add([0, 1], ["a cat sat", "a dog ran"])
     >>> index.top_k(["the cat"], k=1)
     [[0]]
 
-    A query's repeated term counts once per occurrence, as in a match query.
-    Scores are tantivy's BM25 (k1 = 1.2, b = 0.75).
+    ``query_stopwords`` removes English stop words from queries (not from the
+    indexed texts), as the Elasticsearch backend does with the same list.
     """
 
-    def __init__(self, path: str | None = None, heap_bytes: int = 256_000_000):
-        builder = tantivy.SchemaBuilder()
-        builder.add_integer_field("id", stored=False, indexed=False, fast=True)
-        builder.add_text_field("body", stored=False, tokenizer_name="default", index_option="freq")
-        self._schema = builder.build()
-        self._index = tantivy.Index(self._schema, path=path)
-        self._heap_bytes = heap_bytes
-        self._searcher = None
+    def __init__(self, query_stopwords: bool = False):
+        self.query_stopwords = query_stopwords
+        self._vocabulary: dict[str, int] = {}
+        self._term_ids = array("i")
+        self._lengths = array("q")
+        self._keys = array("q")
+        self._frozen: dict | None = None
 
-    def add(self, ids: Sequence[int], texts: Sequence[str], progress: bool = False) -> None:
-        """Index ``texts`` under ``ids`` (commits, so they are searchable at once)."""
+    def __enter__(self) -> BM25Index:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Nothing to release (the interface of the server backends, which delete their index)."""
+
+    def __len__(self) -> int:
+        return len(self._keys) if self._frozen is None else len(self._frozen["keys"])
+
+    def add(self, ids: Sequence[int], texts: Iterable[str], progress: bool = False) -> None:
+        """Index ``texts`` under ``ids``; they are searchable at once."""
+        if self._frozen is not None and not len(self._keys):
+            raise RuntimeError("this index was loaded from disk and is read-only")
+        ids = [int(i) for i in ids]
+        texts = list(texts) if not isinstance(texts, Sequence) else texts
         if len(ids) != len(texts):
             raise ValueError(f"{len(ids)} ids for {len(texts)} texts")
-        writer = self._index.writer(heap_size=self._heap_bytes, num_threads=1)
-        for doc_id, text in tqdm(zip(ids, texts), total=len(texts), desc="index", unit="text", disable=not progress):
-            writer.add_document(tantivy.Document(id=int(doc_id), body=text))
-        writer.commit()
-        writer.wait_merging_threads()
-        self._index.reload()
-        self._searcher = self._index.searcher()
+        vocabulary, term_ids = self._vocabulary, self._term_ids
+        for text in tqdm(texts, desc="index", unit="text", disable=not progress):
+            terms = analyze(text)
+            term_ids.extend([vocabulary.setdefault(term, len(vocabulary)) for term in terms])
+            self._lengths.append(len(terms))
+        self._keys.extend(ids)
+        if len(set(self._keys)) != len(self._keys):
+            raise ValueError("document ids must be unique")
+        self._frozen = None
 
-    def _query(self, text: str) -> tantivy.Query | None:
-        counts = Counter(analyze(text))
-        if not counts:
-            return None
-        clauses = []
-        for term, count in counts.items():
-            query = tantivy.Query.term_query(self._schema, "body", term)
-            # A term repeated n times scores n times, like n separate clauses.
-            clauses.append((tantivy.Occur.Should, tantivy.Query.boost_query(query, float(count)) if count > 1 else query))
-        return tantivy.Query.boolean_query(clauses)
+    def _index(self) -> dict:
+        if self._frozen is None:
+            if not len(self._keys):
+                raise RuntimeError("the index is empty: call add() first")
+            lengths = np.frombuffer(self._lengths, dtype=np.int64)
+            starts = np.zeros(len(lengths) + 1, np.int64)
+            starts[1:] = np.cumsum(lengths)
+            offsets, docs, freqs, doc_freq = _build_postings(
+                np.frombuffer(self._term_ids, dtype=np.int32), starts, len(self._vocabulary)
+            )
+            self._frozen = self._statistics(
+                offsets, docs, freqs, doc_freq, lengths, np.frombuffer(self._keys, dtype=np.int64).copy()
+            )
+        return self._frozen
+
+    def _statistics(self, offsets, docs, freqs, doc_freq, lengths, keys) -> dict:
+        # Documents without a single term have no postings and, as in Lucene,
+        # count neither in N nor in the average length.
+        doc_count = int(np.count_nonzero(lengths))
+        avgdl = np.float32(lengths.sum() / doc_count) if doc_count else np.float32(1.0)
+        return {
+            "offsets": offsets,
+            "docs": docs,
+            "freqs": freqs,
+            "idf": idf(doc_freq, max(doc_count, 1)),
+            "norms": encode_lengths(lengths),
+            "inverse": norm_inverses(avgdl),
+            "keys": keys,
+            "lengths": lengths,
+            "doc_freq": doc_freq,
+        }
+
+    def _query(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        index = self._index()
+        counts = Counter(query_terms(text, self.query_stopwords))
+        terms = [(self._vocabulary[t], c) for t, c in counts.items() if t in self._vocabulary]
+        term_ids = np.array([t for t, _ in terms], dtype=np.int64)
+        boosts = np.array([c for _, c in terms], dtype=np.float32)
+        return term_ids, boosts * index["idf"][term_ids]
+
+    def _searcher(self):
+        index = self._index()
+        n = len(index["keys"])
+        total, seen, touched = np.zeros(n, np.float64), np.zeros(n, np.bool_), np.empty(n, np.int32)
+        buffer = np.empty(n, np.float64)
+
+        def search(text: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+            terms, weights = self._query(text)
+            found, scores = _search(
+                terms, weights, index["offsets"], index["docs"], index["freqs"], index["norms"],
+                index["inverse"], index["keys"], max(k, 0), total, seen, touched, buffer,
+            )
+            return index["keys"][found], scores
+
+        return search
 
     def search(self, text: str, k: int) -> list[tuple[int, float]]:
-        """The ``k`` best ``(id, score)`` for one query, best first."""
-        if self._searcher is None:
-            raise RuntimeError("the index is empty: call add() first")
-        query = self._query(text)
-        if query is None or k <= 0:
-            return []
-        limit = k
-        while True:
-            hits = self._searcher.search(query, limit=limit, count=False).hits
-            # Fetch past the k-th hit until its score is no longer tied, so that
-            # the tie-break by id sees every tied document.
-            if len(hits) < limit or hits[-1][0] < hits[k - 1][0]:
-                break
-            limit *= 2
-        ids = self._searcher.fast_field_values("id", [address for _, address in hits])
-        ranked = sorted(zip(ids, (score for score, _ in hits)), key=lambda pair: (-pair[1], pair[0]))
-        return ranked[:k]
+        """The ``k`` best ``(id, score)`` for one query, best first; scores are Elasticsearch's."""
+        keys, scores = self._searcher()(text, k)
+        return [(int(key), float(score)) for key, score in zip(keys, scores)]
 
     def top_k(self, queries: Iterable[str], k: int = 10, workers: int = 1, progress: bool = False) -> list[list[int]]:
         """Ids of the ``k`` best texts for each query, best first.
 
-        tantivy searches without holding the GIL, so ``workers`` threads search
-        in parallel; the order of the results is the order of the queries.
+        The compiled search releases the GIL, so ``workers`` threads search
+        contiguous shares of the queries in parallel, each with its own
+        buffers; the results are in query order and do not depend on ``workers``.
         """
         queries = list(queries)
+        self._index()
+        bar = tqdm(total=len(queries), desc="retrieve", unit="query", disable=not progress)
+        workers = max(1, min(workers, len(queries)))
+        bounds = np.linspace(0, len(queries), workers + 1).astype(int)
+
+        def run(share: int) -> list[list[int]]:
+            search, ranked = self._searcher(), []
+            for query in queries[bounds[share] : bounds[share + 1]]:
+                ranked.append(search(query, k)[0].tolist())
+                bar.update(1)
+            return ranked
+
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = pool.map(lambda query: [doc_id for doc_id, _ in self.search(query, k)], queries)
-            return list(tqdm(results, total=len(queries), desc="retrieve", unit="query", disable=not progress))
+            results = [ranked for share in pool.map(run, range(workers)) for ranked in share]
+        bar.close()
+        return results
+
+    def save(self, path: str | Path) -> None:
+        """Write the index to the folder ``path`` (created if needed)."""
+        index = self._index()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        for name in ("offsets", "docs", "freqs", "doc_freq", "lengths", "keys"):
+            np.save(path / f"{name}.npy", index[name])
+        terms = sorted(self._vocabulary, key=self._vocabulary.__getitem__)
+        (path / "terms.json").write_text(json.dumps(terms, ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path, query_stopwords: bool = False) -> BM25Index:
+        """An index written by :meth:`save`, its arrays memory-mapped; it can be searched, not extended."""
+        path = Path(path)
+        try:
+            arrays = {
+                name: np.load(path / f"{name}.npy", mmap_mode="r")
+                for name in ("offsets", "docs", "freqs", "doc_freq", "lengths", "keys")
+            }
+            terms = json.loads((path / "terms.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise OSError(f"{path}: not a memtasks BM25 index ({error})") from None
+        index = cls(query_stopwords)
+        index._vocabulary = {term: i for i, term in enumerate(terms)}
+        index._frozen = index._statistics(
+            arrays["offsets"], arrays["docs"], arrays["freqs"], arrays["doc_freq"],
+            np.asarray(arrays["lengths"]), np.asarray(arrays["keys"]),
+        )
+        return index
