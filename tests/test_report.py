@@ -382,7 +382,9 @@ def test_report_folder_inside_the_results_folder_is_not_read_back(tmp_path):
     (results / "report" / "results_stray.json").write_text("{not json")
     second = build_report(results, results / "report")
     assert not first.warnings and not second.warnings
-    assert (results / "report" / "report.md").read_text() == (results / "report" / "report.md").read_text()
+    assert [r.path for r in first.runs] == [r.path for r in second.runs]
+    with pytest.raises(ValueError, match="cannot be the results folder"):
+        build_report(results, results)
 
 
 def test_cli_writes_the_report_and_prints_warnings_naming_files(tmp_path, capsys):

@@ -69,6 +69,8 @@ def build_report(
     """
     formats = parse_formats(formats)
     results_dir, out_dir = Path(results_dir), Path(out_dir)
+    if results_dir.resolve().is_relative_to(out_dir.resolve()):
+        raise ValueError(f"{out_dir}: the report folder cannot be the results folder {results_dir} or contain it")
     found = collect(results_dir, exclude=[out_dir], progress=progress)
     if not found.runs and not found.attention:
         detail = f"; skipped: {found.warnings[0]}" + (f" (and {len(found.warnings) - 1} more)" if len(found.warnings) > 1 else "") if found.warnings else ""
