@@ -26,8 +26,10 @@ def _pan_eval(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
+    from memtasks.retrieval import RetrievalSettings
     from memtasks.scoring import case_records, read_probes, score_probes
 
+    retrieval = RetrievalSettings.resolve(args.retrieval, args.query_stopwords, args.es_index)
     probes = read_probes(args.input)
     classifier = None
     if args.paraphrase_model:
@@ -35,7 +37,8 @@ def _score(args: argparse.Namespace) -> int:
 
         classifier = ParaphraseClassifier(args.paraphrase_model)
     report = score_probes(
-        probes, Detector(args.preset), k=args.k, workers=args.workers, progress=not args.json, paraphrase_classifier=classifier
+        probes, Detector(args.preset), k=args.k, workers=args.workers, progress=not args.json,
+        paraphrase_classifier=classifier, retrieval=retrieval,
     )
     if args.cases:
         with open(args.cases, "w", encoding="utf-8") as handle:
@@ -88,6 +91,7 @@ def _finetune(args: argparse.Namespace) -> int:
         method=args.method,
         epochs=args.epochs,
         learning_rate=args.learning_rate,
+        warmup_ratio=args.warmup_ratio,
         batch_size=args.batch_size,
         grad_accum=args.grad_accum,
         max_source_tokens=args.max_source_tokens,
@@ -268,6 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--paraphrase-model",
         help="sequence-pair classifier (Hugging Face id or path) that splits paraphrases into high and low confidence",
     )
+    score.add_argument(
+        "--retrieval", choices=("embedded", "elasticsearch"),
+        help="BM25 backend (default: $MEMTASKS_RETRIEVAL, else embedded); elasticsearch reads MEMTASKS_ES_URL and its credentials from the environment",
+    )
+    score.add_argument("--query-stopwords", action="store_true", help="remove English stop words from the BM25 queries")
+    score.add_argument("--es-index", help="Elasticsearch index to keep and reuse instead of a temporary one")
     score.set_defaults(run=_score)
 
     evaluate = commands.add_parser(
@@ -294,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--overwrite", action="store_true", help="replace whatever --output holds")
     tune.add_argument("--mixing", choices=("proportional", "equal"), default="proportional", help="how several tasks are mixed")
     tune.add_argument("--learning-rate", type=float, help="default 1e-4 (full) or 1e-3 (lora)")
+    tune.add_argument("--warmup-ratio", type=float, default=0.0, help="share of steps with a linearly rising learning rate")
     tune.add_argument("--batch-size", type=_workers, default=8)
     tune.add_argument("--grad-accum", type=_workers, default=1, help="gradient accumulation steps")
     tune.add_argument("--max-source-tokens", type=_workers, default=512)

@@ -21,9 +21,8 @@ from memtasks.study import Comparison, compare_before_after, read_study_config, 
 
 TASKS = {"mem_xsum": "xsum", "mem_imdb": "imdb"}
 CATEGORY_ROWS = ("memorization", "verbatim", "idea", "paraphrase")
-# Small enough to train in about a minute per task on two CPU cores, large enough to
-# learn the 200 training outputs of a task almost exactly.
-MODEL_SHAPE = {"d_model": 128, "layers": 2, "heads": 4}
+# Small enough to fine-tune in about a minute per task on one CPU core.
+MODEL_SHAPE = {"d_model": 64, "layers": 2, "heads": 2}
 VOCAB_SIZE = 4000
 
 
@@ -41,7 +40,7 @@ def demo_config(epochs: int) -> dict:
             "methods": ["full"],
             "mixtures": ["single"],
             "epochs": epochs,
-            "options": {"learning_rate": 0.01, "batch_size": 16, "max_source_tokens": 256, "max_target_tokens": 64},
+            "options": {"learning_rate": 0.01, "batch_size": 16, "max_source_tokens": 128, "max_target_tokens": 64},
         },
         "evaluate": {"lm_eval_args": ["--batch_size", "32", "--device", "cpu"]},
     }

@@ -106,6 +106,10 @@ def read_study_config(path: str | Path) -> StudyConfig:
     tune = raw.get("finetune") or {}
     evaluate = raw.get("evaluate") or {}
     mixtures = tuple(tune.get("mixtures", ["single"]))
+    methods = tuple(tune.get("methods", ["full"]))
+    for method in methods:
+        if method not in ("full", "lora"):
+            raise ValueError(f"{path}: finetune.methods: {method!r} is not one of full, lora")
     for mixture in mixtures:
         if mixture not in MIXTURES:
             raise ValueError(f"{path}: finetune.mixtures: {mixture!r} is not one of {', '.join(MIXTURES)}")
@@ -117,7 +121,7 @@ def read_study_config(path: str | Path) -> StudyConfig:
         output_dir=Path(local(output)) if output else Path("results") / str(raw["name"]),
         data_files={k: local(v) for k, v in (raw.get("data_files") or {}).items()},
         eval_data_files={k: local(v) for k, v in (raw.get("eval_data_files") or {}).items()},
-        methods=tuple(tune.get("methods", ["full"])),
+        methods=methods,
         mixtures=mixtures,
         epochs=int(tune.get("epochs", 3)),
         save_epochs=bool(tune.get("save_epochs", False)),
@@ -149,7 +153,11 @@ class Manifest:
         return next((run for run in self.runs if run["id"] == run_id), None)
 
     def record(self, run: dict) -> None:
-        self.runs = [r for r in self.runs if r["id"] != run["id"]] + [run]
+        ids = [r["id"] for r in self.runs]
+        if run["id"] in ids:
+            self.runs[ids.index(run["id"])] = run
+        else:
+            self.runs.append(run)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_suffix(".tmp")
         temporary.write_text(json.dumps({"study": self.study, "runs": self.runs}, indent=2) + "\n", encoding="utf-8")
@@ -229,42 +237,44 @@ def run_study(
                 }
             )
 
+    # Every fine-tuning config is built first, so a bad option stops the study before any step.
+    plans = {
+        entry.name: [(method, trained, _finetune_config(config, entry, method, trained)) for method in config.methods for trained in _mixtures(config)]
+        for entry in config.models
+    }
     for entry in config.models:
         pretrained = {"name": entry.name, "path": entry.path, "base": None, "method": "pretrained", "trained_tasks": [], "epochs": None, "size": entry.size}
         probe(f"{entry.name}/pretrained", pretrained, f"pretrained={entry.path}", [t for ts in probe_tasks.values() for t in ts])
-        for method in config.methods:
-            for trained in _mixtures(config):
-                label = trained[0] if len(trained) == 1 else "multi"
-                name = f"{entry.name}-{method}-{label}"
-                model_dir = out / "models" / name
-                step = f"{name}/finetune"
-                log(f"[finetune] {name}")
-                summary = finetune(_finetune_config(config, entry, method, trained), model_dir, Runtime(device=config.device))
-                manifest.record(
-                    {
-                        "id": step,
-                        "kind": "finetune",
-                        "model_dir": str(model_dir.relative_to(out)),
-                        "summary": {k: summary.get(k) for k in ("base_model", "method", "tasks", "epoch_losses", "examples_seen", "seconds", "quality")},
-                        "status": "done",
-                    }
-                )
-                checkpoints = [(config.epochs, model_dir)]
-                if config.save_epochs:
-                    checkpoints += [(e, model_dir / f"epoch-{e}") for e in range(1, config.epochs)]
-                for epochs, directory in checkpoints:
-                    run_name = name if directory == model_dir else f"{name}/epoch-{epochs}"
-                    model = {
-                        "name": run_name,
-                        "path": str(directory.relative_to(out)),
-                        "base": entry.name,
-                        "method": method,
-                        "trained_tasks": list(trained),
-                        "epochs": epochs,
-                        "size": entry.size,
-                    }
-                    args = _lm_eval_model_args(directory, entry.path, method)
-                    probe(run_name, model, args, [t for task in trained for t in probe_tasks[task]])
+        for method, trained, tune in plans[entry.name]:
+            label = trained[0] if len(trained) == 1 else "multi"
+            name = f"{entry.name}-{method}-{label}"
+            model_dir = out / "models" / name
+            log(f"[finetune] {name}")
+            summary = finetune(tune, model_dir, Runtime(device=config.device))
+            manifest.record(
+                {
+                    "id": f"{name}/finetune",
+                    "kind": "finetune",
+                    "model_dir": str(model_dir.relative_to(out)),
+                    "summary": {k: summary.get(k) for k in ("base_model", "method", "tasks", "epoch_losses", "examples_seen", "seconds", "quality")},
+                    "status": "done",
+                }
+            )
+            checkpoints = [(config.epochs, model_dir)]
+            if config.save_epochs:
+                checkpoints += [(e, model_dir / f"epoch-{e}") for e in range(1, config.epochs)]
+            for epochs, directory in checkpoints:
+                run_name = name if directory == model_dir else f"{name}/epoch-{epochs}"
+                model = {
+                    "name": run_name,
+                    "path": str(directory.relative_to(out)),
+                    "base": entry.name,
+                    "method": method,
+                    "trained_tasks": list(trained),
+                    "epochs": epochs,
+                    "size": entry.size,
+                }
+                probe(run_name, model, _lm_eval_model_args(directory, entry.path, method), [t for task in trained for t in probe_tasks[task]])
     return manifest
 
 

@@ -143,7 +143,8 @@ class FineTuningFormat:
         text = self._field(record, self.input_field, where)
         if not isinstance(text, str):
             raise ValueError(f"{where}: field '{self.input_field}' must be text, got {type(text).__name__}")
-        return _template(self.input_template).render(**record, instruction=self.instruction, input=text)
+        # A record may have fields named "instruction" or "input" itself (ChatDoctor data does).
+        return _template(self.input_template).render({**record, "instruction": self.instruction, "input": text})
 
     def target(self, record: Mapping[str, Any], where: str = "record") -> str:
         value = self._field(record, self.output_field, where)

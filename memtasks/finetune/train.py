@@ -63,6 +63,7 @@ class FinetuneConfig:
     method: str = "full"
     epochs: int = 3
     learning_rate: float | None = None
+    warmup_ratio: float = 0.0
     batch_size: int = 8
     grad_accum: int = 1
     max_source_tokens: int = 512
@@ -357,6 +358,7 @@ def _train(model, tokenizer, encoder_decoder: bool, train: list[Example], config
         gradient_accumulation_steps=config.grad_accum,
         learning_rate=config.lr,
         lr_scheduler_type="linear",
+        warmup_steps=config.warmup_ratio,
         logging_strategy="epoch",
         save_strategy="steps",
         save_steps=runtime.save_steps,
