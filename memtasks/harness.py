@@ -37,6 +37,7 @@ from memtasks.probes import (
     make_probes,
 )
 from memtasks.paraphrase import HIGH, LOW, ParaphraseClassifier
+from memtasks.retrieval import RetrievalSettings
 from memtasks.scoring import Probe, ScoreReport, score_probes, sha256_hex
 from memtasks.tasks import known_tasks, load_records, task_configs_dir
 
@@ -188,6 +189,10 @@ def load_probes(
     seed: int = DEFAULT_SEED,
     paraphrase_model: str | None = None,
     config_source: str | None = None,
+    retrieval: str | None = None,
+    search_corpus: str = "probes",
+    query_stopwords: bool = False,
+    es_index: str | None = None,
     **_other_metadata,
 ):
     """The probes of a task as a ``DatasetDict`` with one split, ``test``.
@@ -201,6 +206,14 @@ def load_probes(
     sequence-pair classifier) travels with every probe to the metrics, which
     then split paraphrases into high and low confidence. ``config_source``,
     the task's YAML path that lm-eval adds, names the task in error messages.
+
+    Retrieval: ``retrieval`` (``embedded`` or ``elasticsearch``; default
+    ``$MEMTASKS_RETRIEVAL``, else embedded), ``query_stopwords`` and
+    ``es_index`` as in :class:`~memtasks.retrieval.RetrievalSettings`;
+    ``search_corpus: split`` indexes the suffix of every record of the split
+    long enough to probe, not only the drawn probes' (``probes``, the default).
+    An Elasticsearch server is contacted here, before any generation, so that
+    a wrong address or credentials fail the run at once.
     """
     import datasets
 
@@ -208,6 +221,7 @@ def load_probes(
     records, source = load_records(dataset_path, dataset_name, split, data_files, where=where)
     if where != "task":
         source = f"{where}, {source}"
+    settings = _retrieval_settings(source, retrieval, search_corpus, query_stopwords, es_index)
     probe_set = make_probes(
         records,
         input_field,
@@ -229,8 +243,41 @@ def load_probes(
         "records": [probe_set.n_records] * len(probe_set.probes),
         "too_short": [probe_set.n_too_short] * len(probe_set.probes),
         "paraphrase_model": [paraphrase_model or ""] * len(probe_set.probes),
+        "retrieval": [_register_retrieval(settings, search_corpus, probe_set)] * len(probe_set.probes),
     }
     return datasets.DatasetDict({"test": datasets.Dataset.from_dict(rows)})
+
+
+# Search corpora of the tasks loaded in this process, by digest: a split can
+# be far larger than its probes, so the rows carry only the digest.
+_corpora: dict[str, list[tuple[str, str]]] = {}
+
+
+def _retrieval_settings(source, retrieval, search_corpus, query_stopwords, es_index) -> RetrievalSettings:
+    if search_corpus not in ("probes", "split"):
+        raise ValueError(f"{source}: metadata 'search_corpus' must be 'probes' or 'split', got {search_corpus!r}")
+    try:
+        settings = RetrievalSettings.resolve(retrieval, bool(query_stopwords), es_index)
+    except ValueError as error:
+        raise ValueError(f"{source}: metadata: {error}") from None
+    if settings.backend == "elasticsearch":
+        from memtasks.retrieval.elastic import ElasticsearchIndex
+
+        ElasticsearchIndex(index=settings.es_index).check_server()
+    return settings
+
+
+def _register_retrieval(settings: RetrievalSettings, search_corpus: str, probe_set) -> str:
+    """What the metrics need to retrieve as the task asks, as one JSON string per row."""
+    corpus_key = ""
+    if search_corpus == "split":
+        corpus = [(p.id, p.suffix) for p in probe_set.eligible]
+        digest = hashlib.sha256()
+        for doc_id, text in corpus:
+            digest.update(f"{doc_id}\0{text}\0".encode("utf-8"))
+        corpus_key = digest.hexdigest()
+        _corpora[corpus_key] = corpus
+    return json.dumps({**settings.to_dict(), "corpus": corpus_key}, sort_keys=True)
 
 
 @dataclass
@@ -248,6 +295,7 @@ class ProbeResult:
     records: int
     too_short: int
     paraphrase_model: str = ""
+    retrieval: str = ""
     category: str | None = None
     matched_id: str | None = None
     rank: int | None = None
@@ -267,7 +315,8 @@ def process_results(doc: dict, results: Sequence[str]) -> dict[str, ProbeResult]
     """The same record for every metric; the metrics are computed over all of them at once."""
     generation = results[0] if results else ""
     record = ProbeResult(
-        doc["id"], doc["suffix"], generation or "", doc["records"], doc["too_short"], doc.get("paraphrase_model", "")
+        doc["id"], doc["suffix"], generation or "", doc["records"], doc["too_short"], doc.get("paraphrase_model", ""),
+        doc.get("retrieval", ""),
     )
     return {metric: record for metric in METRICS}
 
@@ -277,7 +326,7 @@ _reports: dict[str, ScoreReport] = {}
 
 def _report(items: Sequence[ProbeResult]) -> ScoreReport:
     """Retrieval and detection over all probes of a task, computed once per distinct input."""
-    digest = hashlib.sha256()
+    digest = hashlib.sha256((items[0].retrieval if items else "").encode("utf-8"))
     for item in items:
         for part in (item.id, item.suffix, item.generation):
             digest.update(part.encode("utf-8"))
@@ -286,17 +335,33 @@ def _report(items: Sequence[ProbeResult]) -> ScoreReport:
     if key not in _reports:
         probes = [Probe(item.id, item.suffix, item.generation) for item in items]
         model = items[0].paraphrase_model if items else ""
+        retrieval, corpus = _retrieval_of(items)
         report = score_probes(
             probes,
             Detector("memorization"),
             k=CANDIDATES,
             workers=default_workers(),
             paraphrase_classifier=_classifier(model) if model else None,
+            retrieval=retrieval,
+            corpus=corpus,
         )
         for item, outcome in zip(items, report.outcomes):
             item.category, item.matched_id, item.rank = outcome.category, outcome.matched_id, outcome.rank
         _reports[key] = report
     return _reports[key]
+
+
+def _retrieval_of(items: Sequence[ProbeResult]) -> tuple[RetrievalSettings, list[tuple[str, str]] | None]:
+    if not items or not items[0].retrieval:
+        return RetrievalSettings(), None
+    options = json.loads(items[0].retrieval)
+    key = options.pop("corpus")
+    if key and key not in _corpora:
+        raise ValueError(
+            "search_corpus: split: the split's suffixes were loaded in another process; "
+            "run the task's metrics where its dataset was loaded"
+        )
+    return RetrievalSettings(**options), (_corpora[key] if key else None)
 
 
 @lru_cache(maxsize=2)

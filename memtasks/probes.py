@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -76,6 +76,9 @@ class ProbeSet:
     n_records: int
     n_too_short: int
     n_eligible: int
+    # Every record long enough to probe, drawn or not: the whole split's
+    # suffixes, for retrieval over the split (search_corpus: split).
+    eligible: list[MemorizationProbe] = field(default_factory=list, repr=False)
 
 
 def make_probes(
@@ -120,7 +123,7 @@ def make_probes(
     if n is not None and n < len(eligible):
         picked = np.sort(np.random.default_rng(seed).choice(len(eligible), size=n, replace=False))
         chosen = [eligible[i] for i in picked]
-    return ProbeSet(chosen, n_records, too_short, len(eligible))
+    return ProbeSet(chosen, n_records, too_short, len(eligible), eligible)
 
 
 def read_texts(path: str | Path, field: str = "text") -> list[str]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from memtasks.detection import CATEGORIES, NO_ALIGNMENT, Alignment, Detector
 from memtasks.paraphrase import HIGH, LOW, ParaphraseClassifier, case_spans
-from memtasks.retrieval import BM25Index
+from memtasks.retrieval import RetrievalSettings
 
 # A generation is a model's continuation of a prefix; one this long is not, and
 # pairing it with a long training suffix would cost time and memory quadratic
@@ -84,6 +84,7 @@ class ScoreReport:
     config: dict
     k: int
     notes: tuple[str, ...] = (PARAPHRASE_NOTE,)
+    retrieval: dict = field(default_factory=dict)
 
     @property
     def pairs_per_second(self) -> float:
@@ -101,6 +102,7 @@ class ScoreReport:
             "detection_seconds": self.detection_seconds,
             "interval": {"resamples": N_RESAMPLES, "percentiles": list(INTERVAL_PERCENTILES), "seed": BOOTSTRAP_SEED},
             "detector": self.config,
+            "retrieval": self.retrieval,
             "notes": list(self.notes),
         }
 
@@ -248,23 +250,45 @@ def paired_difference(
     return {name: _rate(values[j], resamples[:, j]) for j, name in enumerate(names)}
 
 
+def _corpus(probes: Sequence[Probe], corpus: Sequence[tuple[str, str]] | None) -> list[tuple[str, str]]:
+    if corpus is None:
+        return [(p.id, p.suffix) for p in probes]
+    corpus = list(corpus)
+    if len({doc_id for doc_id, _ in corpus}) != len(corpus):
+        raise ValueError("the search corpus has duplicate ids")
+    return corpus
+
+
 def classify_probes(
     probes: Sequence[Probe],
     detector: Detector,
     k: int = 10,
     workers: int = 1,
     progress: bool = False,
+    retrieval: RetrievalSettings | None = None,
+    corpus: Sequence[tuple[str, str]] | None = None,
 ) -> tuple[list[ProbeOutcome], dict[str, float]]:
-    """Retrieve candidates and run the detector; one outcome per probe, in order."""
+    """Retrieve candidates and run the detector; one outcome per probe, in order.
+
+    The index holds ``corpus`` ((id, text) pairs, e.g. every suffix of the
+    training split) or, by default, the probes' own suffixes; ``retrieval``
+    picks the backend (embedded by default). A backend failure raises before
+    any outcome exists, so no rate is ever computed on a partial index.
+    """
+    corpus = _corpus(probes, corpus)
+    settings = retrieval or RetrievalSettings()
     started = time.perf_counter()
-    index = BM25Index()
-    index.add(range(len(probes)), [p.suffix for p in probes], progress=progress)
-    candidates = index.top_k([p.generation for p in probes], k=k, workers=workers, progress=progress)
+    with settings.open() as index:
+        index.add(range(len(corpus)), [text for _, text in corpus], progress=progress)
+        candidates = index.top_k([p.generation for p in probes], k=k, workers=workers, progress=progress)
     retrieval_seconds = time.perf_counter() - started
 
-    n = len(probes)
-    texts = [p.suffix for p in probes] + [p.generation for p in probes]
-    pairs = [(c, n + i) for i, found in enumerate(candidates) for c in found]
+    # Only retrieved training texts go to the detector, each once.
+    used = sorted({c for found in candidates for c in found})
+    slot = {c: i for i, c in enumerate(used)}
+    n = len(used)
+    texts = [corpus[c][1] for c in used] + [p.generation for p in probes]
+    pairs = [(slot[c], n + i) for i, found in enumerate(candidates) for c in found]
     started = time.perf_counter()
     alignments = iter(detector.align_pairs(texts, pairs, workers=workers, progress=progress))
     detection_seconds = time.perf_counter() - started
@@ -275,7 +299,7 @@ def classify_probes(
         outcome = ProbeOutcome(probe.id, "none")
         for rank, (candidate, alignment) in enumerate(zip(found, results), start=1):
             if alignment.detected:
-                outcome = ProbeOutcome(probe.id, alignment.category, probes[candidate].id, rank, alignment)
+                outcome = ProbeOutcome(probe.id, alignment.category, corpus[candidate][0], rank, alignment)
                 break
         outcomes.append(outcome)
     timings = {"retrieval_seconds": retrieval_seconds, "detection_seconds": detection_seconds, "pairs": len(pairs)}
@@ -283,10 +307,13 @@ def classify_probes(
 
 
 def grade_paraphrases(
-    probes: Sequence[Probe], outcomes: list[ProbeOutcome], classifier: ParaphraseClassifier
+    probes: Sequence[Probe],
+    outcomes: list[ProbeOutcome],
+    classifier: ParaphraseClassifier,
+    corpus: Sequence[tuple[str, str]] | None = None,
 ) -> list[ProbeOutcome]:
     """Outcomes with each paraphrase split into high and low confidence (spec section 7)."""
-    suffix_of = {p.id: p.suffix for p in probes}
+    suffix_of = dict(_corpus(probes, corpus))
     paraphrased = [i for i, o in enumerate(outcomes) if o.category == "paraphrase"]
     cases = [
         case_spans(suffix_of[outcomes[i].matched_id], probes[i].generation, outcomes[i].alignment.detections)
@@ -305,19 +332,25 @@ def score_probes(
     workers: int = 1,
     progress: bool = False,
     paraphrase_classifier: ParaphraseClassifier | None = None,
+    retrieval: RetrievalSettings | None = None,
+    corpus: Sequence[tuple[str, str]] | None = None,
 ) -> ScoreReport:
     """Memorization rates of a model's generations against its training suffixes.
 
     Without ``paraphrase_classifier`` paraphrases are one category and the
     report says their confidence was not scored; with one, ``paraphrase_high``
     and ``paraphrase_low`` are reported too (they add up to ``paraphrase``).
+    ``retrieval`` and ``corpus`` are those of :func:`classify_probes`.
     """
     detector = detector or Detector("memorization")
-    outcomes, timings = classify_probes(probes, detector, k=k, workers=workers, progress=progress)
+    retrieval = retrieval or RetrievalSettings()
+    outcomes, timings = classify_probes(
+        probes, detector, k=k, workers=workers, progress=progress, retrieval=retrieval, corpus=corpus
+    )
     total, categories = summarize(outcomes)
     notes: tuple[str, ...] = (PARAPHRASE_NOTE,)
     if paraphrase_classifier is not None:
-        outcomes = grade_paraphrases(probes, outcomes, paraphrase_classifier)
+        outcomes = grade_paraphrases(probes, outcomes, paraphrase_classifier, corpus)
         categories.update(summarize(outcomes, (HIGH, LOW))[1])
         notes = (f"paraphrase confidence from {paraphrase_classifier.name}",)
     return ScoreReport(
@@ -331,6 +364,7 @@ def score_probes(
         config=detector.config.to_dict(),
         k=k,
         notes=notes,
+        retrieval={**retrieval.to_dict(), "corpus_size": len(corpus) if corpus is not None else len(probes)},
     )
 
 
@@ -339,14 +373,20 @@ def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def case_records(probes: Sequence[Probe], outcomes: Sequence[ProbeOutcome], redact: bool = False) -> list[dict]:
+def case_records(
+    probes: Sequence[Probe],
+    outcomes: Sequence[ProbeOutcome],
+    redact: bool = False,
+    corpus: Sequence[tuple[str, str]] | None = None,
+) -> list[dict]:
     """One record per memorized probe: matched suffix, category and character spans.
 
     Spans are offsets into the matched suffix (``suffix_*``) and into the
     probe's generation (``generation_*``). Without ``redact`` the matched text
-    is included; with it, a SHA-256 of each span replaces the text.
+    is included; with it, a SHA-256 of each span replaces the text. The
+    matched suffix comes from ``corpus`` when the run searched one.
     """
-    suffix_of = {p.id: p.suffix for p in probes}
+    suffix_of = dict(_corpus(probes, corpus))
     records = []
     for probe, outcome in zip(probes, outcomes):
         if not outcome.alignment.detected:

@@ -149,7 +149,7 @@ def analyze(text: str) -> list[str]:
 def stopwords() -> frozenset[str]:
     """The English stop words removed from queries with ``query_stopwords``."""
     text = resources.files("memtasks.detection").joinpath("stopwords_en.txt").read_text(encoding="utf-8")
-    return frozenset(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+    return frozenset(text.split())
 
 
 def query_terms(text: str, remove_stopwords: bool = False) -> list[str]:
