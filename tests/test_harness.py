@@ -25,7 +25,7 @@ def test_load_probes_from_a_local_file(local_file):
     dataset = load_probes(dataset_path="EdinburghNLP/xsum", data_files=str(local_file), input_field="document", n_probes=5, version=1.0)
     test = dataset["test"]
     assert len(test) == 5
-    assert set(test.column_names) == {"id", "prefix", "suffix", "records", "too_short", "paraphrase_model"}
+    assert set(test.column_names) == {"id", "prefix", "suffix", "records", "too_short", "paraphrase_model", "retrieval"}
     assert test[0]["records"] == 13 and test[0]["too_short"] == 1
     assert len(test[0]["prefix"].split()) == 50
 
