@@ -39,7 +39,7 @@ def test_ties_are_broken_by_smaller_id():
 def test_ties_past_k_are_all_seen_before_the_cut():
     # 60 identical documents under shuffled ids, plus one better match: the k
     # best must be the best match, then the smallest tied ids, whatever order
-    # tantivy returns its tied hits in.
+    # the index visits its tied hits in.
     ids = list(range(100, 160))
     random.Random(0).shuffle(ids)
     docs = {i: "storm over the harbour" for i in ids}
