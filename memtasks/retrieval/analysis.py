@@ -76,7 +76,14 @@ _EMOJI = (
 # greedy repetitions find that longest match (the tests compare them with
 # leftmost-longest POSIX matching, which is several times slower).
 TOKEN_PATTERN = rf"{_EMOJI}|{_WORD}|(?:\p{{LB=SA}}{_EXT})+|\p{{Script=Han}}{_EXT}|\p{{Script=Hiragana}}{_EXT}"
-_TOKEN = regex.compile(TOKEN_PATTERN, regex.VERSION1)
+
+
+@lru_cache(maxsize=1)
+def _token() -> regex.Pattern:
+    # Compiling the Unicode property classes takes most of a second: only
+    # texts with non-ASCII characters pay for it.
+    return regex.compile(TOKEN_PATTERN, regex.VERSION1)
+
 
 # The same rules restricted to ASCII text, where they reduce to: runs of
 # letters and digits joined by "_", by one of ":.'" between two letters or one
@@ -122,7 +129,7 @@ def tokenize(text: str) -> list[str]:
         tokens, start = [], 0
         for word in _NON_ASCII_WORD.finditer(text):
             tokens += _ASCII_TOKEN.findall(text, start, word.start())
-            tokens += _TOKEN.findall(word.group())
+            tokens += _token().findall(word.group())
             start = word.end()
         tokens += _ASCII_TOKEN.findall(text, start)
     if any(len(token) > MAX_TOKEN_LENGTH // 2 for token in tokens):
