@@ -343,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the study in miniature, offline on a CPU: a tiny T5 fine-tuned on XSum and on IMDB, probed before and after",
     )
     demo.add_argument("--out", type=Path, default=Path("results/demo"), help="output folder (default results/demo)")
-    demo.add_argument("--epochs", type=_workers, default=20, help="fine-tuning epochs per task (default 20)")
+    demo.add_argument("--epochs", type=_workers, default=40, help="fine-tuning epochs per task (default 40)")
     demo.set_defaults(run=_demo)
 
     tiny = commands.add_parser(

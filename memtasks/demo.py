@@ -1,7 +1,7 @@
 """The study in miniature, offline on a CPU: does summarization memorize more than classification?
 
 ``run_demo`` builds a tiny T5-style model and a tokenizer from the bundled
-samples (``memtasks/demo_data``: 200 XSum articles, 200 IMDB reviews), writes a
+samples (``memtasks/demo_data``: 100 XSum articles, 100 IMDB reviews), writes a
 study config for them, and runs it with ``memtasks.study``: the model is probed
 on both tasks, fine-tuned on each task separately, and each fine-tuned model is
 probed again on the records it was trained on. The result is the study's
@@ -40,13 +40,13 @@ def demo_config(epochs: int) -> dict:
             "methods": ["full"],
             "mixtures": ["single"],
             "epochs": epochs,
-            "options": {"learning_rate": 0.01, "batch_size": 16, "max_source_tokens": 128, "max_target_tokens": 64},
+            "options": {"learning_rate": 0.01, "warmup_ratio": 0.05, "batch_size": 16, "max_source_tokens": 128, "max_target_tokens": 64},
         },
         "evaluate": {"lm_eval_args": ["--batch_size", "32", "--device", "cpu"]},
     }
 
 
-def run_demo(out_dir: str | Path = "results/demo", epochs: int = 20, log: Callable[[str], None] = print) -> list[Comparison]:
+def run_demo(out_dir: str | Path = "results/demo", epochs: int = 40, log: Callable[[str], None] = print) -> list[Comparison]:
     """Run the demo into ``out_dir`` (finished steps are kept) and return its comparisons."""
     from memtasks.tiny import build_tiny_model, torch_threads, train_tokenizer
 
