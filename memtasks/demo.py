@@ -6,7 +6,8 @@ study config for them, and runs it with ``memtasks.study``: the model is probed
 on both tasks, fine-tuned on each task separately, and each fine-tuned model is
 probed again on the records it was trained on. The result is the study's
 Table 2 in small: memorization before, after and the difference (paired
-bootstrap interval) per category.
+bootstrap interval) per category. The pre-trained model's cross-attention
+dispersion on both tasks (``memtasks attention``) is measured too, with heatmaps.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from memtasks.attention import run_attention
 from memtasks.study import Comparison, compare_before_after, read_study_config, run_study
 
 TASKS = {"mem_xsum": "xsum", "mem_imdb": "imdb"}
@@ -70,6 +72,19 @@ def run_demo(out_dir: str | Path = "results/demo", epochs: int = 40, log: Callab
     # made generation several times slower.
     with torch_threads(1):
         manifest = run_study(read_study_config(config_path), log=log)
+        attention = out / "attention"
+        if not attention.exists():
+            log("[attention] cross-attention dispersion of the pre-trained model on both tasks")
+            run_attention(
+                "hf",
+                f"pretrained={model_dir.resolve()}",
+                list(TASKS),
+                layers="all",
+                output_path=attention,
+                plot_dir=attention / "heatmaps",
+                data_files={task: str(data / f"{name}_train.jsonl") for task, name in TASKS.items()},
+                progress=False,
+            )
     comparisons = compare_before_after(manifest)
     (out / "summary.md").write_text(format_comparisons(comparisons), encoding="utf-8")
     return comparisons

@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from memtasks.finetune import FinetuneConfig, Runtime, finetune
+from memtasks.finetune import FinetuneConfig, Runtime, finetune, read_summary
 from memtasks.tasks import task_spec
 
 MANIFEST = "manifest.json"
@@ -249,7 +249,9 @@ def run_study(
             label = trained[0] if len(trained) == 1 else "multi"
             name = f"{entry.name}-{method}-{label}"
             model_dir = out / "models" / name
-            log(f"[finetune] {name}")
+            finished = read_summary(model_dir) if model_dir.is_dir() else None
+            done = bool(finished and finished.get("complete") and finished.get("config") == tune.identity())
+            log(f"[{'done' if done else 'finetune'}] {name}" + ("/finetune" if done else ""))
             summary = finetune(tune, model_dir, Runtime(device=config.device))
             manifest.record(
                 {

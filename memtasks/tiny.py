@@ -399,10 +399,7 @@ def _memorize(
 
 def _pad(sequences: list[list[int]], value: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad ``sequences`` to one length; returns the ids and the attention mask."""
-    width = max(len(s) for s in sequences)
-    ids = torch.full((len(sequences), width), value, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        mask[row, : len(seq)] = 1
-    return ids, mask
+    ids = [torch.tensor(seq, dtype=torch.long) for seq in sequences]
+    padded = torch.nn.utils.rnn.pad_sequence(ids, batch_first=True, padding_value=value)
+    mask = torch.nn.utils.rnn.pad_sequence([torch.ones_like(seq) for seq in ids], batch_first=True)
+    return padded, mask

@@ -234,3 +234,12 @@ def test_quality_scores():
     assert rouge["rouge1"] == pytest.approx(1.0) and rouge["rougeL"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="unknown quality metric"):
         quality_scores("perplexity", ["a"], [["a"]])
+
+
+def test_a_model_too_large_for_the_memory_left_is_refused_with_hints(tmp_path, models, data, monkeypatch):
+    from memtasks.finetune import train
+
+    monkeypatch.setattr(train, "_available_memory", lambda device: (1024, "free GPU memory"))
+    with pytest.raises(FinetuneError, match=r"GiB of free GPU memory is left: try --method lora, --precision bf16"):
+        finetune(_config(models, data), tmp_path / "big", RUNTIME)
+    assert read_summary(tmp_path / "big") is None

@@ -59,7 +59,11 @@ def _draw(ax, values: np.ndarray, width: int, height: int, title: str, fig) -> N
     ax.set_xlabel("input token", fontsize=8)
     ax.set_ylabel("output token", fontsize=8)
     ax.tick_params(labelsize=7)
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if height <= 10:
+        # MaxNLocator falls back to fractional ticks on a range this short.
+        ax.set_yticks(range(height))
+    else:
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.02)
     bar.ax.tick_params(labelsize=7)
 
