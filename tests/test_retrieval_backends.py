@@ -111,3 +111,18 @@ def test_cli_elasticsearch_error_is_one_line_without_credentials(capsys, monkeyp
     error = capsys.readouterr().err.strip()
     assert error.startswith("memtasks score: error: Elasticsearch at http://127.0.0.1:")
     assert "topsecret" not in error and "\n" not in error
+
+
+def test_a_saved_index_loads_with_the_same_ranking(tmp_path):
+    rows = records()[:80]
+    index = BM25Index()
+    index.add([10 * i for i in range(len(rows))], [r["suffix"] for r in rows])
+    index.save(tmp_path / "index")
+    loaded = BM25Index.load(tmp_path / "index")
+    queries = [r["generation"] for r in rows]
+    assert loaded.top_k(queries, k=10) == index.top_k(queries, k=10)
+    assert loaded.search(queries[0], 3) == index.search(queries[0], 3)
+    with pytest.raises(RuntimeError, match="read-only"):
+        loaded.add([1], ["more text"])
+    with pytest.raises(OSError, match="not a memtasks BM25 index"):
+        BM25Index.load(tmp_path / "nothing-here")
