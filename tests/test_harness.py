@@ -90,3 +90,13 @@ def test_every_task_yaml_names_existing_functions_and_a_dataset():
         assert config["task"] == path.stem
         if config["include"] == "_mem_default.yaml":
             assert {"dataset_path", "input_field", "instruction", "output_field"} <= set(config["metadata"])
+
+
+def test_lm_evals_own_task_index_is_skipped_only_when_no_task_needs_it(tmp_path):
+    from memtasks.harness import _needs_lm_eval_tasks
+
+    assert not _needs_lm_eval_tasks(["--model", "hf", "--tasks", "mem_xsum,mem_paper"])
+    assert _needs_lm_eval_tasks(["--tasks", "mem_xsum,hellaswag"])
+    assert _needs_lm_eval_tasks(["--tasks", "list"])
+    (tmp_path / "mine.yaml").write_text("include: " + str(task_configs_dir() / "_mem_default.yaml") + "\ntask: mem_mine\n")
+    assert not _needs_lm_eval_tasks(["--include_path", str(tmp_path), "--tasks=mem_mine"])
