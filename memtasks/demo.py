@@ -12,6 +12,7 @@ dispersion on both tasks (``memtasks attention``) is measured too, with heatmaps
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -48,11 +49,20 @@ def demo_config(epochs: int) -> dict:
     }
 
 
-def run_demo(out_dir: str | Path = "results/demo", epochs: int = 40, log: Callable[[str], None] = print) -> list[Comparison]:
-    """Run the demo into ``out_dir`` (finished steps are kept) and return its comparisons."""
+def run_demo(
+    out_dir: str | Path = "results/demo", epochs: int = 40, resume: bool = False, log: Callable[[str], None] = print
+) -> list[Comparison]:
+    """Run the demo into ``out_dir`` and return its comparisons.
+
+    The demo starts from scratch, replacing an earlier run in ``out_dir``
+    (the committed one included); with ``resume`` it keeps the finished steps.
+    """
     from memtasks.tiny import build_tiny_model, torch_threads, train_tokenizer
 
     out = Path(out_dir)
+    if not resume and out.exists():
+        log(f"[fresh] removing the earlier demo run in {out}")
+        shutil.rmtree(out)
     data = out / "data"
     data.mkdir(parents=True, exist_ok=True)
     bundled = resources.files("memtasks") / "demo_data"
