@@ -73,6 +73,8 @@ def fixture_corpus() -> tuple[dict[int, str], list[str]]:
     filler = "alpha beta gamma delta epsilon zeta eta theta iota kappa".split()
     docs[77] = "quokka " + " ".join(filler[i % 10] for i in range(99))
     docs[76] = "quokka " + " ".join(filler[i % 10] for i in range(102))
+    # Documents without a term count neither in N nor in the average length.
+    docs[3], docs[4] = "", "!!! ... ---"
     queries = [r["generation"] for r in records] + [r["suffix"][:300] for r in records[:50]]
     rng = random.Random(3)
     vocabulary = sorted({t for text in docs.values() for t in analyze(text)})
