@@ -327,3 +327,22 @@ def test_real_server_missing_index_error():
     index._ready = True
     with pytest.raises(ElasticsearchBackendError, match="does not exist"):
         index.top_k(["anything"], k=1)
+
+
+@REAL_SERVER
+def test_real_server_query_stopwords_and_a_reused_named_index():
+    records = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines()][:100]
+    ids, texts = list(range(len(records))), [r["suffix"] for r in records]
+    queries = [r["generation"] for r in records]
+    embedded = BM25Index(query_stopwords=True)
+    embedded.add(ids, texts)
+    name = f"memtasks-test-{os.getpid()}"
+    try:
+        with ElasticsearchIndex(index=name, query_stopwords=True) as first:
+            first.add(ids, texts)
+            assert first.top_k(queries, k=10) == embedded.top_k(queries, k=10)
+        with ElasticsearchIndex(index=name, query_stopwords=True) as again:
+            again.add(ids, texts)  # reused: nothing is indexed again
+            assert again.top_k(queries, k=10) == embedded.top_k(queries, k=10)
+    finally:
+        first.client.indices.delete(index=name, ignore_unavailable=True)
