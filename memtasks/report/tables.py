@@ -593,10 +593,12 @@ def spearman(points: Sequence[CadPoint]) -> tuple[float, float] | str:
     x, y = [p.cad.value for p in usable], [p.memorization.value for p in usable]
     if len(set(x)) == 1 or len(set(y)) == 1:
         return "undefined: every point has the same " + ("CAD" if len(set(x)) == 1 else "memorization")
-    from scipy.stats import spearmanr
+    # The same statistic and p-value as `memtasks attention --memorization` prints.
+    from memtasks.attention.predict import permutation_p_value
+    from memtasks.attention.predict import spearman as rank_correlation
 
-    result = spearmanr(x, y)
-    return float(result.statistic), float(result.pvalue)
+    rho = rank_correlation(x, y)
+    return rho, permutation_p_value(x, y, rho)
 
 
 def correlations(points: Sequence[CadPoint]) -> dict[str, tuple[float, float] | str]:
