@@ -263,9 +263,9 @@ def _load(config: FinetuneConfig, runtime: Runtime):
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = auto.from_pretrained(config.model)
-    _check_memory(model, config, runtime)
     if config.method == "lora":
         model = _with_lora(model, config, encoder_decoder)
+    _check_memory(model, config, runtime)
     return model, tokenizer, encoder_decoder
 
 
@@ -307,15 +307,15 @@ def _check_memory(model, config: FinetuneConfig, runtime: Runtime) -> None:
     if available is None:
         return
     parameters = sum(p.numel() for p in model.parameters())
-    weight_bytes = 2 if runtime.precision in ("bf16", "fp16") else 4
-    trainable = parameters if config.method == "full" else parameters // 100
-    needed = parameters * weight_bytes + trainable * (TRAINING_BYTES_PER_PARAMETER - 4)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    # Mixed precision keeps fp32 weights (it lowers activations), so it does not change this sum.
+    needed = parameters * 4 + trainable * (TRAINING_BYTES_PER_PARAMETER - 4)
     free, what = available
     if needed > free:
         raise FinetuneError(
             f"{config.model} needs about {needed / 2**30:.1f} GiB for weights and optimizer state, "
-            f"{free / 2**30:.1f} GiB of {what} is left: try --method lora, --precision bf16, "
-            f"or a smaller --batch-size with --grad-accum"
+            f"{free / 2**30:.1f} GiB of {what} is left: try --method lora (only the adapter is trained) "
+            f"or a device with more memory"
         )
 
 
