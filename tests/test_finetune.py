@@ -243,3 +243,12 @@ def test_a_model_too_large_for_the_memory_left_is_refused_with_hints(tmp_path, m
     with pytest.raises(FinetuneError, match=r"GiB of free GPU memory is left: try --method lora"):
         finetune(_config(models, data), tmp_path / "big", RUNTIME)
     assert read_summary(tmp_path / "big") is None
+
+
+def test_cli_refusal_is_one_line(tmp_path, models, capsys):
+    from memtasks.cli import main
+
+    code = main(["finetune", "--task", "mem_xsum", "--model", str(tmp_path / "missing"), "--output", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err == [f"memtasks finetune: error: model {tmp_path / 'missing'} does not exist (a local model is a directory saved by save_pretrained)"]
