@@ -203,7 +203,7 @@ def _study(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from memtasks.demo import format_comparisons, run_demo
 
-    comparisons = run_demo(args.out, epochs=args.epochs, resume=args.resume)
+    comparisons = run_demo(args.out, epochs=args.epochs, resume=args.resume, decoder=args.decoder)
     print()
     print(format_comparisons(comparisons))
     print(f"results, models and this table (summary.md) are in {args.out}/")
@@ -345,6 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("results/demo"), help="output folder (default results/demo)")
     demo.add_argument("--epochs", type=_workers, default=40, help="fine-tuning epochs per task (default 40)")
     demo.add_argument("--resume", action="store_true", help="keep the finished steps of an earlier run in --out")
+    demo.add_argument(
+        "--decoder", action="store_true", help="also fine-tune and probe a tiny GPT-2-style model (about 4 more minutes)"
+    )
     demo.set_defaults(run=_demo)
 
     tiny = commands.add_parser(

@@ -29,12 +29,15 @@ MODEL_SHAPE = {"d_model": 64, "layers": 2, "heads": 2}
 VOCAB_SIZE = 4000
 
 
-def demo_config(epochs: int) -> dict:
+def demo_config(epochs: int, decoder: bool = False) -> dict:
     """The study config the demo runs (also written to ``OUT/study.yaml`` to re-run or edit)."""
+    models = [{"name": "tiny-t5", "path": "./models/tiny-t5", "size": "tiny"}]
+    if decoder:
+        models.append({"name": "tiny-gpt", "path": "./models/tiny-gpt", "size": "tiny"})
     return {
         "name": "demo",
         "output_dir": ".",
-        "models": [{"name": "tiny-t5", "path": "./models/tiny-t5", "size": "tiny"}],
+        "models": models,
         "tasks": list(TASKS),
         "data_files": {task: f"data/{name}_train.jsonl" for task, name in TASKS.items()},
         "eval_data_files": {task: f"data/{name}_heldout.jsonl" for task, name in TASKS.items()},
@@ -50,12 +53,18 @@ def demo_config(epochs: int) -> dict:
 
 
 def run_demo(
-    out_dir: str | Path = "results/demo", epochs: int = 40, resume: bool = False, log: Callable[[str], None] = print
+    out_dir: str | Path = "results/demo",
+    epochs: int = 40,
+    resume: bool = False,
+    decoder: bool = False,
+    log: Callable[[str], None] = print,
 ) -> list[Comparison]:
     """Run the demo into ``out_dir`` and return its comparisons.
 
     The demo starts from scratch, replacing an earlier run in ``out_dir``
     (the committed one included); with ``resume`` it keeps the finished steps.
+    ``decoder`` adds a tiny GPT-2-style model, fine-tuned and probed the same
+    way; its loss covers the inputs too, so it can memorize them.
     """
     from memtasks.tiny import build_tiny_model, torch_threads, train_tokenizer
 
@@ -72,12 +81,15 @@ def run_demo(
             if not target.exists():
                 target.write_bytes(entry.read_bytes())
     model_dir = out / "models" / "tiny-t5"
-    if not (model_dir / "config.json").exists():
-        log(f"[build] tiny T5 and its tokenizer, trained on {data}")
+    decoder_dir = out / "models" / "tiny-gpt"
+    if not (model_dir / "config.json").exists() or (decoder and not (decoder_dir / "config.json").exists()):
+        log(f"[build] tiny models and their tokenizer, trained on {data}")
         tokenizer = train_tokenizer(_texts(data), vocab_size=VOCAB_SIZE)
         build_tiny_model("seq2seq", tokenizer, model_dir, **MODEL_SHAPE)
+        if decoder:
+            build_tiny_model("decoder", tokenizer, decoder_dir, **MODEL_SHAPE)
     config_path = out / "study.yaml"
-    config_path.write_text(yaml.safe_dump(demo_config(epochs), sort_keys=False), encoding="utf-8")
+    config_path.write_text(yaml.safe_dump(demo_config(epochs, decoder), sort_keys=False), encoding="utf-8")
     # Tiny models run fastest on one thread; two threads on a busy 2-core machine
     # made generation several times slower.
     with torch_threads(1):
