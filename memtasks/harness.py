@@ -83,7 +83,7 @@ def _memtasks_lm_eval(include_defaults: bool = True):
     """lm-eval as ``memtasks eval`` runs it; everything is restored on exit.
 
     Without ``include_defaults`` lm-eval's own tasks are not indexed, which
-    saves the 20 s of CPU its 14,000 task files take to index when a run needs
+    saves the 20 s of CPU its index of 14,683 tasks, groups and tags takes when a run needs
     none of them.
 
     - Every TaskManager also indexes memtasks' tasks: lm-eval 0.4.13 has no
@@ -302,6 +302,34 @@ class ProbeResult:
 
     def __str__(self) -> str:
         return json.dumps({"id": self.id, "category": self.category, "matched_id": self.matched_id, "rank": self.rank})
+
+
+def read_probe_outcomes(path: str | Path) -> dict[str, str]:
+    """Probe id -> category from an lm-eval per-sample log of a memtasks task.
+
+    Each sample's ``mem_rate`` field holds the JSON string the task logs:
+    ``{"id", "category", "matched_id", "rank"}`` (``ProbeResult.__str__``).
+    Raises ``ValueError`` naming the file, line and field when a line does not
+    have it.
+    """
+    path = Path(path)
+    outcomes: dict[str, str] = {}
+    text = path.read_text(encoding="utf-8")
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            sample = json.loads(line)
+            outcome = json.loads(sample["mem_rate"])
+            probe_id, category = str(outcome["id"]), str(outcome["category"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(
+                f"{path}:{number}: field 'mem_rate' does not hold a probe outcome ({type(error).__name__}: {error})"
+            ) from None
+        if probe_id in outcomes:
+            raise ValueError(f"{path}:{number}: probe id {probe_id!r} appears twice")
+        outcomes[probe_id] = category
+    return outcomes
 
 
 METRICS = tuple(

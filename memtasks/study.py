@@ -187,8 +187,6 @@ def run_study(
     if evaluate is None:
         from memtasks.harness import run_lm_eval as evaluate
 
-    for task in config.tasks:
-        task_spec(task)
     out = config.output_dir
     manifest = Manifest.load(out / MANIFEST, config.name)
     probe_tasks = {t: [t, *(f"{t}_{v}" for v in config.variants)] for t in config.tasks}
@@ -317,19 +315,6 @@ def _newest(folder: Path, pattern: str, since: float) -> Path | None:
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 
-def probe_categories(samples_path: str | Path) -> dict[str, str]:
-    """Each probe's category ("none" when not memorized) from an lm-eval per-sample log."""
-    categories = {}
-    path = Path(samples_path)
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        try:
-            outcome = json.loads(json.loads(line)["mem_rate"])
-            categories[str(outcome["id"])] = outcome["category"]
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise ValueError(f"{path}:{number}: not a memtasks per-sample record (field 'mem_rate')") from None
-    return categories
-
-
 @dataclass(frozen=True)
 class Comparison:
     """Memorization of one task before and after fine-tuning, on the same probes."""
@@ -345,6 +330,7 @@ class Comparison:
 
 def compare_before_after(manifest: Manifest) -> list[Comparison]:
     """Every (pre-trained, fine-tuned) pair of runs of a task in a study, with paired differences."""
+    from memtasks.harness import read_probe_outcomes
     from memtasks.scoring import paired_difference, summarize_categories
 
     root = manifest.path.parent
@@ -356,8 +342,8 @@ def compare_before_after(manifest: Manifest) -> list[Comparison]:
         base = pretrained.get((model.get("base"), run["task"]))
         if model["method"] == "pretrained" or base is None:
             continue
-        before = probe_categories(root / base["samples"])
-        after = probe_categories(root / run["samples"])
+        before = read_probe_outcomes(root / base["samples"])
+        after = read_probe_outcomes(root / run["samples"])
         if set(before) != set(after):
             raise ValueError(f"{root / run['samples']}: probes differ from {root / base['samples']}; cannot pair them")
         ids = sorted(before)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from memtasks.study import compare_before_after, probe_categories, read_study_config, run_study
+from memtasks.harness import read_probe_outcomes
+from memtasks.study import compare_before_after, read_study_config, run_study
 from memtasks.tiny import build_tiny_model, torch_threads, train_tokenizer
 
 DEMO_DATA = Path(str(resources.files("memtasks") / "demo_data"))
@@ -75,7 +76,7 @@ def test_the_manifest_points_at_every_result(study):
     }
     results = json.loads((root / finetuned["results"]).read_text())
     assert results["results"]["mem_xsum"]["probes,none"] == 12
-    assert len(probe_categories(root / finetuned["samples"])) == 12
+    assert len(read_probe_outcomes(root / finetuned["samples"])) == 12
     assert json.loads((root / "models/tiny-full-mem_xsum/memtasks_finetune.json").read_text())["complete"]
 
 

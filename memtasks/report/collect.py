@@ -435,29 +435,3 @@ def differs(a: Run, b: Run) -> list[str]:
 def is_flagged(run: Run) -> bool:
     """Whether an older run of the same (model, task) measured something else."""
     return any(differs(run, other) for other in run.conflicts)
-
-
-def read_outcomes(path: Path) -> dict[str, str]:
-    """Probe id -> category from an lm-eval per-sample log of a memtasks task.
-
-    Each sample's ``mem_rate`` field holds the JSON string the task logs:
-    ``{"id", "category", "matched_id", "rank"}``. Raises ``ReportInputError``
-    naming the file, line and field when a line does not have it.
-    """
-    outcomes: dict[str, str] = {}
-    text = path.read_text(encoding="utf-8")
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            sample = json.loads(line)
-            outcome = json.loads(sample["mem_rate"])
-            probe_id, category = str(outcome["id"]), str(outcome["category"])
-        except (ValueError, KeyError, TypeError) as error:
-            raise ReportInputError(
-                f"{path}:{number}: field 'mem_rate' does not hold a probe outcome ({type(error).__name__}: {error})"
-            ) from None
-        if probe_id in outcomes:
-            raise ReportInputError(f"{path}:{number}: probe id {probe_id!r} appears twice")
-        outcomes[probe_id] = category
-    return outcomes

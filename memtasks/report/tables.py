@@ -24,16 +24,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from memtasks.harness import read_probe_outcomes
 from memtasks.paraphrase import HIGH, LOW
 from memtasks.report.collect import (
     AttentionRun,
     Interval,
     ModelInfo,
-    ReportInputError,
     Run,
     differs,
     is_flagged,
-    read_outcomes,
 )
 from memtasks.scoring import paired_difference
 
@@ -134,8 +133,8 @@ class Outcomes:
             return None
         if run.samples not in self._cache:
             try:
-                self._cache[run.samples] = read_outcomes(run.samples)
-            except (ReportInputError, OSError, UnicodeDecodeError) as error:
+                self._cache[run.samples] = read_probe_outcomes(run.samples)
+            except (ValueError, OSError, UnicodeDecodeError) as error:
                 self.warnings.append(f"{error}; no paired interval for this run")
                 self._cache[run.samples] = None
         return self._cache[run.samples]
