@@ -23,7 +23,7 @@ from memtasks.attention import run_attention
 from memtasks.study import Comparison, compare_before_after, read_study_config, run_study
 
 TASKS = {"mem_xsum": "xsum", "mem_imdb": "imdb"}
-CATEGORY_ROWS = ("memorization", "verbatim", "idea", "paraphrase")
+CATEGORY_ROWS = ("memorization", "verbatim", "idea", "paraphrase", "paraphrase_high", "paraphrase_low")
 # Small enough to fine-tune in about a minute per task on one CPU core.
 MODEL_SHAPE = {"d_model": 64, "layers": 2, "heads": 2}
 VOCAB_SIZE = 4000
@@ -124,23 +124,29 @@ def _texts(data: Path) -> list[str]:
 
 
 def format_comparisons(comparisons: list[Comparison]) -> str:
-    """Markdown: one table per task, rates in percent with their 90% intervals."""
+    """Markdown: one table per task, rates in percent with their 90% intervals.
+
+    ``excess`` is each run's member rate minus its rate on held-out text the
+    model was never fine-tuned on: what the model reproduces beyond chance.
+    """
     lines = []
     for c in comparisons:
         lines += [
             f"### {c.task}: {c.before} -> {c.after} ({c.probes} probes)",
             "",
-            "| category | before | after | difference |",
-            "|---|---|---|---|",
+            "| category | before | after | difference | excess before | excess after |",
+            "|---|---|---|---|---|---|",
         ]
         for name in CATEGORY_ROWS:
-            lines.append(
-                f"| {name} | {_cell(c.rates_before[name])} | {_cell(c.rates_after[name])} | {_cell(c.difference[name], signed=True)} |"
-            )
+            cells = [c.rates_before[name], c.rates_after[name]]
+            signed = [c.difference[name], *(e[name] if e else None for e in (c.excess_before, c.excess_after))]
+            lines.append(f"| {name} | " + " | ".join([*map(_cell, cells), *(_cell(r, signed=True) for r in signed)]) + " |")
         lines.append("")
     return "\n".join(lines)
 
 
 def _cell(rate, signed: bool = False) -> str:
+    if rate is None:
+        return "n/a"
     sign = "+" if signed else ""
     return f"{rate.value:{sign}.1%} [{rate.low:{sign}.1%}, {rate.high:{sign}.1%}]"

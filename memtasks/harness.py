@@ -24,7 +24,7 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -34,12 +34,14 @@ from memtasks.probes import (
     DEFAULT_N_PROBES,
     DEFAULT_PREFIX_TOKENS,
     DEFAULT_SEED,
+    MemorizationProbe,
+    ProbeSet,
     make_probes,
 )
 from memtasks.paraphrase import HIGH, LOW, ParaphraseClassifier
 from memtasks.retrieval import RetrievalSettings
-from memtasks.scoring import Probe, ScoreReport, score_probes, sha256_hex
-from memtasks.tasks import known_tasks, load_records, task_configs_dir
+from memtasks.scoring import RATE_NAMES, Probe, Rate, ScoreReport, excess_rates, rates_of, score_probes, sha256_hex
+from memtasks.tasks import holdout_fraction, is_member, known_tasks, load_records, task_configs_dir
 
 CANDIDATES = 10
 
@@ -187,6 +189,10 @@ def load_probes(
     min_suffix_tokens: int = DEFAULT_MIN_SUFFIX_TOKENS,
     n_probes: int | None = DEFAULT_N_PROBES,
     seed: int = DEFAULT_SEED,
+    holdout: float | None = None,
+    nonmember_split: str | None = None,
+    nonmember_data_files: str | list[str] | None = None,
+    nonmember_probes: int | None = None,
     paraphrase_model: str | None = None,
     config_source: str | None = None,
     retrieval: str | None = None,
@@ -204,13 +210,23 @@ def load_probes(
     version, the model's arguments, which lm-eval merges into the metadata)
     are not for this function and are ignored. ``paraphrase_model`` (a
     sequence-pair classifier) travels with every probe to the metrics, which
-    then split paraphrases into high and low confidence. ``config_source``,
-    the task's YAML path that lm-eval adds, names the task in error messages.
+    then grade paraphrases with it instead of the detector's own evidence.
+    ``config_source``, the task's YAML path that lm-eval adds, names the task
+    in error messages.
+
+    Members and non-members: each distinct input is probed once. The members
+    are the split's inputs outside its held-out slice (``holdout``, see
+    :func:`memtasks.tasks.holdout_fraction`; ``memtasks finetune`` leaves that
+    slice out); the non-members, which give the false-positive floor, are
+    ``nonmember_probes`` inputs (default: as many as there are member probes)
+    of ``nonmember_data_files``, else of the split ``nonmember_split`` of
+    ``dataset_path``, else of the held-out slice, cut and drawn the same way.
+    A non-member input that is also a member input is dropped.
 
     Retrieval: ``retrieval`` (``embedded`` or ``elasticsearch``; default
     ``$MEMTASKS_RETRIEVAL``, else embedded), ``query_stopwords`` and
     ``es_index`` as in :class:`~memtasks.retrieval.RetrievalSettings`;
-    ``search_corpus: split`` indexes the suffix of every record of the split
+    ``search_corpus: split`` indexes the suffix of every member of the split
     long enough to probe, not only the drawn probes' (``probes``, the default).
     An Elasticsearch server is contacted here, before any generation, so that
     a wrong address or credentials fail the run at once.
@@ -222,30 +238,65 @@ def load_probes(
     if where != "task":
         source = f"{where}, {source}"
     settings = _retrieval_settings(source, retrieval, search_corpus, query_stopwords, es_index)
-    probe_set = make_probes(
-        records,
-        input_field,
-        prefix_tokens=prefix_tokens,
-        min_suffix_tokens=min_suffix_tokens,
-        n=n_probes,
-        seed=seed,
-        id_field=id_field,
-        source=source,
+    options = {"holdout": holdout, "seed": seed, "nonmember_split": nonmember_split, "nonmember_data_files": nonmember_data_files}
+    try:
+        fraction = holdout_fraction(options)
+    except ValueError as error:
+        raise ValueError(f"{source}: {error}") from None
+    cut = {"prefix_tokens": prefix_tokens, "min_suffix_tokens": min_suffix_tokens, "seed": seed, "id_field": id_field}
+    members = make_probes(
+        records, input_field, n=n_probes, source=source, keep=lambda text: is_member(text, options), **cut
     )
-    if not probe_set.probes:
+    if not members.probes:
         raise ValueError(
-            f"{source}: no record of {probe_set.n_records} has {prefix_tokens} + {min_suffix_tokens} words in '{input_field}'"
+            f"{source}: no record of {members.n_records} has {prefix_tokens} + {min_suffix_tokens} words in '{input_field}'"
         )
+    nonmembers, nonmember_source = _nonmembers(
+        records, source, where, dataset_path, dataset_name, nonmember_split, nonmember_data_files, fraction,
+        members, input_field, cut, len(members.probes) if nonmember_probes is None else nonmember_probes,
+    )
+    probes = members.probes + nonmembers.probes
+    count = len(probes)
     rows = {
-        "id": [p.id for p in probe_set.probes],
-        "prefix": [p.prefix for p in probe_set.probes],
-        "suffix": [p.suffix for p in probe_set.probes],
-        "records": [probe_set.n_records] * len(probe_set.probes),
-        "too_short": [probe_set.n_too_short] * len(probe_set.probes),
-        "paraphrase_model": [paraphrase_model or ""] * len(probe_set.probes),
-        "retrieval": [_register_retrieval(settings, search_corpus, probe_set)] * len(probe_set.probes),
+        "id": [p.id for p in probes],
+        "prefix": [p.prefix for p in probes],
+        "suffix": [p.suffix for p in probes],
+        "member": [True] * len(members.probes) + [False] * len(nonmembers.probes),
+        "records": [members.n_records] * count,
+        "too_short": [members.n_too_short] * count,
+        "duplicates": [members.n_duplicates + nonmembers.n_duplicates] * count,
+        "nonmember_source": [nonmember_source] * count,
+        "paraphrase_model": [paraphrase_model or ""] * count,
+        "retrieval": [_register_retrieval(settings, search_corpus, members, nonmembers)] * count,
     }
     return datasets.DatasetDict({"test": datasets.Dataset.from_dict(rows)})
+
+
+NONMEMBER_PREFIX = "nonmember/"
+
+
+def _nonmembers(
+    records, source, where, dataset_path, dataset_name, split, data_files, fraction, members, input_field, cut, n
+) -> tuple[ProbeSet, str]:
+    """The non-member probes of a task and a description of where they come from."""
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
+        raise ValueError(f"{source}: metadata 'nonmember_probes' must be a whole number at least 0, got {n!r}")
+    member_texts = {(p.prefix, p.suffix) for p in members.eligible}
+    if data_files or split:
+        other, origin = load_records(dataset_path, dataset_name, split or "", data_files, where=where)
+        described = f"{origin} ({'nonmember_data_files' if data_files else 'nonmember_split'})"
+        keep = None
+    else:
+        other, origin = records, source
+        described = f"held-out {fraction:.0%} of {source} (seed {cut['seed']})"
+        options = {"holdout": fraction, "seed": cut["seed"]}
+        keep = (lambda text: not is_member(text, options)) if fraction > 0 else (lambda text: False)
+    chosen = make_probes(other, input_field, n=n, source=origin, keep=keep, **cut)
+    # A passage that is also a member (the same text in both sources) is no control.
+    fresh = [p for p in chosen.probes if (p.prefix, p.suffix) not in member_texts]
+    renamed = [MemorizationProbe(NONMEMBER_PREFIX + p.id, p.prefix, p.suffix) for p in fresh]
+    eligible = [MemorizationProbe(NONMEMBER_PREFIX + p.id, p.prefix, p.suffix) for p in chosen.eligible]
+    return replace(chosen, probes=renamed, eligible=eligible), described
 
 
 # Search corpora of the tasks loaded in this process, by digest: a split can
@@ -267,17 +318,22 @@ def _retrieval_settings(source, retrieval, search_corpus, query_stopwords, es_in
     return settings
 
 
-def _register_retrieval(settings: RetrievalSettings, search_corpus: str, probe_set) -> str:
+def _register_corpus(probes: Sequence[MemorizationProbe]) -> str:
+    corpus = [(p.id, p.suffix) for p in probes]
+    digest = hashlib.sha256()
+    for doc_id, text in corpus:
+        digest.update(f"{doc_id}\0{text}\0".encode("utf-8"))
+    key = digest.hexdigest()
+    _corpora[key] = corpus
+    return key
+
+
+def _register_retrieval(settings: RetrievalSettings, search_corpus: str, members: ProbeSet, nonmembers: ProbeSet) -> str:
     """What the metrics need to retrieve as the task asks, as one JSON string per row."""
-    corpus_key = ""
+    corpora = {"corpus": "", "nonmember_corpus": ""}
     if search_corpus == "split":
-        corpus = [(p.id, p.suffix) for p in probe_set.eligible]
-        digest = hashlib.sha256()
-        for doc_id, text in corpus:
-            digest.update(f"{doc_id}\0{text}\0".encode("utf-8"))
-        corpus_key = digest.hexdigest()
-        _corpora[corpus_key] = corpus
-    return json.dumps({**settings.to_dict(), "corpus": corpus_key}, sort_keys=True)
+        corpora = {"corpus": _register_corpus(members.eligible), "nonmember_corpus": _register_corpus(nonmembers.eligible)}
+    return json.dumps({**settings.to_dict(), **corpora}, sort_keys=True)
 
 
 @dataclass
@@ -294,6 +350,8 @@ class ProbeResult:
     generation: str
     records: int
     too_short: int
+    member: bool = True
+    duplicates: int = 0
     paraphrase_model: str = ""
     retrieval: str = ""
     category: str | None = None
@@ -301,16 +359,20 @@ class ProbeResult:
     rank: int | None = None
 
     def __str__(self) -> str:
-        return json.dumps({"id": self.id, "category": self.category, "matched_id": self.matched_id, "rank": self.rank})
+        return json.dumps(
+            {"id": self.id, "member": self.member, "category": self.category, "matched_id": self.matched_id, "rank": self.rank}
+        )
 
 
-def read_probe_outcomes(path: str | Path) -> dict[str, str]:
-    """Probe id -> category from an lm-eval per-sample log of a memtasks task.
+def read_probe_outcomes(path: str | Path, members: bool = True) -> dict[str, str]:
+    """Probe id -> category of the member probes (or, with ``members=False``,
+    the non-member probes) in an lm-eval per-sample log of a memtasks task.
 
     Each sample's ``mem_rate`` field holds the JSON string the task logs:
-    ``{"id", "category", "matched_id", "rank"}`` (``ProbeResult.__str__``).
-    Raises ``ValueError`` naming the file, line and field when a line does not
-    have it.
+    ``{"id", "member", "category", "matched_id", "rank"}``
+    (``ProbeResult.__str__``; logs written before non-members existed have no
+    ``member`` and hold members only). Raises ``ValueError`` naming the file,
+    line and field when a line does not have it.
     """
     path = Path(path)
     outcomes: dict[str, str] = {}
@@ -326,70 +388,120 @@ def read_probe_outcomes(path: str | Path) -> dict[str, str]:
             raise ValueError(
                 f"{path}:{number}: field 'mem_rate' does not hold a probe outcome ({type(error).__name__}: {error})"
             ) from None
+        if outcome.get("member", True) is not members:
+            continue
         if probe_id in outcomes:
             raise ValueError(f"{path}:{number}: probe id {probe_id!r} appears twice")
         outcomes[probe_id] = category
     return outcomes
 
 
+# Metric name -> the category it counts ("memorization": any category).
+RATE_METRICS = {
+    "mem_rate": "memorization",
+    "verbatim_rate": "verbatim",
+    "idea_rate": "idea",
+    "paraphrase_rate": "paraphrase",
+    "paraphrase_high_rate": HIGH,
+    "paraphrase_low_rate": LOW,
+}
+# The study's rates over the member probes, the same rates over the non-members
+# (the false-positive floor), and their difference.
+FAMILIES = ("", "nonmember_", "excess_")
+COUNTS = ("probes", "nonmember_probes", "skipped_too_short", "duplicates_folded")
 METRICS = tuple(
-    f"{name}{bound}"
-    for name in ("mem_rate", "verbatim_rate", "idea_rate", "paraphrase_rate", "paraphrase_high_rate", "paraphrase_low_rate")
-    for bound in ("", "_low", "_high")
-) + ("probes", "skipped_too_short")
+    f"{family}{name}{bound}" for family in FAMILIES for name in RATE_METRICS for bound in ("", "_low", "_high")
+) + COUNTS
 
 
 def process_results(doc: dict, results: Sequence[str]) -> dict[str, ProbeResult]:
     """The same record for every metric; the metrics are computed over all of them at once."""
     generation = results[0] if results else ""
     record = ProbeResult(
-        doc["id"], doc["suffix"], generation or "", doc["records"], doc["too_short"], doc.get("paraphrase_model", ""),
-        doc.get("retrieval", ""),
+        doc["id"], doc["suffix"], generation or "", doc["records"], doc["too_short"], doc.get("member", True),
+        doc.get("duplicates", 0), doc.get("paraphrase_model", ""), doc.get("retrieval", ""),
     )
     return {metric: record for metric in METRICS}
 
 
-_reports: dict[str, ScoreReport] = {}
+@dataclass(frozen=True)
+class TaskScore:
+    """A task's rates: the study's over its members, the non-members' and the excess."""
+
+    members: ScoreReport
+    rates: dict[str, dict[str, Rate]]
+    n_nonmembers: int
 
 
-def _report(items: Sequence[ProbeResult]) -> ScoreReport:
-    """Retrieval and detection over all probes of a task, computed once per distinct input."""
+_scores: dict[str, TaskScore] = {}
+
+
+def _score(items: Sequence[ProbeResult]) -> TaskScore:
+    """Retrieval and detection over all probes of a task, computed once per distinct input.
+
+    The study's rates come from the members, each generation searched among
+    the members' suffixes (spec section 8). The non-members go through the
+    same pipeline among their own suffixes: under a model that saw neither,
+    both groups (drawn alike, as many of each) have the same distribution of
+    outcomes, so the non-member rate is the floor of coincidences and
+    predictable continuations, and the excess, member minus non-member, what
+    fine-tuning added. A non-member prompt that makes the model write out a
+    member's text is not counted against the members: that text is not in the
+    non-members' index.
+    """
     digest = hashlib.sha256((items[0].retrieval if items else "").encode("utf-8"))
     for item in items:
-        for part in (item.id, item.suffix, item.generation):
+        for part in (item.id, item.suffix, item.generation, "m" if item.member else "n"):
             digest.update(part.encode("utf-8"))
             digest.update(b"\0")
     key = digest.hexdigest()
-    if key not in _reports:
-        probes = [Probe(item.id, item.suffix, item.generation) for item in items]
-        model = items[0].paraphrase_model if items else ""
-        retrieval, corpus = _retrieval_of(items)
-        report = score_probes(
-            probes,
-            Detector("memorization"),
-            k=CANDIDATES,
-            workers=default_workers(),
-            paraphrase_classifier=_classifier(model) if model else None,
-            retrieval=retrieval,
-            corpus=corpus,
-        )
-        for item, outcome in zip(items, report.outcomes):
-            item.category, item.matched_id, item.rank = outcome.category, outcome.matched_id, outcome.rank
-        _reports[key] = report
-    return _reports[key]
+    if key not in _scores:
+        _scores[key] = _score_task(items)
+    return _scores[key]
 
 
-def _retrieval_of(items: Sequence[ProbeResult]) -> tuple[RetrievalSettings, list[tuple[str, str]] | None]:
+def _score_task(items: Sequence[ProbeResult]) -> TaskScore:
+    members = [item for item in items if item.member]
+    nonmembers = [item for item in items if not item.member]
+    model = items[0].paraphrase_model if items else ""
+    retrieval, corpus, nonmember_corpus = _retrieval_of(items)
+    options = {
+        "detector": Detector("memorization"),
+        "k": CANDIDATES,
+        "workers": default_workers(),
+        "paraphrase_classifier": _classifier(model) if model else None,
+        "retrieval": retrieval,
+    }
+    study = score_probes([Probe(i.id, i.suffix, i.generation) for i in members], corpus=corpus, **options)
+    rates = {"": {"memorization": study.total, **study.categories}}
+    outcomes = list(study.outcomes)
+    if nonmembers:
+        control = score_probes([Probe(i.id, i.suffix, i.generation) for i in nonmembers], corpus=nonmember_corpus, **options)
+        member_categories = [o.category for o in study.outcomes]
+        nonmember_categories = [o.category for o in control.outcomes]
+        rates["nonmember_"] = rates_of(nonmember_categories)
+        rates["excess_"] = excess_rates(member_categories, nonmember_categories)
+        outcomes += control.outcomes
+    for item, outcome in zip((*members, *nonmembers), outcomes):
+        item.category, item.matched_id, item.rank = outcome.category, outcome.matched_id, outcome.rank
+    return TaskScore(study, rates, len(nonmembers))
+
+
+def _retrieval_of(
+    items: Sequence[ProbeResult],
+) -> tuple[RetrievalSettings, list[tuple[str, str]] | None, list[tuple[str, str]] | None]:
     if not items or not items[0].retrieval:
-        return RetrievalSettings(), None
+        return RetrievalSettings(), None, None
     options = json.loads(items[0].retrieval)
-    key = options.pop("corpus")
-    if key and key not in _corpora:
-        raise ValueError(
-            "search_corpus: split: the split's suffixes were loaded in another process; "
-            "run the task's metrics where its dataset was loaded"
-        )
-    return RetrievalSettings(**options), (_corpora[key] if key else None)
+    keys = options.pop("corpus"), options.pop("nonmember_corpus", "")
+    for key in keys:
+        if key and key not in _corpora:
+            raise ValueError(
+                "search_corpus: split: the split's suffixes were loaded in another process; "
+                "run the task's metrics where its dataset was loaded"
+            )
+    corpus, nonmember_corpus = (_corpora[key] if key else None for key in keys)
+    return RetrievalSettings(**options), corpus, nonmember_corpus
 
 
 @lru_cache(maxsize=2)
@@ -397,45 +509,41 @@ def _classifier(model: str) -> ParaphraseClassifier:
     return ParaphraseClassifier(model)
 
 
-def _rate(category: str, statistic: str) -> Callable[[Sequence[ProbeResult]], float]:
+def _rate(family: str, category: str, statistic: str) -> Callable[[Sequence[ProbeResult]], float]:
     def aggregate(items: Sequence[ProbeResult]) -> float:
-        report = _report(items)
-        if category == "memorization":
-            return getattr(report.total, statistic)
-        if category not in report.categories:
-            # Confidence needs a paraphrase classifier; without one it is unscored, not guessed.
+        rates = _score(items).rates.get(family, {})
+        if category not in rates:
+            # Unscored, not guessed: no non-member was probed (nonmember_probes: 0).
             return float("nan")
-        return getattr(report.categories[category], statistic)
+        return getattr(rates[category], statistic)
 
-    aggregate.__name__ = f"{category}_{statistic}"
     return aggregate
 
 
-mem_rate = _rate("memorization", "value")
-mem_rate_low = _rate("memorization", "low")
-mem_rate_high = _rate("memorization", "high")
-verbatim_rate = _rate("verbatim", "value")
-verbatim_rate_low = _rate("verbatim", "low")
-verbatim_rate_high = _rate("verbatim", "high")
-idea_rate = _rate("idea", "value")
-idea_rate_low = _rate("idea", "low")
-idea_rate_high = _rate("idea", "high")
-paraphrase_rate = _rate("paraphrase", "value")
-paraphrase_rate_low = _rate("paraphrase", "low")
-paraphrase_rate_high = _rate("paraphrase", "high")
-paraphrase_high_rate = _rate(HIGH, "value")
-paraphrase_high_rate_low = _rate(HIGH, "low")
-paraphrase_high_rate_high = _rate(HIGH, "high")
-paraphrase_low_rate = _rate(LOW, "value")
-paraphrase_low_rate_low = _rate(LOW, "low")
-paraphrase_low_rate_high = _rate(LOW, "high")
+# One aggregation per metric, named as the task YAML's metric_list names them.
+for _family in FAMILIES:
+    for _name, _category in RATE_METRICS.items():
+        for _bound, _statistic in (("", "value"), ("_low", "low"), ("_high", "high")):
+            _function = _rate(_family, _category, _statistic)
+            _function.__name__ = _function.__qualname__ = f"{_family}{_name}{_bound}"
+            globals()[_function.__name__] = _function
 
 
 def probes(items: Sequence[ProbeResult]) -> int:
-    """Number of probes scored."""
-    return len(items)
+    """Number of member probes scored (the study's n)."""
+    return sum(item.member for item in items)
+
+
+def nonmember_probes(items: Sequence[ProbeResult]) -> int:
+    """Number of non-member probes scored for the false-positive floor."""
+    return sum(not item.member for item in items)
 
 
 def skipped_too_short(items: Sequence[ProbeResult]) -> int:
     """Records of the split too short for a prefix and a suffix, so not probed."""
     return items[0].too_short if items else 0
+
+
+def duplicates_folded(items: Sequence[ProbeResult]) -> int:
+    """Records whose input repeats an earlier record's, probed once under the first."""
+    return items[0].duplicates if items else 0

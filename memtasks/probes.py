@@ -10,9 +10,10 @@ probed with the same prefixes, and prefix + suffix is exactly the original text
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from dataclasses import dataclass, field
 
@@ -22,6 +23,9 @@ DEFAULT_PREFIX_TOKENS = 50
 DEFAULT_MIN_SUFFIX_TOKENS = 10
 DEFAULT_N_PROBES = 10_000
 DEFAULT_SEED = 1234
+# Share of a training split's distinct inputs kept out of fine-tuning and probed
+# as non-members (the false-positive floor).
+DEFAULT_HOLDOUT = 0.2
 
 _WORD = re.compile(r"\S+")
 
@@ -68,6 +72,22 @@ def field_value(record: Mapping, path: str):
     return value
 
 
+def held_out(text: str, fraction: float, seed: int = DEFAULT_SEED) -> bool:
+    """Whether a training input belongs to the held-out slice of its split.
+
+    u(x) = first 64 bits of SHA-256(seed, x) / 2**64 is uniform on [0, 1); x is
+    held out when u(x) < ``fraction``. The decision depends on the input text
+    alone, not on its position, so records that share a passage (a SQuAD
+    context asked about five times) all fall on the same side, the slice is
+    the same whatever order the split is read in, and ``memtasks finetune``
+    and the probes agree on it without sharing state.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"holdout must be at least 0 and below 1, got {fraction}")
+    digest = hashlib.sha256(f"{seed}\0{text}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
 @dataclass(frozen=True)
 class ProbeSet:
     """Probes drawn from a dataset split, with what was skipped and why."""
@@ -76,6 +96,11 @@ class ProbeSet:
     n_records: int
     n_too_short: int
     n_eligible: int
+    # Records whose input repeats an earlier record's, folded into it: each
+    # distinct input is probed (and indexed) once.
+    n_duplicates: int = 0
+    # Records left out by ``keep`` (the other side of a holdout).
+    n_excluded: int = 0
     # Every record long enough to probe, drawn or not: the whole split's
     # suffixes, for retrieval over the split (search_corpus: split).
     eligible: list[MemorizationProbe] = field(default_factory=list, repr=False)
@@ -90,11 +115,16 @@ def make_probes(
     seed: int = DEFAULT_SEED,
     id_field: str | None = None,
     source: str = "dataset",
+    keep: Callable[[str], bool] | None = None,
 ) -> ProbeSet:
     """Cut every record's ``field`` into prefix and suffix and draw ``n`` probes.
 
     Records whose text has fewer than ``prefix_tokens + min_suffix_tokens``
-    words are skipped and counted. ``n`` eligible records (all of them when
+    words are skipped and counted, and so is every record whose text equals an
+    earlier record's (QA datasets repeat a passage once per question): its
+    input is probed once, under the first record's id. ``keep``, when given,
+    selects the records to probe by their text (one side of a holdout); the
+    others are counted as excluded. ``n`` eligible records (all of them when
     ``n`` is None or larger) are drawn without replacement with a fixed seed
     (numpy's PCG64, the same on every machine) and kept in dataset order.
     ``field`` may name a nested value with dots ("translation.en"). A record
@@ -104,7 +134,8 @@ def make_probes(
     if prefix_tokens < 1 or min_suffix_tokens < 1:
         raise ValueError("prefix_tokens and min_suffix_tokens must be at least 1")
     eligible: list[MemorizationProbe] = []
-    n_records = too_short = 0
+    n_records = too_short = duplicates = excluded = 0
+    seen: set[str] = set()
     for index, record in enumerate(records):
         n_records += 1
         try:
@@ -113,6 +144,13 @@ def make_probes(
             raise ValueError(f"{source}: record {index}: field '{field}' is missing (fields: {', '.join(record)})") from None
         if not isinstance(text, str):
             raise ValueError(f"{source}: record {index}: field '{field}' must be text, got {type(text).__name__}")
+        if keep is not None and not keep(text):
+            excluded += 1
+            continue
+        if text in seen:
+            duplicates += 1
+            continue
+        seen.add(text)
         cut = split_prefix(text, prefix_tokens)
         if cut is None or count_words(cut[1]) < min_suffix_tokens:
             too_short += 1
@@ -123,7 +161,7 @@ def make_probes(
     if n is not None and n < len(eligible):
         picked = np.sort(np.random.default_rng(seed).choice(len(eligible), size=n, replace=False))
         chosen = [eligible[i] for i in picked]
-    return ProbeSet(chosen, n_records, too_short, len(eligible), eligible)
+    return ProbeSet(chosen, n_records, too_short, len(eligible), duplicates, excluded, eligible)
 
 
 def read_texts(path: str | Path, field: str = "text") -> list[str]:

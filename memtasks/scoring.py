@@ -199,17 +199,81 @@ def summarize(outcomes: Sequence[ProbeOutcome], categories: Sequence[str] = CATE
     return _rate(sum(counts) / n if n else 0.0, total), rates
 
 
-def summarize_categories(categories: Sequence[str], names: Sequence[str] = CATEGORIES) -> dict[str, Rate]:
-    """Rates with intervals from per-probe categories: "memorization" first, then each of ``names``."""
-    outcomes = [ProbeOutcome(str(i), category) for i, category in enumerate(categories)]
-    total, rates = summarize(outcomes, names)
-    return {"memorization": total, **rates}
+# Every rate a run reports: any category, each category, and the two grades of paraphrase.
+RATE_NAMES = ("memorization", *CATEGORIES, HIGH, LOW)
+
+
+def in_category(observed: str, name: str) -> bool:
+    """Whether a probe whose outcome is ``observed`` counts towards the rate ``name``.
+
+    A graded paraphrase (``paraphrase_high``/``paraphrase_low``) is a paraphrase too.
+    """
+    if name == "memorization":
+        return observed != "none"
+    return observed == name or (name == "paraphrase" and observed in (HIGH, LOW))
+
+
+def _states(categories: Sequence[str], names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Counts of the distinct outcomes and, for each, a 0/1 row over ``names``."""
+    counts: dict[str, int] = {}
+    for category in categories:
+        counts[category] = counts.get(category, 0) + 1
+    effect = np.array([[in_category(state, name) for name in names] for state in counts], dtype=np.float64)
+    return np.array(list(counts.values()), dtype=np.int64), effect.reshape(len(counts), len(names))
+
+
+def _resampled(counts: np.ndarray, effect: np.ndarray, rng: np.random.Generator, n_resamples: int) -> np.ndarray:
+    n = int(counts.sum())
+    return rng.multinomial(n, counts / n, size=n_resamples) @ effect / n
+
+
+def rates_of(
+    categories: Sequence[str], names: Sequence[str] = RATE_NAMES, n_resamples: int = N_RESAMPLES, seed: int = BOOTSTRAP_SEED
+) -> dict[str, Rate]:
+    """Each rate of ``names`` over per-probe outcomes, with the study's bootstrap interval.
+
+    r_c = (1/n) * sum_i [outcome_i counts towards c]; probes are resampled with
+    replacement (the outcome counts of a resample are multinomial) and the
+    interval is the 5th-95th percentile of 1,000 resamples.
+    """
+    if not categories:
+        return {name: Rate(0.0, 0.0, 0.0) for name in names}
+    counts, effect = _states(categories, names)
+    values = counts @ effect / counts.sum()
+    draws = _resampled(counts, effect, np.random.default_rng(seed), n_resamples)
+    return {name: _rate(values[j], draws[:, j]) for j, name in enumerate(names)}
+
+
+def excess_rates(
+    members: Sequence[str],
+    nonmembers: Sequence[str],
+    names: Sequence[str] = RATE_NAMES,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> dict[str, Rate]:
+    """Member minus non-member rate of each of ``names``, with a bootstrap interval.
+
+    e_c = (1/m) * sum_i [member_i counts towards c] - (1/n) * sum_j [nonmember_j counts towards c]
+
+    The two groups are different probes, so each is resampled on its own (two
+    independent multinomial draws per resample); the interval is the
+    5th-95th percentile of the 1,000 differences. An interval that holds 0
+    means the members are not memorized more than text the model never
+    trained on.
+    """
+    if not members or not nonmembers:
+        raise ValueError("an excess needs member and non-member probes")
+    rng = np.random.default_rng(seed)
+    (m_counts, m_effect), (n_counts, n_effect) = _states(members, names), _states(nonmembers, names)
+    values = m_counts @ m_effect / m_counts.sum() - n_counts @ n_effect / n_counts.sum()
+    draws = _resampled(m_counts, m_effect, rng, n_resamples) - _resampled(n_counts, n_effect, rng, n_resamples)
+    return {name: _rate(values[j], draws[:, j]) for j, name in enumerate(names)}
 
 
 def paired_difference(
     before: Sequence[str],
     after: Sequence[str],
-    categories: Sequence[str] = CATEGORIES,
+    categories: Sequence[str] = RATE_NAMES[1:],
     n_resamples: int = N_RESAMPLES,
     seed: int = BOOTSTRAP_SEED,
 ) -> dict[str, Rate]:
@@ -221,7 +285,8 @@ def paired_difference(
 
         d_c = (1/n) * sum_i ([after_i = c] - [before_i = c])
 
-    and "memorization" is the same with "any category". Resampling probes
+    and "memorization" is the same with "any category"; a graded paraphrase
+    counts as a paraphrase too (:func:`in_category`). Resampling probes
     (pairs) with replacement makes the counts of the joint outcomes
     (before_i, after_i) multinomial, so the resamples are drawn from that
     distribution; the interval is its 5th-95th percentile, as for one run.
@@ -239,10 +304,7 @@ def paired_difference(
     counts = np.array([joint[s] for s in states], dtype=np.int64)
     # Each joint state's contribution to each difference: +1, 0 or -1.
     effect = np.array(
-        [
-            [(a != "none") - (b != "none"), *((a == c) - (b == c) for c in categories)]
-            for b, a in states
-        ],
+        [[in_category(a, name) - in_category(b, name) for name in names] for b, a in states],
         dtype=np.float64,
     )
     draws = np.random.default_rng(seed).multinomial(n, counts / n, size=n_resamples) / n

@@ -203,9 +203,12 @@ def run_study(
             log(f"[probe] {step}")
             run_dir = out / "runs" / step.replace("/", "__")
             metadata = dict(config.metadata)
-            data = config.data_files.get(_base_task(task, config.tasks))
-            if data:
-                metadata["data_files"] = data
+            base = _base_task(task, config.tasks)
+            if base in config.data_files:
+                metadata["data_files"] = config.data_files[base]
+            if base in config.eval_data_files:
+                # The held-out records are never fine-tuned on (see memtasks.finetune): the task's non-members.
+                metadata["nonmember_data_files"] = config.eval_data_files[base]
             started = time.time()
             arguments = [
                 "--model", "hf",
@@ -326,12 +329,15 @@ class Comparison:
     rates_before: dict
     rates_after: dict
     difference: dict
+    # Member minus non-member rates of each run; None when it probed no non-member.
+    excess_before: dict | None = None
+    excess_after: dict | None = None
 
 
 def compare_before_after(manifest: Manifest) -> list[Comparison]:
     """Every (pre-trained, fine-tuned) pair of runs of a task in a study, with paired differences."""
     from memtasks.harness import read_probe_outcomes
-    from memtasks.scoring import paired_difference, summarize_categories
+    from memtasks.scoring import excess_rates, paired_difference, rates_of
 
     root = manifest.path.parent
     evals = [run for run in manifest.runs if run.get("kind") == "eval" and run.get("status") == "done"]
@@ -348,7 +354,15 @@ def compare_before_after(manifest: Manifest) -> list[Comparison]:
             raise ValueError(f"{root / run['samples']}: probes differ from {root / base['samples']}; cannot pair them")
         ids = sorted(before)
         b, a = [before[i] for i in ids], [after[i] for i in ids]
+        excess = []
+        for samples in (root / base["samples"], root / run["samples"]):
+            control = list(read_probe_outcomes(samples, members=False).values())
+            members = list(read_probe_outcomes(samples).values())
+            excess.append(excess_rates(members, control) if control else None)
         comparisons.append(
-            Comparison(run["task"], base["model"]["name"], model["name"], len(ids), summarize_categories(b), summarize_categories(a), paired_difference(b, a))
+            Comparison(
+                run["task"], base["model"]["name"], model["name"], len(ids), rates_of(b), rates_of(a),
+                paired_difference(b, a), *excess,
+            )
         )
     return comparisons

@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from memtasks.probes import field_value
+from memtasks.probes import DEFAULT_HOLDOUT, DEFAULT_SEED, field_value, held_out
 
 # Prefix-length and decoding variants of a dataset's task (mem_imdb_prefix10, mem_imdb_topk40, ...).
 _VARIANT = re.compile(r"_(prefix|topk|topp|temp)\d+$")
@@ -74,6 +74,29 @@ def task_spec(name: str, include_path: Sequence[str | Path] = ()) -> TaskSpec:
         raise ValueError(f"'{name}' is a {entry.kind.name.lower()}, not a task: name its tasks one by one")
     config = entry.cfg or {}
     return TaskSpec(name, entry.yaml_path, dict(config.get("metadata") or {}), dict(config.get("dataset_kwargs") or {}))
+
+
+def holdout_fraction(options: Mapping[str, Any]) -> float:
+    """The share of a task's training inputs kept out of fine-tuning and probed as non-members.
+
+    ``holdout`` from the task's metadata; by default ``DEFAULT_HOLDOUT``, or 0
+    when the metadata names non-members of its own (``nonmember_split`` or
+    ``nonmember_data_files``): a model fine-tuned on the whole split is then
+    probed on all of it.
+    """
+    value = options.get("holdout")
+    if value is None:
+        own = options.get("nonmember_split") or options.get("nonmember_data_files")
+        return 0.0 if own else DEFAULT_HOLDOUT
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"metadata 'holdout' must be a number at least 0 and below 1, got {value!r}")
+    return float(value)
+
+
+def is_member(text: str, options: Mapping[str, Any]) -> bool:
+    """Whether a training input is fine-tuned on (not in the task's held-out slice)."""
+    fraction = holdout_fraction(options)
+    return fraction == 0 or not held_out(text, fraction, int(options.get("seed", DEFAULT_SEED)))
 
 
 def load_records(

@@ -6,6 +6,7 @@ import yaml
 
 from memtasks import harness
 from memtasks.harness import METRICS, load_probes, process_results, task_configs_dir
+from memtasks.probes import DEFAULT_HOLDOUT, held_out
 
 
 def words(n: int, stem: str) -> str:
@@ -24,9 +25,18 @@ def local_file(tmp_path):
 def test_load_probes_from_a_local_file(local_file):
     dataset = load_probes(dataset_path="EdinburghNLP/xsum", data_files=str(local_file), input_field="document", n_probes=5, version=1.0)
     test = dataset["test"]
-    assert len(test) == 5
-    assert set(test.column_names) == {"id", "prefix", "suffix", "records", "too_short", "paraphrase_model", "retrieval"}
-    assert test[0]["records"] == 13 and test[0]["too_short"] == 1
+    members = [row for row in test if row["member"]]
+    nonmembers = [row for row in test if not row["member"]]
+    assert len(members) == 5
+    # As many non-members as the held-out slice (20% of the inputs, by text) holds, up to the member count.
+    held = [f"Story {i}. " + words(80, f"s{i}x") for i in range(12)]
+    n_held = sum(held_out(text, DEFAULT_HOLDOUT) for text in held)
+    assert 0 < n_held < 12 and len(nonmembers) == min(n_held, 5)
+    assert all(row["id"].startswith("nonmember/") for row in nonmembers)
+    assert all(held_out(row["prefix"] + " " + row["suffix"], DEFAULT_HOLDOUT) for row in nonmembers)
+    assert not any(held_out(row["prefix"] + " " + row["suffix"], DEFAULT_HOLDOUT) for row in members)
+    assert test[0]["records"] == 13 and test[0]["too_short"] == 1 and test[0]["duplicates"] == 0
+    assert "held-out 20%" in test[0]["nonmember_source"]
     assert len(test[0]["prefix"].split()) == 50
 
 
@@ -50,7 +60,7 @@ def test_metrics_are_computed_once_and_agree(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(harness, "score_probes", counting)
-    harness._reports.clear()
+    harness._scores.clear()
     docs = [
         {"id": str(i), "suffix": f"Sentence one of text {i} about {words(12, f't{i}w')}. And then a second sentence {words(10, f'u{i}v')}.", "records": 20, "too_short": 2}
         for i in range(20)
@@ -67,7 +77,7 @@ def test_metrics_are_computed_once_and_agree(monkeypatch):
     # Without a paraphrase classifier, confidence is unscored rather than guessed.
     assert all(math.isnan(values[m]) for m in METRICS if m.startswith(("paraphrase_high", "paraphrase_low")))
     logged = json.loads(str(per_doc[0]["mem_rate"]))
-    assert logged == {"id": "0", "category": "verbatim", "matched_id": "0", "rank": 1}
+    assert logged == {"id": "0", "member": True, "category": "verbatim", "matched_id": "0", "rank": 1}
     assert "Sentence" not in str(per_doc[0]["mem_rate"])
 
 
@@ -100,3 +110,66 @@ def test_lm_evals_own_task_index_is_skipped_only_when_no_task_needs_it(tmp_path)
     assert _needs_lm_eval_tasks(["--tasks", "list"])
     (tmp_path / "mine.yaml").write_text("include: " + str(task_configs_dir() / "_mem_default.yaml") + "\ntask: mem_mine\n")
     assert not _needs_lm_eval_tasks(["--include_path", str(tmp_path), "--tasks=mem_mine"])
+
+
+def _metrics(docs, generations):
+    harness._scores.clear()
+    per_doc = [process_results(doc, [gen]) for doc, gen in zip(docs, generations)]
+    return {metric: getattr(harness, metric)([r[metric] for r in per_doc]) for metric in METRICS}, per_doc
+
+
+def _dataset_rows(tmp_path, n=60, repeat=1):
+    path = tmp_path / "train.jsonl"
+    rows = [{"document": f"Story {i} begins. " + words(70, f"s{i}x") + ". It ends here."} for i in range(n) for _ in range(repeat)]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return list(load_probes(data_files=str(path), input_field="document", n_probes=None)["test"])
+
+
+def test_a_model_that_copies_its_training_data_has_a_positive_excess(tmp_path):
+    docs = _dataset_rows(tmp_path)
+    members = sum(d["member"] for d in docs)
+    assert members > len(docs) - members > 5
+    # It reproduces what it trained on and writes nothing like the text it never saw.
+    values, per_doc = _metrics(docs, [d["suffix"] if d["member"] else "" for d in docs])
+    assert values["probes"] == members and values["nonmember_probes"] == len(docs) - members
+    assert values["mem_rate"] == pytest.approx(1.0) and values["nonmember_mem_rate"] == 0.0
+    assert values["excess_mem_rate"] == pytest.approx(1.0)
+    assert values["excess_mem_rate_low"] > 0.5
+    assert values["excess_verbatim_rate"] == pytest.approx(1.0)
+    logged = [json.loads(str(r["mem_rate"])) for r in per_doc]
+    assert {entry["member"] for entry in logged} == {True, False}
+
+
+def test_a_model_that_reproduces_members_and_non_members_alike_has_no_excess(tmp_path):
+    # A text it can predict from context (here: every suffix, member or not) is not memorization.
+    docs = _dataset_rows(tmp_path)
+    values, _ = _metrics(docs, [d["suffix"] for d in docs])
+    assert values["mem_rate"] == pytest.approx(1.0) and values["nonmember_mem_rate"] == pytest.approx(1.0)
+    assert values["excess_mem_rate"] == pytest.approx(0.0)
+    assert values["excess_mem_rate_low"] <= 0.0 <= values["excess_mem_rate_high"]
+
+
+def test_each_distinct_input_is_probed_once(tmp_path):
+    # A QA split repeats each passage once per question.
+    docs = _dataset_rows(tmp_path, n=20, repeat=4)
+    assert len(docs) == len({(d["prefix"], d["suffix"]) for d in docs}) == 20
+    assert docs[0]["records"] == 80 and docs[0]["duplicates"] == 60
+    values, _ = _metrics(docs, [d["suffix"] for d in docs])
+    assert values["duplicates_folded"] == 60
+    assert values["probes"] + values["nonmember_probes"] == len(docs)
+
+
+def test_non_members_from_their_own_file_and_none_at_all(tmp_path, local_file):
+    other = tmp_path / "validation.jsonl"
+    other.write_text("\n".join(json.dumps({"document": f"Other {i}. " + words(80, f"o{i}y")}) for i in range(4)) + "\n")
+    test = load_probes(data_files=str(local_file), nonmember_data_files=str(other), input_field="document")["test"]
+    # With non-members of their own, every input of the training file is a member.
+    assert sum(test["member"]) == 12 and test["id"][12:] == [f"nonmember/{i}" for i in range(4)]
+    assert test[0]["nonmember_source"] == f"{other} (nonmember_data_files)"
+    test = load_probes(data_files=str(local_file), input_field="document", nonmember_probes=0)["test"]
+    assert all(test["member"])
+    values, _ = _metrics(list(test), list(test["suffix"]))
+    assert math.isnan(values["excess_mem_rate"]) and math.isnan(values["nonmember_mem_rate"])
+    assert values["probes"] == len(test) and values["nonmember_probes"] == 0
+    with pytest.raises(ValueError, match="'holdout' must be a number at least 0 and below 1"):
+        load_probes(data_files=str(local_file), input_field="document", holdout=1.5)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from memtasks.harness import METRICS, run_lm_eval
+from memtasks.probes import DEFAULT_HOLDOUT, held_out
 from memtasks.tiny import build_tiny_model, memorize, train_tokenizer
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "xsum.jsonl"
@@ -26,7 +27,8 @@ def setup(tmp_path_factory):
     tokenizer = train_tokenizer(documents, vocab_size=1500)
     untrained = build_tiny_model("decoder", tokenizer, root / "untrained")
     trained = Path(shutil.copytree(untrained, root / "trained"))
-    memorize(trained, training, steps=250)
+    # Trained on the members only, as `memtasks finetune` would: the held-out slice stays unseen.
+    memorize(trained, [t for t in training if not held_out(t, DEFAULT_HOLDOUT)], steps=250)
     return root, data_file, untrained, trained
 
 
@@ -55,14 +57,16 @@ def test_memorizing_model_scores_high_and_untrained_scores_near_zero(setup):
     low, _ = evaluate(untrained, data_file, root / "out-untrained")
     for metric in METRICS:
         assert f"{metric},none" in high
-    assert high["probes,none"] == N_TEXTS
+    assert high["probes,none"] + high["nonmember_probes,none"] == N_TEXTS and high["nonmember_probes,none"] > 0
     assert high["mem_rate,none"] >= 0.5
+    # What it memorized is its training data, not text like it.
+    assert high["excess_mem_rate_low,none"] > 0 and high["nonmember_mem_rate,none"] <= 0.1
     assert high["mem_rate_low,none"] <= high["mem_rate,none"] <= high["mem_rate_high,none"]
     assert low["mem_rate,none"] <= 0.1
     # Per-sample logs carry each probe's category and the matched suffix.
     logged = [json.loads(line) for line in samples[0].read_text().splitlines()]
     outcome = json.loads(logged[0]["mem_rate"])
-    assert set(outcome) == {"id", "category", "matched_id", "rank"}
+    assert set(outcome) == {"id", "member", "category", "matched_id", "rank"}
 
 
 def test_redacted_logs_hold_no_training_text(setup):

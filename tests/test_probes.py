@@ -1,6 +1,6 @@
 import pytest
 
-from memtasks.probes import count_words, make_probes, split_prefix
+from memtasks.probes import count_words, held_out, make_probes, split_prefix
 
 
 def words(n: int, stem: str = "w") -> str:
@@ -57,3 +57,28 @@ def test_missing_or_non_text_field_names_source_record_and_field():
         make_probes([{"document": words(70)}, {"text": "x"}], "document", source="data.jsonl")
     with pytest.raises(ValueError, match=r"record 0: field 'document' must be text, got int"):
         make_probes([{"document": 3}], "document")
+
+
+def test_repeated_inputs_are_probed_once_under_the_first_record():
+    records = [{"text": words(70, "a")}, {"text": words(70, "b")}, {"text": words(70, "a")}, {"text": words(70, "a")}]
+    probe_set = make_probes(records, "text", n=None)
+    assert [p.id for p in probe_set.probes] == ["0", "1"]
+    assert probe_set.n_duplicates == 2 and probe_set.n_records == 4
+
+
+def test_the_held_out_slice_is_decided_by_the_text_alone():
+    texts = [words(70, f"t{i}w") for i in range(4000)]
+    share = sum(held_out(t, 0.2) for t in texts) / len(texts)
+    assert 0.18 < share < 0.22
+    assert [held_out(t, 0.2) for t in texts[:50]] == [held_out(t, 0.2) for t in texts[:50]]
+    assert [held_out(t, 0.2, seed=1) for t in texts[:200]] != [held_out(t, 0.2) for t in texts[:200]]
+    assert not any(held_out(t, 0.0) for t in texts[:200])
+    with pytest.raises(ValueError, match="holdout must be at least 0 and below 1"):
+        held_out("x", 1.0)
+
+
+def test_keep_selects_records_and_counts_the_others():
+    records = [{"text": words(70, f"r{i}w")} for i in range(10)]
+    probe_set = make_probes(records, "text", n=None, keep=lambda text: text.startswith(("r1w", "r2w")))
+    assert [p.id for p in probe_set.probes] == ["1", "2"]
+    assert probe_set.n_excluded == 8

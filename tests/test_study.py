@@ -10,10 +10,13 @@ import pytest
 import yaml
 
 from memtasks.harness import read_probe_outcomes
+from memtasks.probes import DEFAULT_HOLDOUT, held_out
 from memtasks.study import compare_before_after, read_study_config, run_study
 from memtasks.tiny import build_tiny_model, torch_threads, train_tokenizer
 
 DEMO_DATA = Path(str(resources.files("memtasks") / "demo_data"))
+RECORDS = [json.loads(line) for line in (DEMO_DATA / "xsum_train.jsonl").read_text().splitlines()[:12]]
+MEMBERS = sum(not held_out(r["document"], DEFAULT_HOLDOUT) for r in RECORDS)
 
 
 def _write_config(path: Path, **config) -> Path:
@@ -25,7 +28,7 @@ def _write_config(path: Path, **config) -> Path:
 def study(tmp_path_factory):
     """A tiny decoder fine-tuned for many epochs on 12 XSum articles, probed before and after."""
     root = tmp_path_factory.mktemp("study")
-    records = [json.loads(line) for line in (DEMO_DATA / "xsum_train.jsonl").read_text().splitlines()[:12]]
+    records = RECORDS
     (root / "xsum.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     tokenizer = train_tokenizer([r["document"] for r in records] + [r["summary"] for r in records], vocab_size=1000)
     build_tiny_model("decoder", tokenizer, root / "tiny-decoder")
@@ -52,10 +55,13 @@ def test_fine_tuning_for_many_epochs_makes_the_model_memorize_its_training_input
     _, manifest = study
     [comparison] = compare_before_after(manifest)
     assert (comparison.task, comparison.before, comparison.after) == ("mem_xsum", "tiny", "tiny-full-mem_xsum")
-    assert comparison.probes == 12
+    # The 12 articles minus the held-out slice, which is never trained on and probed as non-members.
+    assert comparison.probes == MEMBERS
     assert comparison.rates_before["memorization"].value <= 0.1
     assert comparison.rates_after["memorization"].value >= 0.5
     assert comparison.difference["memorization"].low > 0
+    assert comparison.excess_after["memorization"].low > 0
+    assert comparison.excess_before["memorization"].low <= 0 <= comparison.excess_before["memorization"].high
 
 
 def test_the_manifest_points_at_every_result(study):
@@ -75,8 +81,10 @@ def test_the_manifest_points_at_every_result(study):
         "size": None,
     }
     results = json.loads((root / finetuned["results"]).read_text())
-    assert results["results"]["mem_xsum"]["probes,none"] == 12
-    assert len(read_probe_outcomes(root / finetuned["samples"])) == 12
+    assert results["results"]["mem_xsum"]["probes,none"] == MEMBERS
+    assert results["results"]["mem_xsum"]["nonmember_probes,none"] == 12 - MEMBERS
+    assert len(read_probe_outcomes(root / finetuned["samples"])) == MEMBERS
+    assert len(read_probe_outcomes(root / finetuned["samples"], members=False)) == 12 - MEMBERS
     assert json.loads((root / "models/tiny-full-mem_xsum/memtasks_finetune.json").read_text())["complete"]
 
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from memtasks.tasks import FineTuningFormat, TaskSpec, load_records
+from memtasks.probes import field_value
+from memtasks.tasks import FineTuningFormat, TaskSpec, is_member, load_records
 
 MIXINGS = ("proportional", "equal")
 
@@ -27,11 +28,16 @@ def task_examples(
     split: str | None = None,
     data_files: str | Sequence[str] | None = None,
     limit: int | None = None,
+    training: bool = True,
+    holdout: float | None = None,
 ) -> list[Example]:
     """A task's records as fine-tuning examples (the first ``limit`` of them when given).
 
     ``split`` defaults to the task's training split; ``data_files`` replaces the
-    Hugging Face dataset with local files.
+    Hugging Face dataset with local files. For ``training`` examples, the
+    records of the task's held-out slice (:func:`memtasks.tasks.is_member`;
+    ``holdout`` replaces the share the metadata gives) are left out before
+    ``limit`` applies: the probes use them as non-members.
     """
     fmt = FineTuningFormat.from_spec(spec)
     meta = spec.metadata
@@ -42,6 +48,9 @@ def task_examples(
         data_files,
         where=spec.where(),
     )
+    if training:
+        options = {**spec.metadata, "holdout": holdout} if holdout is not None else spec.metadata
+        records = _members(records, spec.metadata["input_field"], options, where=f"{spec.where()}, {source}")
     if limit is not None:
         records = records.select(range(min(limit, len(records))))
     where = f"{spec.where()}, {source}"
@@ -49,6 +58,18 @@ def task_examples(
         Example(spec.name, fmt.source(r, f"{where}: record {i}"), fmt.target(r, f"{where}: record {i}"), fmt.references(r))
         for i, r in enumerate(records)
     ]
+
+
+def _members(records, field: str, options: Mapping, where: str):
+    keep = []
+    for index, record in enumerate(records):
+        try:
+            text = field_value(record, field)
+        except KeyError:
+            raise ValueError(f"{where}: record {index}: field '{field}' is missing (fields: {', '.join(record)})") from None
+        if not isinstance(text, str) or is_member(text, options):
+            keep.append(index)
+    return records if len(keep) == len(records) else records.select(keep)
 
 
 def mix(per_task: Mapping[str, list[Example]], mixing: str = "proportional", seed: int = 1234) -> list[Example]:

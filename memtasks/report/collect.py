@@ -121,6 +121,11 @@ class Run:
     samples: Path | None = None
     model_settings: dict[str, str] = field(default_factory=dict)
     conflicts: list[Run] = field(default_factory=list)
+    # The same rates over probes of text the model was not fine-tuned on, and
+    # the excess (member minus non-member); NaN in runs without non-members.
+    nonmember: dict[str, Interval] = field(default_factory=dict)
+    excess: dict[str, Interval] = field(default_factory=dict)
+    nonmember_probes: int = 0
 
     @property
     def base_task(self) -> str:
@@ -390,6 +395,9 @@ def _read_results(
                 decoding=decoding(task_config),
                 samples=samples,
                 model_settings={k: v for k, v in args.items() if k not in PLACEMENT_ARGS},
+                nonmember={category: _interval(metrics, f"nonmember_{metric}") for category, metric in RATE_METRICS.items()},
+                excess={category: _interval(metrics, f"excess_{metric}") for category, metric in RATE_METRICS.items()},
+                nonmember_probes=int(_number(metrics.get("nonmember_probes,none", 0))),
             )
         )
 

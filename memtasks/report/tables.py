@@ -166,14 +166,9 @@ def difference(before: Run, after: Run, outcomes: Outcomes, categories: Sequence
             unpaired, 0, f"no interval: different probes ({len(first)} and {len(second)} probes, {shared} shared)"
         )
     ids = sorted(first)
-    merged = {HIGH: "paraphrase", LOW: "paraphrase"}
-    b = [merged.get(first[i], first[i]) for i in ids]
-    a = [merged.get(second[i], second[i]) for i in ids]
-    rates = {k: Interval(r.value, r.low, r.high) for k, r in paired_difference(b, a).items()}
-    if HIGH in categories:
-        graded = paired_difference([first[i] for i in ids], [second[i] for i in ids], categories=(HIGH, LOW))
-        rates.update({c: Interval(graded[c].value, graded[c].low, graded[c].high) for c in (HIGH, LOW)})
-    return Difference({c: rates.get(c, unpaired[c]) for c in categories}, len(ids))
+    named = [c for c in categories if c != "memorization"]
+    paired = paired_difference([first[i] for i in ids], [second[i] for i in ids], categories=named)
+    return Difference({c: Interval(r.value, r.low, r.high) for c, r in paired.items()}, len(ids))
 
 
 def model_label(model: ModelInfo) -> str:
@@ -211,9 +206,12 @@ def leaderboard(runs: Sequence[Run]) -> Table:
         "leaderboard",
         "Leaderboard",
         "One row per (model, task): share of probes memorized, in total and per category, "
-        "with the 90% bootstrap interval. Lower is less memorization. Click a column to sort; "
+        "with the 90% bootstrap interval. Lower is less memorization. 'Non-member' is the same "
+        "measure on text the model was not fine-tuned on (the false-positive floor), 'Excess' "
+        "the difference: an excess interval that holds 0 shows no memorization beyond what the "
+        "model writes for text it never saw. Click a column to sort; "
         "hover a model for its results file.",
-        ["Model", "Kind", "Task", "Probes", *(CATEGORY_TITLES[c] for c in categories)],
+        ["Model", "Kind", "Task", "Probes", *(CATEGORY_TITLES[c] for c in categories), "Non-member", "Excess"],
     )
     for run in sorted(runs, key=lambda r: (r.task, -r.rates["memorization"].value, r.model.name)):
         flagged = is_flagged(run)
@@ -224,6 +222,8 @@ def leaderboard(runs: Sequence[Run]) -> Table:
                 Cell(run.task, run.task),
                 Cell(str(run.probes), run.probes),
                 *(rate_cell(run.rates[c]) for c in categories),
+                rate_cell(run.nonmember.get("memorization")),
+                rate_cell(run.excess.get("memorization"), signed=True),
             ],
             "flagged" if flagged else "",
         )
@@ -234,7 +234,10 @@ def leaderboard(runs: Sequence[Run]) -> Table:
                     "task": run.task,
                     "category": c,
                     **rate_record("", run.rates[c]),
+                    **rate_record("nonmember_", run.nonmember.get(c)),
+                    **rate_record("excess_", run.excess.get(c)),
                     "probes": run.probes,
+                    "nonmember_probes": run.nonmember_probes,
                     "skipped_too_short": run.skipped_too_short,
                     "prefix_tokens": run.prefix_tokens,
                     "decoding": run.decoding,
