@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from memtasks.detection import Detection, sentence_spans
+from memtasks.detection import Alignment, Detection, sentence_spans
 
 HIGH, LOW = "paraphrase_high", "paraphrase_low"
 _POSITIVE_NAMES = ("equivalent", "paraphrase", "entailment", "positive", "yes", "true")
@@ -65,6 +65,11 @@ class ParaphraseClassifier:
                 logits = self.model(**encoded).logits
                 out[start : start + len(batch)] = self._torch.softmax(logits, dim=-1)[:, self.positive_label].cpu().numpy()
         return out
+
+    def grade(self, cases: Sequence[tuple[str, str, Alignment]]) -> list[str]:
+        """HIGH or LOW for each (training suffix, generation, alignment) case, as
+        :class:`memtasks.confidence.EvidenceConfidence` grades them."""
+        return self.confidence([case_spans(suffix, generation, a.detections) for suffix, generation, a in cases])
 
     def confidence(self, cases: Sequence[Sequence[tuple[str, str]]]) -> list[str]:
         """HIGH or LOW for each case, given as its (training span, generation span) pairs.

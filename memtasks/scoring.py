@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from memtasks.detection import CATEGORIES, NO_ALIGNMENT, Alignment, Detector
-from memtasks.paraphrase import HIGH, LOW, ParaphraseClassifier, case_spans
+from memtasks.confidence import EvidenceConfidence
+from memtasks.paraphrase import HIGH, LOW, ParaphraseClassifier
 from memtasks.retrieval import RetrievalSettings
 
 # A generation is a model's continuation of a prefix; one this long is not, and
@@ -28,10 +29,6 @@ MAX_GENERATION_CHARS = 100_000
 N_RESAMPLES = 1000
 BOOTSTRAP_SEED = 1234
 INTERVAL_PERCENTILES = (5.0, 95.0)
-PARAPHRASE_NOTE = (
-    "paraphrase confidence is not scored (no paraphrase classifier configured): "
-    "high- and low-confidence paraphrases are both counted as 'paraphrase'"
-)
 
 
 class ProbeFileError(ValueError):
@@ -83,7 +80,7 @@ class ScoreReport:
     detection_seconds: float
     config: dict
     k: int
-    notes: tuple[str, ...] = (PARAPHRASE_NOTE,)
+    notes: tuple[str, ...] = ()
     retrieval: dict = field(default_factory=dict)
 
     @property
@@ -167,36 +164,9 @@ def _read_lines(path: Path) -> list[str]:
     return lines
 
 
-def bootstrap_rates(
-    counts: Sequence[int], n: int, n_resamples: int = N_RESAMPLES, seed: int = BOOTSTRAP_SEED
-) -> tuple[np.ndarray, np.ndarray]:
-    """Bootstrap resamples of per-category counts among ``n`` probes.
-
-    Resampling n probes with replacement makes the category counts of a
-    resample Multinomial(n, counts / n), so the resamples are drawn from that
-    distribution directly. Returns (category rates, total rates) of shape
-    (n_resamples, categories) and (n_resamples,).
-    """
-    if n == 0:
-        return np.zeros((n_resamples, len(counts))), np.zeros(n_resamples)
-    counts = np.asarray(counts, dtype=np.int64)
-    pvals = np.append(counts, n - counts.sum()) / n
-    draws = np.random.default_rng(seed).multinomial(n, pvals, size=n_resamples)[:, :-1] / n
-    return draws, draws.sum(axis=1)
-
-
 def _rate(value: float, resamples: np.ndarray) -> Rate:
     low, high = np.percentile(resamples, INTERVAL_PERCENTILES)
     return Rate(float(value), float(low), float(high))
-
-
-def summarize(outcomes: Sequence[ProbeOutcome], categories: Sequence[str] = CATEGORIES) -> tuple[Rate, dict[str, Rate]]:
-    """Total and per-category memorization rates with 5th-95th percentile bootstrap intervals."""
-    n = len(outcomes)
-    counts = [sum(o.category == c for o in outcomes) for c in categories]
-    per_category, total = bootstrap_rates(counts, n)
-    rates = {c: _rate(counts[i] / n if n else 0.0, per_category[:, i]) for i, c in enumerate(categories)}
-    return _rate(sum(counts) / n if n else 0.0, total), rates
 
 
 # Every rate a run reports: any category, each category, and the two grades of paraphrase.
@@ -216,7 +186,8 @@ def in_category(observed: str, name: str) -> bool:
 def _states(categories: Sequence[str], names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Counts of the distinct outcomes and, for each, a 0/1 row over ``names``."""
     counts: dict[str, int] = {}
-    for category in categories:
+    # Sorted, so that the resamples do not depend on the order of the probes.
+    for category in sorted(categories):
         counts[category] = counts.get(category, 0) + 1
     effect = np.array([[in_category(state, name) for name in names] for state in counts], dtype=np.float64)
     return np.array(list(counts.values()), dtype=np.int64), effect.reshape(len(counts), len(names))
@@ -371,18 +342,15 @@ def classify_probes(
 def grade_paraphrases(
     probes: Sequence[Probe],
     outcomes: list[ProbeOutcome],
-    classifier: ParaphraseClassifier,
+    grader: EvidenceConfidence | ParaphraseClassifier,
     corpus: Sequence[tuple[str, str]] | None = None,
 ) -> list[ProbeOutcome]:
-    """Outcomes with each paraphrase split into high and low confidence (spec section 7)."""
+    """Outcomes with each paraphrase split into high and low confidence (spec sections 7 and 11.3)."""
     suffix_of = dict(_corpus(probes, corpus))
     paraphrased = [i for i, o in enumerate(outcomes) if o.category == "paraphrase"]
-    cases = [
-        case_spans(suffix_of[outcomes[i].matched_id], probes[i].generation, outcomes[i].alignment.detections)
-        for i in paraphrased
-    ]
+    cases = [(suffix_of[outcomes[i].matched_id], probes[i].generation, outcomes[i].alignment) for i in paraphrased]
     graded = list(outcomes)
-    for i, confidence in zip(paraphrased, classifier.confidence(cases)):
+    for i, confidence in zip(paraphrased, grader.grade(cases)):
         graded[i] = replace(outcomes[i], category=confidence)
     return graded
 
@@ -399,26 +367,26 @@ def score_probes(
 ) -> ScoreReport:
     """Memorization rates of a model's generations against its training suffixes.
 
-    Without ``paraphrase_classifier`` paraphrases are one category and the
-    report says their confidence was not scored; with one, ``paraphrase_high``
-    and ``paraphrase_low`` are reported too (they add up to ``paraphrase``).
-    ``retrieval`` and ``corpus`` are those of :func:`classify_probes`.
+    Paraphrases are split into ``paraphrase_high`` and ``paraphrase_low`` (they
+    add up to ``paraphrase``) by ``paraphrase_classifier`` when one is given
+    (spec section 7), else by the detector's own evidence
+    (:class:`memtasks.confidence.EvidenceConfidence`). ``retrieval`` and
+    ``corpus`` are those of :func:`classify_probes`.
     """
     detector = detector or Detector("memorization")
     retrieval = retrieval or RetrievalSettings()
     outcomes, timings = classify_probes(
         probes, detector, k=k, workers=workers, progress=progress, retrieval=retrieval, corpus=corpus
     )
-    total, categories = summarize(outcomes)
-    notes: tuple[str, ...] = (PARAPHRASE_NOTE,)
-    if paraphrase_classifier is not None:
-        outcomes = grade_paraphrases(probes, outcomes, paraphrase_classifier, corpus)
-        categories.update(summarize(outcomes, (HIGH, LOW))[1])
-        notes = (f"paraphrase confidence from {paraphrase_classifier.name}",)
+    grader = paraphrase_classifier or EvidenceConfidence()
+    outcomes = grade_paraphrases(probes, outcomes, grader, corpus)
+    rates = rates_of([o.category for o in outcomes])
+    total = rates.pop("memorization")
+    notes = (f"paraphrase confidence from {grader.name}",)
     return ScoreReport(
         n=len(probes),
         total=total,
-        categories=categories,
+        categories=rates,
         outcomes=outcomes,
         n_pairs=int(timings["pairs"]),
         retrieval_seconds=timings["retrieval_seconds"],

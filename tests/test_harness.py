@@ -74,8 +74,9 @@ def test_metrics_are_computed_once_and_agree(monkeypatch):
     assert values["mem_rate"] == pytest.approx(values["verbatim_rate"] + values["idea_rate"] + values["paraphrase_rate"])
     for name in ("mem_rate", "verbatim_rate", "idea_rate", "paraphrase_rate"):
         assert values[f"{name}_low"] <= values[name] <= values[f"{name}_high"]
-    # Without a paraphrase classifier, confidence is unscored rather than guessed.
-    assert all(math.isnan(values[m]) for m in METRICS if m.startswith(("paraphrase_high", "paraphrase_low")))
+    # Without a paraphrase classifier, the detector's evidence grades paraphrases: the two grades add up.
+    assert values["paraphrase_high_rate"] + values["paraphrase_low_rate"] == pytest.approx(values["paraphrase_rate"])
+    assert not any(math.isnan(values[m]) for m in METRICS if not m.startswith(("nonmember_", "excess_")))
     logged = json.loads(str(per_doc[0]["mem_rate"]))
     assert logged == {"id": "0", "member": True, "category": "verbatim", "matched_id": "0", "rank": 1}
     assert "Sentence" not in str(per_doc[0]["mem_rate"])

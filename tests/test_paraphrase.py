@@ -76,10 +76,11 @@ def test_score_probes_splits_paraphrases(likely):
     probes = [Probe("a", training, reworded), Probe("b", "Completely unrelated words about football scores today.", "")]
     plain = score_probes(probes)
     graded = score_probes(probes, paraphrase_classifier=likely)
-    assert plain.outcomes[0].category == "paraphrase"
-    assert "paraphrase_high" not in plain.categories
+    # Without a classifier the detector's own evidence grades it: most words and every name kept.
+    assert plain.outcomes[0].category == HIGH
+    assert "detector evidence" in " ".join(plain.notes)
     assert graded.outcomes[0].category == HIGH
     assert graded.categories[HIGH].value == pytest.approx(0.5)
     assert graded.categories[LOW].value == 0.0
     assert graded.categories["paraphrase"].value == pytest.approx(0.5)
-    assert "not scored" not in " ".join(graded.notes)
+    assert likely.name in " ".join(graded.notes)

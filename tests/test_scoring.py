@@ -12,15 +12,16 @@ import pytest
 from memtasks.detection import CATEGORIES, Alignment, Detection
 from memtasks.retrieval import BM25Index, analyze
 from memtasks.scoring import (
+    RATE_NAMES,
     Probe,
     ProbeFileError,
     ProbeOutcome,
-    bootstrap_rates,
     case_records,
+    excess_rates,
     paired_difference,
+    rates_of,
     read_probes,
     score_probes,
-    summarize,
 )
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -280,64 +281,67 @@ def test_the_best_ranked_detection_wins():
     assert report.total.value == pytest.approx(1 / len(probes))
 
 
-# --------------------------------------------------------------------------- summarize and bootstrap
+# --------------------------------------------------------------------------- rates and their intervals
 
 
-def outcomes_of(*categories: str) -> list[ProbeOutcome]:
-    return [ProbeOutcome(str(i), c) for i, c in enumerate(categories)]
-
-
-def test_bootstrap_is_deterministic_with_a_seed():
-    a = bootstrap_rates([3, 2, 1], 20, seed=7)
-    b = bootstrap_rates([3, 2, 1], 20, seed=7)
-    c = bootstrap_rates([3, 2, 1], 20, seed=8)
-    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
-    assert not np.array_equal(a[1], c[1])
-
-
-def test_bootstrap_shapes_and_totals():
-    per_category, totals = bootstrap_rates([3, 2, 1], 20, n_resamples=500)
-    assert per_category.shape == (500, 3) and totals.shape == (500,)
-    assert np.allclose(per_category.sum(axis=1), totals)
-    # A resample's categories are disjoint shares of the same n probes.
-    assert per_category.min() >= 0 and totals.max() <= 1
+def test_rates_are_seeded_and_independent_of_probe_order():
+    outcomes = ["verbatim"] * 31 + ["idea"] * 17 + ["paraphrase_high"] * 9 + ["none"] * 1234
+    a = rates_of(outcomes, seed=7)
+    assert a == rates_of(list(reversed(outcomes)), seed=7)
+    assert a != rates_of(outcomes, seed=8)
+    assert a["memorization"].value == pytest.approx(57 / 1291)
+    # A graded paraphrase is a paraphrase too.
+    assert a["paraphrase"].value == a["paraphrase_high"].value == pytest.approx(9 / 1291)
+    assert a["paraphrase_low"].value == 0.0
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_bootstrap_mean_is_close_to_the_observed_rate(seed):
-    # Totals are Binomial(n, p) / n with p = 30 / 100: their mean over R
-    # resamples has standard deviation sqrt(p (1 - p) / n / R) ~ 0.0014, so
-    # 0.01 is about 7 standard deviations.
-    counts, n = [15, 10, 5], 100
-    per_category, totals = bootstrap_rates(counts, n, n_resamples=1000, seed=seed)
-    assert totals.mean() == pytest.approx(sum(counts) / n, abs=0.01)
-    assert per_category.mean(axis=0) == pytest.approx([c / n for c in counts], abs=0.01)
+def test_the_middle_of_the_interval_is_close_to_the_observed_rate(seed):
+    # Totals are Binomial(n, p) / n with p = 0.3 and n = 100: the 5th and 95th
+    # percentiles sit about 1.645 sqrt(p (1 - p) / n) = 0.075 either side.
+    outcomes = ["verbatim"] * 15 + ["idea"] * 10 + ["paraphrase_low"] * 5 + ["none"] * 70
+    total = rates_of(outcomes, seed=seed)["memorization"]
+    assert (total.low + total.high) / 2 == pytest.approx(0.3, abs=0.02)
+    assert total.high - total.low == pytest.approx(0.15, abs=0.03)
 
 
 def test_no_memorization_gives_zero_intervals():
-    total, rates = summarize(outcomes_of(*["none"] * 25))
-    assert (total.value, total.low, total.high) == (0.0, 0.0, 0.0)
+    rates = rates_of(["none"] * 25)
     assert all((r.value, r.low, r.high) == (0.0, 0.0, 0.0) for r in rates.values())
 
 
 def test_all_memorized_gives_unit_interval():
-    total, rates = summarize(outcomes_of(*["verbatim"] * 25))
-    assert (total.value, total.low, total.high) == (1.0, 1.0, 1.0)
+    rates = rates_of(["verbatim"] * 25)
+    assert (rates["memorization"].value, rates["memorization"].low, rates["memorization"].high) == (1.0, 1.0, 1.0)
     assert (rates["verbatim"].low, rates["verbatim"].high) == (1.0, 1.0)
     assert (rates["idea"].value, rates["idea"].high) == (0.0, 0.0)
 
 
 def test_all_memorized_in_mixed_categories_has_a_fixed_total():
     # Resampling moves probes between categories but every resample is fully memorized.
-    total, rates = summarize(outcomes_of(*["verbatim", "idea", "paraphrase"] * 10))
-    assert (total.value, total.low, total.high) == (1.0, 1.0, 1.0)
+    rates = rates_of(["verbatim", "idea", "paraphrase_low"] * 10)
+    assert (rates["memorization"].value, rates["memorization"].low, rates["memorization"].high) == (1.0, 1.0, 1.0)
     assert rates["idea"].low < rates["idea"].value < rates["idea"].high
 
 
-def test_summarize_of_no_probes_is_zero():
-    total, rates = summarize([])
-    assert (total.value, total.low, total.high) == (0.0, 0.0, 0.0)
-    assert set(rates) == set(CATEGORIES)
+def test_rates_of_no_probes_are_zero():
+    assert set(rates_of([])) == set(RATE_NAMES)
+    assert all((r.value, r.low, r.high) == (0.0, 0.0, 0.0) for r in rates_of([]).values())
+
+
+def test_excess_is_member_minus_non_member_rate_with_an_unpaired_interval():
+    members = ["verbatim"] * 12 + ["paraphrase_low"] * 4 + ["none"] * 24
+    nonmembers = ["paraphrase_low"] * 4 + ["none"] * 36
+    excess = excess_rates(members, nonmembers)
+    assert excess["memorization"].value == pytest.approx(16 / 40 - 4 / 40)
+    assert excess["verbatim"].low > 0
+    assert excess["paraphrase"].value == pytest.approx(0.0)
+    assert excess["paraphrase"].low < 0 < excess["paraphrase"].high
+    assert excess == excess_rates(members, nonmembers)
+    same = excess_rates(nonmembers, nonmembers)
+    assert same["memorization"].low < 0 < same["memorization"].high
+    with pytest.raises(ValueError, match="member and non-member"):
+        excess_rates(members, [])
 
 
 # --------------------------------------------------------------------------- case_records
