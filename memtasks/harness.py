@@ -40,7 +40,7 @@ from memtasks.probes import (
 )
 from memtasks.paraphrase import HIGH, LOW, ParaphraseClassifier
 from memtasks.retrieval import RetrievalSettings
-from memtasks.scoring import RATE_NAMES, Probe, Rate, ScoreReport, excess_rates, rates_of, score_probes, sha256_hex
+from memtasks.scoring import Probe, Rate, ScoreReport, score_with_floor, sha256_hex
 from memtasks.tasks import holdout_fraction, is_member, known_tasks, load_records, task_configs_dir
 
 CANDIDATES = 10
@@ -437,18 +437,9 @@ _scores: dict[str, TaskScore] = {}
 
 
 def _score(items: Sequence[ProbeResult]) -> TaskScore:
-    """Retrieval and detection over all probes of a task, computed once per distinct input.
-
-    The study's rates come from the members, each generation searched among
-    the members' suffixes (spec section 8). The non-members go through the
-    same pipeline among their own suffixes: under a model that saw neither,
-    both groups (drawn alike, as many of each) have the same distribution of
-    outcomes, so the non-member rate is the floor of coincidences and
-    predictable continuations, and the excess, member minus non-member, what
-    fine-tuning added. A non-member prompt that makes the model write out a
-    member's text is not counted against the members: that text is not in the
-    non-members' index.
-    """
+    """Retrieval and detection over all probes of a task, computed once per distinct input:
+    the study's rates over the members, the non-member floor and the excess
+    (:func:`memtasks.scoring.score_with_floor`)."""
     digest = hashlib.sha256((items[0].retrieval if items else "").encode("utf-8"))
     for item in items:
         for part in (item.id, item.suffix, item.generation, "m" if item.member else "n"):
@@ -465,26 +456,25 @@ def _score_task(items: Sequence[ProbeResult]) -> TaskScore:
     nonmembers = [item for item in items if not item.member]
     model = items[0].paraphrase_model if items else ""
     retrieval, corpus, nonmember_corpus = _retrieval_of(items)
-    options = {
-        "detector": Detector("memorization"),
-        "k": CANDIDATES,
-        "workers": default_workers(),
-        "paraphrase_classifier": _classifier(model) if model else None,
-        "retrieval": retrieval,
-    }
-    study = score_probes([Probe(i.id, i.suffix, i.generation) for i in members], corpus=corpus, **options)
-    rates = {"": {"memorization": study.total, **study.categories}}
-    outcomes = list(study.outcomes)
-    if nonmembers:
-        control = score_probes([Probe(i.id, i.suffix, i.generation) for i in nonmembers], corpus=nonmember_corpus, **options)
-        member_categories = [o.category for o in study.outcomes]
-        nonmember_categories = [o.category for o in control.outcomes]
-        rates["nonmember_"] = rates_of(nonmember_categories)
-        rates["excess_"] = excess_rates(member_categories, nonmember_categories)
-        outcomes += control.outcomes
+    report = score_with_floor(
+        [Probe(i.id, i.suffix, i.generation) for i in members],
+        [Probe(i.id, i.suffix, i.generation, member=False) for i in nonmembers],
+        corpus=corpus,
+        nonmember_corpus=nonmember_corpus,
+        detector=Detector("memorization"),
+        k=CANDIDATES,
+        workers=default_workers(),
+        paraphrase_classifier=_classifier(model) if model else None,
+        retrieval=retrieval,
+    )
+    rates = {"": report.members.rates}
+    outcomes = list(report.members.outcomes)
+    if report.nonmembers is not None:
+        rates.update({"nonmember_": report.nonmembers.rates, "excess_": report.excess})
+        outcomes += report.nonmembers.outcomes
     for item, outcome in zip((*members, *nonmembers), outcomes):
         item.category, item.matched_id, item.rank = outcome.category, outcome.matched_id, outcome.rank
-    return TaskScore(study, rates, len(nonmembers))
+    return TaskScore(report.members, rates, len(nonmembers))
 
 
 def _retrieval_of(

@@ -37,11 +37,16 @@ class ProbeFileError(ValueError):
 
 @dataclass(frozen=True)
 class Probe:
-    """One memorization probe: the true training suffix and the model's continuation."""
+    """One memorization probe: the true training suffix and the model's continuation.
+
+    ``member`` is False for a probe of text the model was not fine-tuned on:
+    such probes measure the false-positive floor (:func:`score_with_floor`).
+    """
 
     id: str
     suffix: str
     generation: str
+    member: bool = True
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,11 @@ class ScoreReport:
     retrieval: dict = field(default_factory=dict)
 
     @property
+    def rates(self) -> dict[str, Rate]:
+        """"memorization" and every category's rate."""
+        return {"memorization": self.total, **self.categories}
+
+    @property
     def pairs_per_second(self) -> float:
         return self.n_pairs / self.detection_seconds if self.detection_seconds > 0 else 0.0
 
@@ -105,7 +115,8 @@ class ScoreReport:
 
 
 def read_probes(path: str | Path) -> list[Probe]:
-    """Read a JSONL file of ``{"id", "suffix", "generation"}`` objects.
+    """Read a JSONL file of ``{"id", "suffix", "generation"}`` objects, with an
+    optional ``"member": false`` for probes of text the model was not fine-tuned on.
 
     Raises :class:`ProbeFileError` naming the file, line and field of the first
     line that cannot be scored (invalid JSON, a missing or non-string field, a
@@ -141,8 +152,11 @@ def read_probes(path: str | Path) -> list[Probe]:
             )
         if probe_id in seen:
             raise ProbeFileError(f"{path}:{number}: field 'id': duplicate id {probe_id!r} (first on line {seen[probe_id]})")
+        member = record.get("member", True)
+        if not isinstance(member, bool):
+            raise ProbeFileError(f"{path}:{number}: field 'member' must be true or false, got {json.dumps(member)}")
         seen[probe_id] = number
-        probes.append(Probe(probe_id, record["suffix"], record["generation"]))
+        probes.append(Probe(probe_id, record["suffix"], record["generation"], member))
     return probes
 
 
@@ -396,6 +410,49 @@ def score_probes(
         notes=notes,
         retrieval={**retrieval.to_dict(), "corpus_size": len(corpus) if corpus is not None else len(probes)},
     )
+
+
+@dataclass
+class FloorReport:
+    """Members scored as the study does, non-members the same way, and the excess.
+
+    ``nonmembers`` and ``excess`` are None when no non-member was probed.
+    """
+
+    members: ScoreReport
+    nonmembers: ScoreReport | None = None
+    excess: dict[str, Rate] | None = None
+
+
+def score_with_floor(
+    members: Sequence[Probe],
+    nonmembers: Sequence[Probe] = (),
+    corpus: Sequence[tuple[str, str]] | None = None,
+    nonmember_corpus: Sequence[tuple[str, str]] | None = None,
+    **options,
+) -> FloorReport:
+    """Rates of the member probes, of the non-member probes, and their difference.
+
+    Members are scored by :func:`score_probes` against ``corpus`` (default:
+    their suffixes); non-members through the same pipeline against
+    ``nonmember_corpus`` (default: their own suffixes), an index built the
+    same way. Under a model that saw neither group, drawn alike and as many
+    of each, both have the same distribution of outcomes: the non-member rate
+    is the floor of coincidences and predictable continuations, and
+
+        excess_c = r_c(members) - r_c(non-members)
+
+    (:func:`excess_rates`) is what the model reproduces beyond it. A
+    non-member prompt that makes the model write out a member's text is not
+    counted against the members: that text is not in the non-members' index.
+    ``options`` are those of :func:`score_probes`.
+    """
+    member_report = score_probes(members, corpus=corpus, **options)
+    if not nonmembers:
+        return FloorReport(member_report)
+    floor = score_probes(nonmembers, corpus=nonmember_corpus, **options)
+    excess = excess_rates([o.category for o in member_report.outcomes], [o.category for o in floor.outcomes])
+    return FloorReport(member_report, floor, excess)
 
 
 def sha256_hex(text: str) -> str:

@@ -83,7 +83,8 @@ def test_score_json(capsys, probe_file):
     assert result["verbatim"]["rate"] == pytest.approx(len(MEMORIZED) / 6)
     for key in ("pairs_per_second", "retrieval_seconds", "detection_seconds"):
         assert isinstance(result[key], float) and result[key] >= 0
-    assert any("paraphrase confidence is not scored" in note for note in result["notes"])
+    assert any("paraphrase confidence from detector evidence" in note for note in result["notes"])
+    assert "nonmember" not in result and "excess" not in result
 
 
 def test_score_human_output_lists_every_category(capsys, probe_file):
@@ -93,7 +94,27 @@ def test_score_human_output_lists_every_category(capsys, probe_file):
     for name in ("memorization", *CATEGORY_KEYS):
         assert any(line.split()[:1] == [name] for line in lines), name
     assert "6 probes" in out
-    assert "paraphrase confidence is not scored" in out
+    assert "paraphrase confidence from detector evidence" in out
+
+
+def test_score_with_non_members_prints_the_floor_and_the_excess(capsys, tmp_path, probe_file):
+    # Two of three non-members write out their own text: a floor of 2/3 leaves no excess over the members' 1/2.
+    records = [json.loads(line) for line in probe_file.read_text().splitlines()]
+    records += [
+        {"id": "n0", "suffix": PARAGRAPHS[2], "generation": PARAGRAPHS[2], "member": False},
+        {"id": "n1", "suffix": PARAGRAPHS[7], "generation": PARAGRAPHS[7], "member": False},
+        {"id": "n2", "suffix": PARAGRAPHS[8], "generation": "", "member": False},
+    ]
+    path = tmp_path / "with_floor.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    code, out, _ = run_main(capsys, "score", path, "--json", "--workers", "1")
+    result = json.loads(out)
+    assert code == 0 and result["n"] == 6 and result["nonmember"]["n"] == 3
+    assert result["nonmember"]["memorization"]["rate"] == pytest.approx(2 / 3)
+    assert result["excess"]["memorization"]["rate"] == pytest.approx(len(MEMORIZED) / 6 - 2 / 3)
+    assert result["excess"]["memorization"]["low"] < 0 < result["excess"]["memorization"]["high"]
+    code, out, _ = run_main(capsys, "score", path, "--workers", "1")
+    assert code == 0 and "excess" in out and "non-member floor: 3 probes" in out
 
 
 def test_score_cases_one_line_per_memorized_probe(capsys, probe_file, tmp_path):
@@ -129,6 +150,7 @@ def test_score_redacted_cases_hold_no_text(capsys, probe_file, tmp_path):
 
 BAD_INPUTS = {
     "missing field": ('{"id": "x", "suffix": "s"}', ":2:", "generation"),
+    "member not a boolean": ('{"id": "x", "suffix": "s", "generation": "g", "member": "no"}', ":2:", "'member' must be true or false"),
     "invalid JSON": ('{"id": "x", "suffix": ', ":2:", "JSON"),
 }
 

@@ -227,6 +227,24 @@ def test_task_examples_name_the_bad_record(tmp_path):
         task_examples(task_spec("mem_xsum"), data_files=str(bad))
 
 
+def test_the_held_out_slice_the_probes_use_as_non_members_is_never_trained_on(tmp_path):
+    from memtasks.harness import load_probes
+    from memtasks.tasks import holdout_fraction
+
+    path = tmp_path / "train.jsonl"
+    records = [{"document": f"Article {i}: " + " ".join(f"w{i}x{j}" for j in range(80)), "summary": f"s{i}"} for i in range(40)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    spec = task_spec("mem_xsum")
+    trained = {example.target for example in task_examples(spec, data_files=str(path))}
+    probes = load_probes(data_files=str(path), input_field="document", n_probes=None)["test"]
+    nonmembers = {int(row["id"].removeprefix("nonmember/")) for row in probes if not row["member"]}
+    members = {int(row["id"]) for row in probes if row["member"]}
+    assert nonmembers and members and not nonmembers & members
+    assert trained == {f"s{i}" for i in members}
+    # Non-members of their own: the whole split is trained on.
+    assert holdout_fraction({**spec.metadata, "nonmember_split": "validation"}) == 0.0
+
+
 def test_quality_scores():
     assert quality_scores("accuracy", ["Positive.", "negative"], [["positive"], ["positive"]]) == {"accuracy": 0.5}
     assert quality_scores("exact_match", ["the Eiffel Tower"], [["Louvre", "Eiffel Tower"]]) == {"exact_match": 1.0}
@@ -252,3 +270,74 @@ def test_cli_refusal_is_one_line(tmp_path, models, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert err == [f"memtasks finetune: error: model {tmp_path / 'missing'} does not exist (a local model is a directory saved by save_pretrained)"]
+
+
+def _llama_135m():
+    """SmolLM2-135M's architecture, built on the meta device (no memory, no download)."""
+    config = transformers.LlamaConfig(
+        hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+        num_key_value_heads=3, vocab_size=49152, tie_word_embeddings=True,
+    )
+    with torch.device("meta"):
+        return transformers.LlamaForCausalLM(config)
+
+
+def test_the_memory_estimate_counts_activations_and_logits():
+    from memtasks.finetune.train import estimate_training_memory
+
+    model = _llama_135m()
+    parameters = model.num_parameters()
+    full = estimate_training_memory(model.config, parameters, parameters, batch_size=8, decoder_tokens=512)
+    # Measured on a 2-core CPU machine, full fine-tuning of SmolLM2-135M at these settings peaks near 11 GB,
+    # of which weights and AdamW state are only 2.
+    assert 6 * 2**30 < full.total < 16 * 2**30
+    assert full.state == 16 * parameters and full.activations > 2 * full.state
+    half = estimate_training_memory(model.config, parameters, parameters, batch_size=4, decoder_tokens=512)
+    assert (2 * half.activations, 2 * half.logits, half.state) == (full.activations, full.logits, full.state)
+    # LoRA saves the optimizer state, not the activations: every layer is still back-propagated through.
+    lora = estimate_training_memory(model.config, parameters, 460_800, batch_size=8, decoder_tokens=512)
+    assert lora.state < full.state / 3 and lora.activations == full.activations
+    assert estimate_training_memory(model.config, parameters, parameters, 8, 512, mixed_precision=True).activations == full.activations // 2
+
+
+def test_a_refused_run_leaves_nothing_behind(tmp_path, models, data, monkeypatch):
+    from memtasks.finetune import train
+
+    monkeypatch.setattr(train, "_available_memory", lambda device: (1024, "available RAM"))
+    with pytest.raises(FinetuneError, match=r"needs about [\d.]+ GiB \(weights and optimizer state [\d.]+, activations [\d.]+, logits [\d.]+\)"):
+        finetune(_config(models, data, "decoder"), tmp_path / "new", RUNTIME)
+    assert not (tmp_path / "new").exists()
+    # --overwrite clears the folder only once the run has passed its checks.
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    with pytest.raises(FinetuneError, match="try --method lora"):
+        finetune(_config(models, data, "decoder"), kept, RUNTIME, overwrite=True)
+    assert [f.name for f in kept.iterdir()] == ["notes.txt"]
+
+
+@pytest.mark.slow
+def test_smollm2_at_the_default_batch_is_refused_when_ram_is_short_with_a_batch_that_fits(tmp_path, smollm2_dir, data, monkeypatch):
+    from memtasks.finetune import train
+
+    config = FinetuneConfig(tasks=("mem_xsum",), model=str(smollm2_dir), data_files={"mem_xsum": str(data["xsum_train.jsonl"])})
+    monkeypatch.setattr(train, "_available_memory", lambda device: (6 * 2**30, "available RAM"))
+    out = tmp_path / "smollm2-xsum"
+    with pytest.raises(FinetuneError) as refusal:
+        finetune(config, out, RUNTIME)
+    message = str(refusal.value)
+    assert message.startswith(f"fine-tuning {smollm2_dir} with batches of 8 examples of up to ")
+    assert "weights and optimizer state 2.0," in message
+    assert "), 6.0 GiB of available RAM is left: try --batch-size " in message
+    suggested = int(message.split("--batch-size ")[1].split()[0])
+    accumulation = int(message.split("--grad-accum ")[1].split()[0])
+    assert 1 <= suggested < 8 and suggested * accumulation >= 8
+    assert not out.exists()
+    # Shorter inputs when even one example per batch is too much, then LoRA.
+    monkeypatch.setattr(train, "_available_memory", lambda device: (int(2.5 * 2**30), "available RAM"))
+    with pytest.raises(FinetuneError, match=r"try --batch-size 1 --grad-accum 8 with --max-source-tokens \d+ and --max-target-tokens \d+$"):
+        finetune(config, out, RUNTIME)
+    monkeypatch.setattr(train, "_available_memory", lambda device: (2**30, "available RAM"))
+    with pytest.raises(FinetuneError, match=r"try --method lora \(only the adapter is trained\) or a device with more memory$"):
+        finetune(config, out, RUNTIME)
+    assert not out.exists()

@@ -53,13 +53,13 @@ def test_load_probes_errors_name_the_problem(tmp_path, local_file):
 
 def test_metrics_are_computed_once_and_agree(monkeypatch):
     calls = []
-    real = harness.score_probes
+    real = harness.score_with_floor
 
     def counting(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(harness, "score_probes", counting)
+    monkeypatch.setattr(harness, "score_with_floor", counting)
     harness._scores.clear()
     docs = [
         {"id": str(i), "suffix": f"Sentence one of text {i} about {words(12, f't{i}w')}. And then a second sentence {words(10, f'u{i}v')}.", "records": 20, "too_short": 2}

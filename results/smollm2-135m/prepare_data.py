@@ -1,0 +1,94 @@
+"""Task-shaped copies of the shared real-text samples for the SmolLM2-135M study.
+
+    python results/smollm2-135m/prepare_data.py [--shared ../shared/data] [--train 16] [--heldout 16] [--per-input 2]
+
+For each task, the first ``--train`` distinct inputs of a sample become the
+fine-tuning file (every one a member) and the next ``--heldout`` distinct
+inputs the held-out file, which the study uses to measure held-out quality and
+probes as non-members (the false-positive floor). Only inputs long enough to
+probe count (the task's prefix plus 10 words: 60 words, 25 for translation), so
+every training input is probed. Both halves come from the
+same file, so they share its distribution. Fields are renamed to those of each
+task's Hugging Face dataset (SQuAD answers under ``answers.text``, WMT pairs
+under ``translation``); texts are unchanged. Writes ``data/`` next to this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+# task -> (shared file, input field, reshaping of one record)
+SOURCES = {
+    "mem_xsum": ("xsum.jsonl", "document", lambda r: {"document": r["document"], "summary": r["summary"]}),
+    "mem_healthcaremagic": ("chatdoctor_icliniq.jsonl", "input", lambda r: {"input": r["input"], "output": r["output"]}),
+    "mem_imdb": ("imdb.jsonl", "text", lambda r: {"text": r["text"], "label": r["label"]}),
+    "mem_squad_v2": (
+        "squad_v2.jsonl",
+        "context",
+        lambda r: {"context": r["context"], "question": r["question"], "answers": {"text": r["answers"]}},
+    ),
+    "mem_wmt16_en_de": (
+        "wmt22_en_de.jsonl",
+        "en",
+        lambda r: {"translation": {"en": r["en"], "de": r["de"]}} if r["direction"] == "en-de" else None,
+    ),
+}
+
+
+def split_records(
+    path: Path, field: str, reshape, n_train: int, n_heldout: int, per_input: int, min_words: int
+) -> tuple[list[dict], list[dict]]:
+    """The records of the first ``n_train`` distinct inputs and of the next ``n_heldout``.
+
+    Records sharing an input (SQuAD questions about one context) stay together,
+    so no held-out input is ever trained on.
+    """
+    order: list[str] = []
+    groups: dict[str, list[dict]] = {}
+    # JSON strings may hold U+2028 and other characters that splitlines() would break on.
+    for line in path.read_text(encoding="utf-8").split("\n"):
+        if not line.strip():
+            continue
+        record = json.loads(line)
+        shaped = reshape(record)
+        if shaped is None:
+            continue
+        key = record[field]
+        if len(key.split()) < min_words:
+            continue
+        if key not in groups:
+            order.append(key)
+            groups[key] = []
+        if len(groups[key]) < per_input:
+            groups[key].append(shaped)
+    if len(order) < n_train + n_heldout:
+        raise SystemExit(f"{path}: {len(order)} distinct inputs, fewer than {n_train} + {n_heldout}")
+    pick = lambda keys: [r for key in keys for r in groups[key]]  # noqa: E731
+    return pick(order[:n_train]), pick(order[n_train : n_train + n_heldout])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shared", type=Path, default=HERE.parents[1].parent / "shared" / "data", help="folder of the shared samples")
+    parser.add_argument("--train", type=int, default=16, help="distinct training inputs per task")
+    parser.add_argument("--heldout", type=int, default=16, help="distinct held-out inputs per task")
+    parser.add_argument("--per-input", type=int, default=2, help="records kept per distinct input (SQuAD questions)")
+    args = parser.parse_args()
+    out = HERE / "data"
+    out.mkdir(exist_ok=True)
+    for task, (name, field, reshape) in SOURCES.items():
+        train, heldout = split_records(
+            args.shared / name, field, reshape, args.train, args.heldout, args.per_input, 25 if "wmt" in task else 60
+        )
+        for kind, records in (("train", train), ("heldout", heldout)):
+            target = out / f"{task}_{kind}.jsonl"
+            target.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+        print(f"{task}: {len(train)} training and {len(heldout)} held-out records from {name}")
+
+
+if __name__ == "__main__":
+    main()
