@@ -37,6 +37,7 @@ from memtasks.probes import (
     MemorizationProbe,
     ProbeSet,
     make_probes,
+    split_prefix,
 )
 from memtasks.paraphrase import HIGH, LOW, ParaphraseClassifier
 from memtasks.retrieval import RetrievalSettings
@@ -281,20 +282,25 @@ def _nonmembers(
     """The non-member probes of a task and a description of where they come from."""
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
         raise ValueError(f"{source}: metadata 'nonmember_probes' must be a whole number at least 0, got {n!r}")
-    member_texts = {(p.prefix, p.suffix) for p in members.eligible}
+    member_cuts = {(p.prefix, p.suffix) for p in members.eligible}
     if data_files or split:
         other, origin = load_records(dataset_path, dataset_name, split or "", data_files, where=where)
         described = f"{origin} ({'nonmember_data_files' if data_files else 'nonmember_split'})"
-        keep = None
+
+        def keep(text: str) -> bool:
+            # A passage that is also a member (the same text in both sources) is no control.
+            return split_prefix(text, cut["prefix_tokens"]) not in member_cuts
+
     else:
         other, origin = records, source
         described = f"held-out {fraction:.0%} of {source} (seed {cut['seed']})"
         options = {"holdout": fraction, "seed": cut["seed"]}
-        keep = (lambda text: not is_member(text, options)) if fraction > 0 else (lambda text: False)
+
+        def keep(text: str) -> bool:
+            return fraction > 0 and not is_member(text, options)
+
     chosen = make_probes(other, input_field, n=n, source=origin, keep=keep, **cut)
-    # A passage that is also a member (the same text in both sources) is no control.
-    fresh = [p for p in chosen.probes if (p.prefix, p.suffix) not in member_texts]
-    renamed = [MemorizationProbe(NONMEMBER_PREFIX + p.id, p.prefix, p.suffix) for p in fresh]
+    renamed = [MemorizationProbe(NONMEMBER_PREFIX + p.id, p.prefix, p.suffix) for p in chosen.probes]
     eligible = [MemorizationProbe(NONMEMBER_PREFIX + p.id, p.prefix, p.suffix) for p in chosen.eligible]
     return replace(chosen, probes=renamed, eligible=eligible), described
 

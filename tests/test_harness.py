@@ -174,3 +174,13 @@ def test_non_members_from_their_own_file_and_none_at_all(tmp_path, local_file):
     assert values["probes"] == len(test) and values["nonmember_probes"] == 0
     with pytest.raises(ValueError, match="'holdout' must be a number at least 0 and below 1"):
         load_probes(data_files=str(local_file), input_field="document", holdout=1.5)
+
+
+def test_a_non_member_file_that_repeats_a_member_passage_gives_a_different_one(tmp_path, local_file):
+    other = tmp_path / "validation.jsonl"
+    member = json.loads(local_file.read_text().splitlines()[0])["document"]
+    rows = [{"document": member}] + [{"document": f"Other {i}. " + words(80, f"o{i}y")} for i in range(3)]
+    other.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    test = load_probes(data_files=str(local_file), nonmember_data_files=str(other), input_field="document", nonmember_probes=3)["test"]
+    nonmembers = [row for row in test if not row["member"]]
+    assert [row["id"] for row in nonmembers] == ["nonmember/1", "nonmember/2", "nonmember/3"]

@@ -4,7 +4,9 @@ What a rate must mean: a model that has seen none of the records shows no excess
 over its non-member floor, a model fine-tuned until it memorizes a handful of
 records shows a positive one, and an input that occurs several times is probed
 once. Slow on a CPU: the model is converted once per test run (see
-``tests/conftest.py``) and every generation is a real 135M-parameter decode.
+``tests/conftest.py``) and every generation is a real 135M-parameter decode;
+torch takes as many threads as ``OMP_NUM_THREADS`` allows (set it to 1 on a
+busy machine, where two threads can stall each other).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import pytest
 from memtasks.finetune import FinetuneConfig, Runtime, finetune
 from memtasks.harness import run_lm_eval
 from memtasks.probes import held_out
-from memtasks.tiny import torch_threads
 
 pytestmark = pytest.mark.slow
 
@@ -56,8 +57,7 @@ def test_a_pretrained_model_shows_no_excess_on_news_and_repeated_inputs_are_prob
     repeated = [a for i, a in enumerate(articles) if i % 5 == 0]
     data = _write(tmp_path / "xsum.jsonl", articles + repeated + repeated)
     held = sum(held_out(a["document"], 0.5) for a in articles)
-    with torch_threads(2):
-        results = _probe(f"pretrained={smollm2_dir}", {"data_files": str(data), "holdout": 0.5}, tmp_path / "out")
+    results = _probe(f"pretrained={smollm2_dir}", {"data_files": str(data), "holdout": 0.5}, tmp_path / "out")
     assert results["duplicates_folded,none"] == 2 * len(repeated)
     assert results["probes,none"] == len(articles) - held
     assert results["nonmember_probes,none"] == min(held, len(articles) - held) >= 15
@@ -79,13 +79,12 @@ def test_a_model_fine_tuned_to_memorize_a_handful_of_records_shows_a_positive_ex
         eval_data_files={"mem_xsum": str(nonmembers)},
         eval_examples=2,
     )
-    with torch_threads(2):
-        finetune(config, tmp_path / "model", Runtime(device="cpu", progress=False))
-        results = _probe(
-            f"pretrained={tmp_path / 'model'}",
-            {"data_files": str(members), "nonmember_data_files": str(nonmembers)},
-            tmp_path / "out",
-        )
+    finetune(config, tmp_path / "model", Runtime(device="cpu", progress=False))
+    results = _probe(
+        f"pretrained={tmp_path / 'model'}",
+        {"data_files": str(members), "nonmember_data_files": str(nonmembers)},
+        tmp_path / "out",
+    )
     assert results["probes,none"] == 8 and results["nonmember_probes,none"] == 8
     assert results["mem_rate,none"] >= 0.5
     assert results["excess_mem_rate_low,none"] > 0
