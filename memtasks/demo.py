@@ -18,7 +18,6 @@ sample: nothing to install beyond memtasks, but models that know no language.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Callable
 from importlib import resources
@@ -103,7 +102,8 @@ def run_demo(
         from memtasks.models import get_model
 
         model_dir = get_model(REAL_MODEL, out / "models" / REAL_MODEL, status=lambda line: log(f"[model] {line}"))
-        threads = min(2, os.cpu_count() or 1)
+        # torch's own choice (OMP_NUM_THREADS, else every core) suits a 135M model.
+        threads = None
     config_path = out / "study.yaml"
     config = demo_config(epochs or (TINY_EPOCHS if tiny else REAL_EPOCHS), tiny, decoder)
     config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
