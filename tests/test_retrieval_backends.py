@@ -10,6 +10,7 @@ import pytest
 
 from memtasks import harness
 from memtasks.cli import main
+from memtasks.probes import DEFAULT_HOLDOUT, held_out
 from memtasks.retrieval import BM25Index, RetrievalSettings
 from memtasks.scoring import Probe, case_records, score_probes
 
@@ -79,11 +80,15 @@ def test_task_metadata_search_corpus_split_indexes_every_eligible_record(tmp_pat
     probes_only = harness.load_probes(**options)["test"]
     split = harness.load_probes(**options, search_corpus="split")["test"]
     drawn = set(split["id"])
-    other = next(r for r in rows if r["id"] not in drawn and len(r["suffix"].split()) > 40)
+    # A member of the split that was not drawn: its suffix is only in the split's index.
+    other = next(
+        r for r in rows
+        if r["id"] not in drawn and not held_out(r["suffix"], DEFAULT_HOLDOUT, seed=3) and len(r["suffix"].split()) > 40
+    )
     other_suffix = other["suffix"].split(None, 8)[8]
     generations = [other_suffix] + ["unrelated words"] * (len(split) - 1)
     split_items = _task_items(split, generations)
-    assert harness.mem_rate(split_items) == pytest.approx(1 / len(split))
+    assert harness.mem_rate(split_items) == pytest.approx(1 / sum(split["member"]))
     assert split_items[0].matched_id == other["id"]
     probe_items = _task_items(probes_only, generations)
     harness.mem_rate(probe_items)
