@@ -19,12 +19,14 @@ from memtasks.detection import (
     CATEGORIES,
     PRESETS,
     Alignment,
+    Detection,
     Detector,
     DetectorConfig,
     get_config,
     sentence_spans,
 )
 import memtasks.detection.detector as detector_module
+from memtasks.detection.kernels import pair_similarities
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -310,12 +312,18 @@ def test_short_verbatim_run_depends_on_the_preset():
     assert pan14.category in ("none", "paraphrase")
 
 
-def test_stricter_threshold_detects_less(detector):
+def test_stricter_threshold_detects_less_but_never_misses_a_copy(detector):
     strict = Detector("memorization", th1=0.9)
-    assert detector.align(SHORT_SUFFIX, SHORT_GENERATION).category == "verbatim"
-    assert strict.align(SHORT_SUFFIX, SHORT_GENERATION).category == "none"
     assert detector.align(PARAPHRASE_SUFFIX, PARAPHRASE_GENERATION).category == "paraphrase"
     assert strict.align(PARAPHRASE_SUFFIX, PARAPHRASE_GENERATION).category == "none"
+    # Spec 11.1: the ~100-character run is verbatim whatever the seeding thresholds;
+    # with th1 = 0.9 nothing seeds, so the run is found over the whole texts.
+    alignment = strict.align(SHORT_SUFFIX, SHORT_GENERATION)
+    assert alignment.category == "verbatim"
+    assert_offsets_valid(alignment, SHORT_SUFFIX, SHORT_GENERATION)
+    (d,) = alignment.detections
+    assert words(SHORT_SUFFIX[d.susp_start : d.susp_end]) == words(SHORT_GENERATION[d.src_start : d.src_end])
+    assert d.susp_end - d.susp_start == longest_common_word_run(SHORT_SUFFIX, SHORT_GENERATION)
 
 
 def test_min_plaglen_drops_cases_short_on_either_side(detector):
@@ -443,10 +451,16 @@ def test_text_without_sentence_punctuation_still_aligns_verbatim(detector):
     assert d.susp_start == 0 and d.susp_end >= 140
 
 
-def test_two_single_sentence_texts_never_seed(detector):
+def test_two_single_sentence_texts_never_seed_but_a_copy_is_still_verbatim(detector):
     # A consequence of spec section 2: with one sentence per document, N = 2 and every
     # shared term has sf = 2, so its weight tf * ln(2 / 2) is 0 and the cosine of the
     # two sentences is 0 -- even for identical texts. One more sentence on either side
     # gives shared terms a positive weight.
-    assert detector.align(NO_PUNCTUATION, NO_PUNCTUATION).category == "none"
+    document = detector.preprocess(NO_PUNCTUATION)
+    seeds = pair_similarities(document.arrays, document.arrays, detector.config.th1, detector.config.th2)[0]
+    assert document.n_sentences == 1 and len(seeds) == 0
+    # Spec 11.1: the copy is verbatim all the same, found over the whole texts.
+    alignment = detector.align(NO_PUNCTUATION, NO_PUNCTUATION)
+    assert alignment.category == "verbatim"
+    assert alignment.detections == (Detection(0, len(NO_PUNCTUATION), 0, len(NO_PUNCTUATION)),)
     assert detector.align(NO_PUNCTUATION, NO_PUNCTUATION + ". Thank you for asking.").category == "verbatim"

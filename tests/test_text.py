@@ -91,6 +91,32 @@ def test_question_and_exclamation_marks_split():
     assert sentences("Really?! Yes.") == ["Really?!", "Yes."]
 
 
+def test_marks_of_scripts_without_spaces_split_with_or_without_whitespace():
+    # Spec 11.2: 。！？ (and their full-width forms) end a sentence though no space
+    # follows; a closing quote or bracket stays with the sentence it closes.
+    assert sentences("天气很好。我们去公园散步吧！他说：“好的。”医生建议多喝水，注意休息。") == [
+        "天气很好。",
+        "我们去公园散步吧！",
+        "他说：“好的。”",
+        "医生建议多喝水，注意休息。",
+    ]
+    assert sentences("本当ですか？ はい、そうです。「また明日。」") == ["本当ですか？", "はい、そうです。", "「また明日。」"]
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("هل أنت بخير؟ نعم، شكرا جزيلا.", ["هل أنت بخير؟", "نعم، شكرا جزيلا."]),
+        ("मैं घर जा रहा हूँ। वह स्कूल गया।", ["मैं घर जा रहा हूँ।", "वह स्कूल गया।"]),
+        ("Москва — столица России. Здесь живут миллионы людей.", ["Москва — столица России.", "Здесь живут миллионы людей."]),
+        ("Der Arzt kam um 9.30 Uhr. Er war müde.", ["Der Arzt kam um 9.30 Uhr.", "Er war müde."]),
+    ],
+    ids=["ar", "hi", "ru", "de"],
+)
+def test_spaced_scripts_split_on_their_own_marks_followed_by_whitespace(text, expected):
+    assert sentences(text) == expected
+
+
 @pytest.mark.parametrize("text", ["", " ", "   \n\t  \n"])
 def test_empty_and_whitespace_text_has_no_sentences(text):
     assert sentence_spans(text) == []
@@ -137,6 +163,14 @@ def test_word_spans_never_include_surrounding_punctuation():
             assert token[-1].isalnum() or token[-1] == "_"
 
 
+def test_letters_of_scripts_without_spaces_are_single_tokens_with_their_marks():
+    text = "東京タワーへ行く。กินข้าว, ok? か\u3099いこく"
+    tokens = [text[a:b] for a, b in word_spans(text)]
+    # Han, kana and Thai letters one by one; Thai vowel and tone marks and a
+    # decomposed Japanese voicing mark stay with the letter they modify.
+    assert tokens == ["東", "京", "タ", "ワ", "ー", "へ", "行", "く", "กิ", "น", "ข้", "า", "ว", "ok", "か\u3099", "い", "こ", "く"]
+
+
 # --------------------------------------------------------------------------- TermEncoder
 
 
@@ -156,6 +190,12 @@ def test_clitics_are_dropped_and_the_word_kept(encoder, clitic):
 def test_short_tokens_and_tokens_not_starting_with_alphanumeric_are_dropped(encoder):
     text = "I am at an ox; _private __init__ it's cat 42 420"
     assert encoder.terms(text, 0, len(text)) == [term("cat"), term("420")]
+
+
+def test_single_letters_of_scripts_without_spaces_are_terms(encoder):
+    # The 3-character filter is for spaced scripts; a Han, kana or Thai letter counts alone.
+    text = "我们 is ok 东京 กิน cat"
+    assert encoder.terms(text, 0, len(text)) == [stable_id(c) for c in ["我", "们", "东", "京", "กิ", "น"]] + [term("cat")]
 
 
 def test_terms_are_lowercased_and_read_only_the_given_range(encoder):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from memtasks.detection.config import DetectorConfig
-from memtasks.detection.kernels import common_runs, pair_similarities, span_cosine
+from memtasks.detection.kernels import common_runs, pair_evidence, span_cosine
 from memtasks.detection.text import Document
 
 CATEGORIES = ("verbatim", "idea", "paraphrase")
@@ -47,13 +47,12 @@ NO_ALIGNMENT = Alignment("none")
 
 class _PairSpace:
     """TF-ISF weights of the sentences of both documents in one term space (spec 2),
-    the cosine of every sentence pair, and the seeds (spec 3)."""
+    the cosine of every sentence pair, and the seeds (spec 3): the first part of
+    :func:`pair_evidence`."""
 
-    def __init__(self, susp: Document, src: Document, config: DetectorConfig):
+    def __init__(self, susp: Document, src: Document, similarities: tuple):
         self.susp, self.src = susp, src
-        (self.seeds, self.cosine, self.column_s, self.weight_s, self.column_g, self.weight_g, self.n_terms) = (
-            pair_similarities(susp.arrays, src.arrays, config.th1, config.th2)
-        )
+        (self.seeds, self.cosine, self.column_s, self.weight_s, self.column_g, self.weight_g, self.n_terms) = similarities
 
     def span_cosine(self, case: SentenceCase) -> float:
         """Cosine of the summed weight vectors of the case's two spans (spec 4.3)."""
@@ -175,29 +174,19 @@ def _to_detection(susp: Document, src: Document, case: SentenceCase) -> Detectio
     return Detection(int(susp.starts[s0]), int(susp.ends[s1]), int(src.starts[g0]), int(src.ends[g1]))
 
 
-def _word_slice(doc: Document, start: int, end: int) -> slice:
-    """The words lying inside the character span [start, end)."""
-    words = doc.words
-    return slice(int(np.searchsorted(words.starts, start)), int(np.searchsorted(words.ends, end, side="right")))
+def _word_range(doc: Document, start: int, end: int) -> tuple[int, int]:
+    """The words lying inside the character span [start, end), as ``(first, last + 1)``."""
+    return int(np.searchsorted(doc.word_starts, start)), int(np.searchsorted(doc.word_ends, end, side="right"))
 
 
-def verbatim_runs(susp: Document, susp_span: tuple[int, int], src: Document, src_span: tuple[int, int], minlen: int) -> list[Detection]:
-    """Maximal common runs of words between two character spans (spec 6.1).
-
-    Words are compared lowercased and unstemmed, punctuation ignored. A run is
-    kept when it is longer than ``minlen`` characters on the suspicious side and
-    not nested, on the source side, inside another kept run.
-    """
-    cut_s, cut_g = _word_slice(susp, *susp_span), _word_slice(src, *src_span)
-    words_s, words_g = susp.words, src.words
-    ids_s, ids_g = words_s.ids[cut_s], words_g.ids[cut_g]
-    if not len(ids_s) or not len(ids_g):
+def _detections(susp: Document, src: Document, found: np.ndarray) -> list[Detection]:
+    """Runs of :func:`common_runs` (word indexes) as detections, without the runs
+    nested, on the source side, inside another (spec 6.1)."""
+    if not len(found):
         return []
-    starts_s, ends_s = words_s.starts[cut_s], words_s.ends[cut_s]
-    starts_g, ends_g = words_g.starts[cut_g], words_g.ends[cut_g]
     runs = [
-        Detection(int(starts_s[a]), int(ends_s[b]), int(starts_g[c]), int(ends_g[d]))
-        for a, b, c, d in common_runs(ids_s, starts_s, ends_s, ids_g, minlen)
+        Detection(int(susp.word_starts[a]), int(susp.word_ends[b]), int(src.word_starts[c]), int(src.word_ends[d]))
+        for a, b, c, d in found.tolist()
     ]
     runs.sort(key=lambda r: (r.src_start, -r.src_end, r.susp_start))
     kept: list[Detection] = []
@@ -209,24 +198,32 @@ def verbatim_runs(susp: Document, susp_span: tuple[int, int], src: Document, src
     return sorted(kept, key=lambda r: (r.susp_start, r.src_start))
 
 
-def align_documents(susp: Document, src: Document, config: DetectorConfig) -> Alignment:
-    """Detect and classify what ``src`` (generation) reproduces of ``susp`` (training suffix)."""
-    if susp.n_sentences == 0 or src.n_sentences == 0:
-        return NO_ALIGNMENT
-    space = _PairSpace(susp, src, config)
-    if not len(space.seeds):
-        return NO_ALIGNMENT
-    seeds = [(int(i), int(j)) for i, j in space.seeds.tolist()]
-    cases = _filter(space, _extend(space, seeds, config.maxgap, config), config)
-    runs = [
+def verbatim_runs(susp: Document, susp_span: tuple[int, int], src: Document, src_span: tuple[int, int], minlen: int) -> list[Detection]:
+    """Maximal common runs of words between two character spans (spec 6.1).
+
+    Words are compared lowercased and unstemmed, punctuation ignored. A run is
+    kept when it is longer than ``minlen`` characters on the suspicious side and
+    not nested, on the source side, inside another kept run.
+    """
+    lo_s, hi_s = _word_range(susp, *susp_span)
+    lo_g, hi_g = _word_range(src, *src_span)
+    # Integer character lengths: longer than minlen is at least minlen + 1.
+    return _detections(susp, src, common_runs(susp.words, susp.ngrams, lo_s, hi_s, src.words, src.ngrams, lo_g, hi_g, minlen + 1))
+
+
+def _case_runs(susp: Document, src: Document, cases: list[SentenceCase], minlen: int) -> list[Detection]:
+    """The verbatim runs inside the cases (spec 6.1)."""
+    spans = [_to_detection(susp, src, case) for case in cases]
+    return [
         run
-        for detection in (_to_detection(susp, src, case) for case in cases)
-        for run in verbatim_runs(
-            susp, (detection.susp_start, detection.susp_end), src, (detection.src_start, detection.src_end), config.verbatim_minlen
-        )
+        for d in spans
+        for run in verbatim_runs(susp, (d.susp_start, d.susp_end), src, (d.src_start, d.src_end), minlen)
     ]
-    if runs:
-        return Alignment("verbatim", tuple(runs))
+
+
+def _classify_cases(space: _PairSpace, seeds: list[Seed], cases: list[SentenceCase], config: DetectorConfig) -> Alignment:
+    """Idea, paraphrase or none for a pair without verbatim runs (spec 6.2 and 6.3)."""
+    susp, src = space.susp, space.src
     summary = _filter(space, _extend(space, seeds, config.summary_gap, config), config)
     susp_total = sum(_susp_chars(susp, case) for case in summary)
     src_total = sum(_src_chars(src, case) for case in summary)
@@ -235,3 +232,31 @@ def align_documents(susp: Document, src: Document, config: DetectorConfig) -> Al
     if cases:
         return Alignment("paraphrase", tuple(_to_detection(susp, src, case) for case in cases))
     return NO_ALIGNMENT
+
+
+def align_documents(susp: Document, src: Document, config: DetectorConfig) -> Alignment:
+    """Detect and classify what ``src`` (generation) reproduces of ``susp`` (training suffix).
+
+    Verbatim comes first: the runs of spec 6.1 inside the cases or, when they
+    hold none, the common runs of at least ``verbatim_minlen`` characters of
+    the whole texts (spec 11.1). That second look makes a copy verbatim when
+    nothing seeds, as between two one-sentence texts (every TF-ISF weight is
+    then ln(2/2) = 0), or when the copy lies outside every case. It applies
+    with every preset: a copy missed under some setting would be a blind spot,
+    and on the PAN corpus (``pan14``) it only adds copies that the cases
+    missed. Idea and paraphrase come after (spec 6.2 and 6.3).
+    """
+    similarities, copies = pair_evidence(
+        susp.arrays, src.arrays, susp.words, susp.ngrams, src.words, src.ngrams, config.th1, config.th2, config.verbatim_minlen
+    )
+    if not len(similarities[0]):
+        # Most pairs: no seed, so no case, and only a copy of the whole texts counts.
+        runs = _detections(susp, src, copies)
+        return Alignment("verbatim", tuple(runs)) if runs else NO_ALIGNMENT
+    space = _PairSpace(susp, src, similarities)
+    seeds = [(int(i), int(j)) for i, j in space.seeds.tolist()]
+    cases = _filter(space, _extend(space, seeds, config.maxgap, config), config)
+    runs = _case_runs(susp, src, cases, config.verbatim_minlen) or _detections(susp, src, copies)
+    if runs:
+        return Alignment("verbatim", tuple(runs))
+    return _classify_cases(space, seeds, cases, config)

@@ -26,7 +26,7 @@ def _preprocess_chunk(indices: range) -> list[DocumentBatch]:
 
 
 def _document(index: int) -> Document:
-    """A text's document, unpacked once per process (so its words are computed once too)."""
+    """A text's document, unpacked from its batch once per process."""
     unpacked = _shared["unpacked"]
     document = unpacked.get(index)
     if document is None:

@@ -102,35 +102,150 @@ def pair_similarities(susp, src, th1, th2):  # pragma: no cover - compiled
     return seeds, cosine, column_s, weight_s, column_g, weight_g, n_terms
 
 
-@njit(cache=True, nogil=True)
-def common_runs(words_s, starts_s, ends_s, words_g, minlen):  # pragma: no cover - compiled
-    """Maximal common runs of two word sequences, longer than ``minlen`` characters on the first.
+# Columns of a document's word array: the word's id, its start and its end.
+WORD_ID, WORD_START, WORD_END = 0, 1, 2
+# Documents index their runs of this many words (see ``common_runs``): three
+# words are few enough that almost any stretch of ``verbatim_minlen``
+# characters holds more, and enough that unrelated texts share few of them.
+INDEX_NGRAM = 3
+# Multiplier of the polynomial hash of word n-grams (odd, so that multiplying
+# by it loses no bits; the arithmetic wraps modulo 2**64).
+_HASH_BASE = 0x5851F42D4C957F2D
 
-    Dynamic programming over the word grid, one row at a time: ``run[j]`` is the
-    length of the common run ending at (i, j). A run is maximal where it cannot
-    be extended by the next pair of words. Returns an array of
-    (first word s, last word s, first word g, last word g) rows.
+
+@njit(cache=True, nogil=True)
+def _ngram_hash(words, first, k):  # pragma: no cover - compiled
+    """A 64-bit hash of the ids of the ``k`` words from ``first`` on."""
+    value = 0
+    for t in range(first, first + k):
+        value = value * _HASH_BASE + words[t, WORD_ID]
+    return value
+
+
+@njit(cache=True, nogil=True)
+def ngram_index(words, lo, hi, k):  # pragma: no cover - compiled
+    """The first words of all runs of ``k`` consecutive words among ``lo..hi-1``,
+    ordered by the runs' :func:`_ngram_hash`, so that equal runs are neighbours."""
+    count = max(hi - lo - k + 1, 0)
+    hashes = np.empty(count, np.int64)
+    for i in range(count):
+        hashes[i] = _ngram_hash(words, lo + i, k)
+    return (np.argsort(hashes) + lo).astype(np.int32)
+
+
+@njit(cache=True, nogil=True)
+def sentence_terms(rows, term_table, token_starts, sentence_starts):  # pragma: no cover - compiled
+    """The term ids of a text's tokens, in order, and how many lie in each sentence.
+
+    Token ``k`` has the terms of row ``rows[k]`` of ``term_table`` (its non-zero
+    entries) and lies in the last sentence that starts at or before it, since
+    sentences cover every character but whitespace.
     """
-    n, m = words_s.size, words_g.size
-    previous = np.zeros(m + 1, np.int64)
-    current = np.zeros(m + 1, np.int64)
+    n_sentences = sentence_starts.size
+    width = term_table.shape[1]
+    terms = np.empty(rows.size * width, np.int64)
+    lengths = np.zeros(n_sentences, np.int64)
+    count = 0
+    sentence = 0
+    for k in range(rows.size):
+        while sentence + 1 < n_sentences and sentence_starts[sentence + 1] <= token_starts[k]:
+            sentence += 1
+        for c in range(width):
+            term = term_table[rows[k], c]
+            if term != 0:
+                terms[count] = term
+                count += 1
+                lengths[sentence] += 1
+    return terms[:count], lengths
+
+
+@njit(cache=True, nogil=True)
+def _fewest_words(words, lo, hi, minlen):  # pragma: no cover - compiled
+    """The fewest consecutive words among ``lo..hi-1`` that span at least ``minlen``
+    characters (first word's start to last word's end); 0 when no stretch does."""
+    fewest = 0
+    last = lo
+    for first in range(lo, hi):
+        # A stretch from a later first word needs a last word at least as far.
+        last = max(last, first)
+        while last < hi and words[last, WORD_END] - words[first, WORD_START] < minlen:
+            last += 1
+        if last == hi:
+            break
+        if fewest == 0 or last - first + 1 < fewest:
+            fewest = last - first + 1
+    return fewest
+
+
+@njit(cache=True, nogil=True)
+def _runs_from_ngrams(words_s, lo_s, hi_s, ngrams_s, words_g, lo_g, hi_g, ngrams_g, k, minlen):  # pragma: no cover - compiled
+    """The maximal runs that start where a ``k``-word n-gram of one side recurs on the
+    other, found by one merge of the two n-gram indexes, each extended word by word
+    (which also rules out hash collisions) and kept when it spans ``minlen``
+    characters on the first side."""
     found = []
-    for i in range(n):
-        for j in range(m):
-            if words_s[i] == words_g[j]:
-                length = previous[j] + 1
-                current[j + 1] = length
-                if i == n - 1 or j == m - 1 or words_s[i + 1] != words_g[j + 1]:
-                    first = i - length + 1
-                    if ends_s[i] - starts_s[first] > minlen:
-                        found.append((first, i, j - length + 1, j))
-            else:
-                current[j + 1] = 0
-        previous, current = current, previous
+    a = b = 0
+    while a < ngrams_s.size and b < ngrams_g.size:
+        key = _ngram_hash(words_s, ngrams_s[a], k)
+        other = _ngram_hash(words_g, ngrams_g[b], k)
+        if key < other:
+            a += 1
+            continue
+        if other < key:
+            b += 1
+            continue
+        a_end, b_end = a + 1, b + 1
+        while a_end < ngrams_s.size and _ngram_hash(words_s, ngrams_s[a_end], k) == key:
+            a_end += 1
+        while b_end < ngrams_g.size and _ngram_hash(words_g, ngrams_g[b_end], k) == key:
+            b_end += 1
+        for x in range(a, a_end):
+            i = ngrams_s[x]
+            if i < lo_s or i + k > hi_s:
+                continue
+            for y in range(b, b_end):
+                j = ngrams_g[y]
+                if j < lo_g or j + k > hi_g:
+                    continue
+                if i > lo_s and j > lo_g and words_s[i - 1, WORD_ID] == words_g[j - 1, WORD_ID]:
+                    continue  # inside a run that starts earlier
+                length = 0
+                while i + length < hi_s and j + length < hi_g and words_s[i + length, WORD_ID] == words_g[j + length, WORD_ID]:
+                    length += 1
+                if length > 0 and words_s[i + length - 1, WORD_END] - words_s[i, WORD_START] >= minlen:
+                    found.append((i, i + length - 1, j, j + length - 1))
+        a, b = a_end, b_end
     runs = np.empty((len(found), 4), np.int64)
-    for k in range(len(found)):
-        runs[k, 0], runs[k, 1], runs[k, 2], runs[k, 3] = found[k]
+    for r in range(len(found)):
+        runs[r, 0], runs[r, 1], runs[r, 2], runs[r, 3] = found[r]
     return runs
+
+
+@njit(cache=True, nogil=True)
+def common_runs(words_s, ngrams_s, lo_s, hi_s, words_g, ngrams_g, lo_g, hi_g, minlen):  # pragma: no cover - compiled
+    """Maximal common runs of words ``lo_s..hi_s-1`` of one text and ``lo_g..hi_g-1`` of
+    another, at least ``minlen`` characters long on the first.
+
+    ``words_*`` and ``ngrams_*`` are the documents' ``words`` and ``ngrams``
+    arrays. A run is maximal when the words before it, and the words after it,
+    differ (or a range ends there). Near-linear, instead of a walk over the
+    whole word grid: a run of ``minlen`` characters holds at least ``k`` words,
+    ``k`` the fewest words of any stretch of ``minlen`` characters of the first
+    range, so it starts where an n-gram of min(k, INDEX_NGRAM) words recurs in
+    the other text; the documents' n-gram indexes give those places by one
+    merge (for k < INDEX_NGRAM, indexes of k-grams are built here). The
+    work grows with the texts' lengths, the recurring n-grams and the runs they
+    start. Returns an array of (first word s, last word s, first word g, last
+    word g) rows.
+    """
+    k = _fewest_words(words_s, lo_s, hi_s, minlen)
+    if k == 0 or hi_g - lo_g < k:
+        return np.empty((0, 4), np.int64)
+    if k >= INDEX_NGRAM:
+        return _runs_from_ngrams(words_s, lo_s, hi_s, ngrams_s, words_g, lo_g, hi_g, ngrams_g, INDEX_NGRAM, minlen)
+    short_s = ngram_index(words_s, lo_s, hi_s, k)
+    short_g = ngram_index(words_g, lo_g, hi_g, k)
+    return _runs_from_ngrams(words_s, lo_s, hi_s, short_s, words_g, lo_g, hi_g, short_g, k, minlen)
 
 
 @njit(cache=True, nogil=True)
@@ -231,3 +346,36 @@ def index_sentences(terms, lengths, min_terms):  # pragma: no cover - compiled
         first_sentence, last_sentence, entry_rows, entry_terms, entry_counts, ptr, sizes,
         vocab, entry_vocab, sf, term_ptr, term_entries,
     )
+
+
+@njit(cache=True, nogil=True)
+def index_document(rows, term_table, word_table, offsets, sentence_starts, min_terms):  # pragma: no cover - compiled
+    """All compiled preprocessing of one text, in one call (one dispatch per text).
+
+    Token ``k`` is row ``rows[k]`` of the encoder's tables and spans
+    ``offsets[2k]`` to ``offsets[2k + 1]``. Returns what :func:`index_sentences`
+    returns for the tokens' terms (see :func:`sentence_terms`), the word array
+    (a row per token: word id, start, end) and its :func:`ngram_index` of
+    ``INDEX_NGRAM`` words.
+    """
+    # 32-bit columns: half the memory that every pair reads. Word ids are
+    # CRC-32 values, wrapped to signed, which keeps them distinct.
+    words = np.empty((rows.size, 3), np.int32)
+    for k in range(rows.size):
+        words[k, WORD_ID] = word_table[rows[k]]
+        words[k, WORD_START] = offsets[2 * k]
+        words[k, WORD_END] = offsets[2 * k + 1]
+    terms, lengths = sentence_terms(rows, term_table, words[:, WORD_START], sentence_starts)
+    sentences = index_sentences(terms, lengths, min_terms)
+    return sentences, words, ngram_index(words, 0, rows.size, INDEX_NGRAM)
+
+
+@njit(cache=True, nogil=True)
+def pair_evidence(susp, src, words_s, ngrams_s, words_g, ngrams_g, th1, th2, minlen):  # pragma: no cover - compiled
+    """All compiled work on one pair, in one call (one dispatch per pair): the
+    sentence similarities and seeds of :func:`pair_similarities`, and the
+    whole texts' :func:`common_runs` of at least ``minlen`` characters
+    (spec 11.1), needed whenever the cases hold no verbatim run, which is most
+    pairs."""
+    copies = common_runs(words_s, ngrams_s, 0, words_s.shape[0], words_g, ngrams_g, 0, words_g.shape[0], minlen)
+    return pair_similarities(susp, src, th1, th2), copies

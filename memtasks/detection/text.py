@@ -1,9 +1,10 @@
 """Preprocessing of one document (spec section 1), done once per text.
 
-A document becomes its sentences (character offsets into the original text) and,
-per sentence, the set of stemmed terms with their counts. Terms are 64-bit hashes
-of the stems so that documents preprocessed in different worker processes can be
-compared without sharing a vocabulary.
+A document becomes its sentences (character offsets into the original text),
+per sentence the set of stemmed terms with their counts, and its words (offsets
+and ids) for the verbatim comparison. Terms and words are hashes of the stems
+and of the lowercased words, so that documents preprocessed in different worker
+processes can be compared without sharing a vocabulary.
 """
 
 from __future__ import annotations
@@ -11,23 +12,65 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 import zlib
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
-from itertools import chain
+from functools import lru_cache
 from importlib import resources
 
 import numpy as np
 
-from memtasks.detection.kernels import index_sentences
+from memtasks.detection.kernels import WORD_END, WORD_START, index_document
 
 MIN_TOKEN_CHARS = 3
 MIN_SENTENCE_TOKENS = 3
 
-# Penn-Treebank-style word tokens: runs of word characters joined by the
-# connectors Treebank keeps inside a token (hyphen, period, slash, apostrophe,
-# ampersand, at-sign; comma and colon only between digits, as in "1,000" and "10:30").
-_TOKEN = re.compile(r"\w+(?:(?:[-./'’&@]|(?<=\d)[,:](?=\d))\w+)*")
+# Scripts written without spaces between words (Thai, Lao, Myanmar, Khmer,
+# Hiragana, Katakana, Han): their words cannot be told apart without a
+# dictionary, so each of their letters is a token of its own, together with the
+# combining marks (vowel signs, tone marks, voicing marks) that follow it.
+_UNSPACED_BLOCKS = ((0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0x3040, 0x30FF), (0x31F0, 0x31FF), (0xFF66, 0xFF9F))
+# Han: the iteration and closing marks 々〆〇, the unified ideographs of the
+# basic plane (extension A, main block, compatibility) and planes 2 and 3.
+_HAN = "\u3005-\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff"
+
+
+def _char_class(keep) -> str:
+    """The code points of the unspaced blocks for which ``keep`` holds, as ranges of a regex class."""
+    points = [p for start, end in _UNSPACED_BLOCKS for p in range(start, end + 1) if keep(chr(p))]
+    ranges: list[list[int]] = []
+    for p in points:
+        if ranges and ranges[-1][1] == p - 1:
+            ranges[-1][1] = p
+        else:
+            ranges.append([p, p])
+    return "".join(f"\\u{a:04x}-\\u{b:04x}" for a, b in ranges)
+
+
+_UNSPACED_LETTERS = _char_class(str.isalnum) + _HAN
+_UNSPACED_COMBINING = _char_class(lambda c: unicodedata.category(c).startswith("M"))
+_UNSPACED_LETTER = re.compile(f"[{_UNSPACED_LETTERS}]")
+
+
+def _word_pattern(word_char: str) -> str:
+    """A Penn-Treebank-style word: runs of ``word_char`` joined by the connectors
+    Treebank keeps inside a token (hyphen, period, slash, apostrophe, ampersand,
+    at-sign; comma and colon only between digits, as in "1,000" and "10:30")."""
+    return rf"{word_char}+(?:(?:[-./'’&@]|(?<=\d)[,:](?=\d)){word_char}+)*"
+
+
+# Tokens: a letter of an unspaced script with its combining marks, or a word of
+# the other scripts. The one group makes ``split`` keep the tokens.
+_SPACED_WORD = _word_pattern(rf"[^\W{_UNSPACED_LETTERS}]")
+_TOKEN = re.compile(rf"([{_UNSPACED_LETTERS}][{_UNSPACED_COMBINING}]*|{_SPACED_WORD})")
+# The same tokens in ASCII text, which holds no unspaced letter: the plain word
+# class is faster to match than the one that leaves those letters out.
+_ASCII_TOKEN = re.compile("(" + _word_pattern(r"\w") + ")")
+
+
+def _tokenizer(text: str) -> re.Pattern:
+    return _ASCII_TOKEN if text.isascii() else _TOKEN
+
 # Treebank splits the negation off its word ("couldn't" -> "could", "n't"); both
 # parts can be terms, so it is split before tokenizing.
 _NEGATION = re.compile(r"(?<=\w)(n['’]t)\b", re.IGNORECASE)
@@ -35,9 +78,20 @@ _NEGATION = re.compile(r"(?<=\w)(n['’]t)\b", re.IGNORECASE)
 # word before them is kept as a term.
 _CLITIC = re.compile(r"^(.+?)['’](?:s|m|d|ll|re|ve)$", re.IGNORECASE)
 
-# A possible sentence end: terminal punctuation, closing quotes or brackets,
-# whitespace, then (after opening quotes or brackets) the next word's first character.
-_BOUNDARY = re.compile(r"([.!?]+)([\"'”’»)\]]*)(\s+)[\"'“‘«(\[]*(\w?)")
+# A possible sentence end. In spaced scripts: terminal punctuation, closing
+# quotes or brackets, whitespace, then (after opening quotes or brackets) the
+# next word's first character. In unspaced scripts: their own full stops and
+# full-width marks, which end a sentence with or without whitespace after them.
+_SPACED_ENDS = ".!?؟۔।॥"
+_UNSPACED_ENDS = "。｡！？။។៕"
+_CLOSERS = "\"'”’»)\\]）」』】〕〉》"
+_BOUNDARY = re.compile(
+    # The leading lookahead lets the regex engine skip straight to the marks,
+    # which an alternation alone does not.
+    rf"(?=[{_SPACED_ENDS}{_UNSPACED_ENDS}])"
+    rf"(?:(?P<mark>[{_SPACED_ENDS}]+)(?P<closers>[{_CLOSERS}]*)(?P<space>\s+)[\"'“‘«(\[]*(?P<next>\w?)"
+    rf"|(?P<wide>[{_UNSPACED_ENDS}]+[{_CLOSERS}]*)\s*)"
+)
 _OPENERS = "\"'“‘«(["
 _NEXT_WORD = re.compile(r"\w+")
 
@@ -53,38 +107,50 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 
     Punkt-style decisions, with abbreviations and frequent sentence starters
     learned by Punkt's trainer from English news (``sentences_en.json``): a
-    period, question or exclamation mark followed by whitespace ends a sentence
-    unless the period closes a single-letter initial or a known abbreviation
-    ("Mr.", "U.S.", "Jan.") that is not followed by a frequent sentence starter. Decimals never split, since
-    their period is not followed by whitespace. Closing quotes stay with the
-    sentence they close.
+    period, question or exclamation mark (or the Arabic, Urdu and Devanagari
+    ones) followed by whitespace ends a sentence unless the period closes a
+    single-letter initial or a known abbreviation ("Mr.", "U.S.", "Jan.") that
+    is not followed by a frequent sentence starter. Decimals never split, since
+    their period is not followed by whitespace. The full stops and marks of
+    scripts written without spaces (。！？ and their half- and full-width forms,
+    Myanmar ။ and Khmer ។ ៕) end a sentence whatever follows. Closing quotes
+    and brackets stay with the sentence they close.
     """
     abbreviations, starters = _splitter_parameters()
     spans = []
     start = len(text) - len(text.lstrip())
     for match in _BOUNDARY.finditer(text, start):
-        if match.group(1) == ".":
-            before = text[max(start, match.start() - 64) : match.start()].split()
-            word = before[-1].lstrip(_OPENERS).lower() if before else ""
-            if len(word) == 1 and word.isalpha():
+        if match.group("wide") is not None:
+            end, next_start = match.end("wide"), match.end()
+        else:
+            if match.group("mark") == "." and _is_abbreviation(text, start, match, abbreviations, starters):
                 continue
-            if word in abbreviations:
-                following = _NEXT_WORD.match(text, match.start(4))
-                if following is None or following.group().lower() not in starters:
-                    continue
-        end = match.end(2)
+            end, next_start = match.end("closers"), match.end("space")
         if end > start:
             spans.append((start, end))
-        start = match.end(3)
+        start = next_start
     tail = text[start:].rstrip()
     if tail:
         spans.append((start, start + len(tail)))
     return spans
 
 
+def _is_abbreviation(text: str, start: int, match: re.Match, abbreviations: frozenset[str], starters: frozenset[str]) -> bool:
+    """Whether the period of ``match`` closes an initial or an abbreviation that does not end the sentence."""
+    before = text[max(start, match.start() - 64) : match.start()].split()
+    word = before[-1].lstrip(_OPENERS).lower() if before else ""
+    if len(word) == 1 and word.isalpha():
+        return True
+    if word in abbreviations:
+        following = _NEXT_WORD.match(text, match.start("next"))
+        return following is None or following.group().lower() not in starters
+    return False
+
+
 def word_spans(text: str) -> list[tuple[int, int]]:
-    """Spans of the Treebank-style word tokens of ``text``."""
-    return [match.span() for match in _TOKEN.finditer(text)]
+    """Spans of the tokens of ``text``: Treebank-style words, and the single
+    letters (with their combining marks) of scripts written without spaces."""
+    return [match.span() for match in _tokenizer(text).finditer(text)]
 
 
 def _stemmer(name: str):
@@ -110,34 +176,91 @@ def stable_id(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little", signed=True)
 
 
-class _TermCache(dict):
-    """token -> term id, 0 for a token that yields no term; filled on first sight."""
+def word_id(token: str) -> int:
+    """The id under which two tokens are the same word for the verbatim comparison:
+    the CRC-32 checksum of the lowercased token. Two different words share one with
+    probability 2**-32, which cannot create a run of several words."""
+    return zlib.crc32(token.lower().encode("utf-8"))
 
-    def __init__(self, analyze):
+
+class _Rows(dict):
+    """token -> its row in the encoder's tables, assigned on first sight."""
+
+    def __init__(self, add):
         super().__init__()
-        self._analyze = analyze
+        self._add = add
 
     def __missing__(self, token: str) -> int:
-        term = self[token] = self._analyze(token)
-        return term
+        row = self[token] = self._add(token)
+        return row
 
 
 class TermEncoder:
-    """Maps raw tokens to term ids (stable ids of their stems), caching per token.
+    """Maps raw tokens to term ids (stable ids of their stems) and word ids, caching per token.
 
     A token yields no term when, lowercased and without a clitic ("'s", "'re"),
     it is shorter than 3 characters, does not start with a letter or digit
-    (spec 1.3) or, with ``remove_stopwords``, is an English stop word.
+    (spec 1.3) or, with ``remove_stopwords``, is an English stop word. A letter
+    of a script written without spaces (Han, kana, Thai, ...) is a token and a
+    term of its own, unstemmed, whatever its length. A negation yields two
+    terms ("couldn't" -> could, n't), as Treebank splits it.
+
+    Each distinct token gets a row of two tables, analysed once: ``word_table``
+    holds its :func:`word_id`, ``term_table`` its term ids, left-aligned and
+    padded with 0 (no term). A text then costs one dictionary look-up per token,
+    and the rest is array work.
     """
 
     def __init__(self, stemmer: str = "snowball", remove_stopwords: bool = False):
         self._stem = _stemmer(stemmer)
         self._stopwords = english_stopwords() if remove_stopwords else frozenset()
         self._stems: dict[str, int] = {}
-        self._cache = _TermCache(self._analyze)
+        self._rows = _Rows(self._add)
+        self.word_table = np.zeros(1024, dtype=np.int64)
+        self.term_table = np.zeros((1024, 2), dtype=np.int64)
 
-    def _analyze(self, token: str) -> int:
+    def rows(self, tokens: list[str]) -> np.ndarray:
+        """The table row of each token (the tables may grow: read them afterwards)."""
+        return np.fromiter(map(self._rows.__getitem__, tokens), dtype=np.int64, count=len(tokens))
+
+    def terms(self, text: str, start: int, end: int) -> list[int]:
+        """Term ids of ``text[start:end]``, in order, repeats kept."""
+        rows = self.rows(_tokenizer(text).findall(text, start, end))
+        terms = self.term_table[rows].ravel()
+        return terms[terms != 0].tolist()
+
+    def _add(self, token: str) -> int:
+        """Analyse a token seen for the first time into the next row of the tables."""
+        row = len(self._rows)
+        terms = self._token_terms(token)
+        rows, width = self.term_table.shape
+        if row == rows or len(terms) > width:
+            self._grow(2 * rows if row == rows else rows, max(width, len(terms)))
+        self.word_table[row] = word_id(token)
+        for column, term in enumerate(terms):
+            self.term_table[row, column] = term
+        return row
+
+    def _grow(self, rows: int, width: int) -> None:
+        old_rows, old_width = self.term_table.shape
+        word_table = np.zeros(rows, dtype=np.int64)
+        word_table[:old_rows] = self.word_table
+        term_table = np.zeros((rows, width), dtype=np.int64)
+        term_table[:old_rows, :old_width] = self.term_table
+        self.word_table, self.term_table = word_table, term_table
+
+    def _token_terms(self, token: str) -> list[int]:
+        """The term ids of one token: none, one, or one per piece of a split negation."""
+        if "'" in token or "’" in token:
+            return [term for term in map(self._term, _TOKEN.findall(_NEGATION.sub(r" \1", token))) if term]
+        term = self._term(token)
+        return [term] if term else []
+
+    def _term(self, token: str) -> int:
+        """The term id of one token, 0 for none."""
         word = token.lower()
+        if _UNSPACED_LETTER.match(word):
+            return stable_id(word)
         if "'" in word or "’" in word:
             clitic = _CLITIC.match(word)
             if clitic is not None:
@@ -149,30 +272,10 @@ class TermEncoder:
             term = self._stems[word] = stable_id(self._stem(word))
         return term
 
-    def terms(self, text: str, start: int, end: int) -> list[int]:
-        """Term ids of ``text[start:end]``, in order, repeats kept."""
-        chunk = text[start:end]
-        if "n't" in chunk or "n’t" in chunk or "N'T" in chunk or "N’T" in chunk:
-            chunk = _NEGATION.sub(r" \1", chunk)
-        return list(filter(None, map(self._cache.__getitem__, _TOKEN.findall(chunk))))
-
-
-@dataclass(frozen=True)
-class Words:
-    """The words of a text, for the word-by-word comparison of verbatim runs.
-
-    ``ids`` are CRC-32 checksums of the lowercased words: two different words
-    share one with probability 2**-32, which cannot create a run of several words.
-    """
-
-    starts: np.ndarray
-    ends: np.ndarray
-    ids: np.ndarray
-
 
 @dataclass(frozen=True)
 class Document:
-    """A preprocessed text: merged sentences and their term counts.
+    """A preprocessed text: merged sentences and their term counts, and its words.
 
     Attributes:
         text: the original text.
@@ -187,6 +290,12 @@ class Document:
         sf: number of sentences containing each term of ``vocab``.
         term_ptr, term_entries: the entries of ``vocab[u]`` are
             ``term_entries[term_ptr[u]:term_ptr[u+1]]`` (an inverted index).
+        words: a row per token of ``text``: its :func:`word_id` and its
+            character offsets (columns ``WORD_ID``, ``WORD_START``,
+            ``WORD_END``), for the word-by-word comparison of verbatim runs.
+        ngrams: the first word of every run of ``INDEX_NGRAM`` words, ordered
+            by a hash of the run: where two texts may share a run of words (see
+            :func:`~memtasks.detection.kernels.common_runs`).
     """
 
     text: str
@@ -202,6 +311,8 @@ class Document:
     sf: np.ndarray
     term_ptr: np.ndarray
     term_entries: np.ndarray
+    words: np.ndarray
+    ngrams: np.ndarray
 
     @property
     def n_sentences(self) -> int:
@@ -212,31 +323,34 @@ class Document:
         """What the compiled pair kernel reads."""
         return (self.vocab, self.entry_vocab, self.sf, self.term_ptr, self.term_entries, self.counts, self.rows, self.sizes)
 
-    @cached_property
-    def words(self) -> Words:
-        """Word offsets and lowercased forms; computed on first use, since only
-        pairs with a surviving case need them."""
-        spans = word_spans(self.text)
-        offsets = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
-        ids = np.fromiter((zlib.crc32(self.text[a:b].lower().encode("utf-8")) for a, b in spans), dtype=np.int64, count=len(spans))
-        return Words(offsets[:, 0], offsets[:, 1], ids)
+    @property
+    def word_starts(self) -> np.ndarray:
+        return self.words[:, WORD_START]
+
+    @property
+    def word_ends(self) -> np.ndarray:
+        return self.words[:, WORD_END]
 
 
 def preprocess(text: str, encoder: TermEncoder) -> Document:
-    """Sentences, tokens, stems and term counts of ``text`` (spec section 1).
+    """Sentences, tokens, stems and term counts of ``text`` (spec section 1), and its words.
 
     Sentences left without terms are dropped; a sentence with fewer than 3 terms
     is merged into the following one (repeatedly, while the merged sentence
     still has fewer than 3), and the last sentence is never merged forward.
+    The text is tokenized once: its tokens are both the words of the verbatim
+    comparison and, by the sentence they lie in, the sources of the terms.
     """
-    spans = sentence_spans(text)
-    per_sentence = [encoder.terms(text, start, end) for start, end in spans]
-    terms = np.fromiter(chain.from_iterable(per_sentence), dtype=np.int64)
-    lengths = np.fromiter(map(len, per_sentence), dtype=np.int64, count=len(per_sentence))
-    (first, last, rows, terms, counts, ptr, sizes, vocab, entry_vocab, sf, term_ptr, term_entries) = index_sentences(
-        terms, lengths, MIN_SENTENCE_TOKENS
-    )
-    bounds = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
+    bounds = np.asarray(sentence_spans(text), dtype=np.int64).reshape(-1, 2)
+    # Split around the tokens: gap, token, gap, ..., token, gap. The cumulative
+    # lengths of the parts are then the tokens' offsets, with no match object
+    # per token.
+    parts = _tokenizer(text).split(text)
+    tokens = parts[1::2]
+    rows = encoder.rows(tokens)
+    offsets = np.cumsum(np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)))
+    sentences, words, ngrams = index_document(rows, encoder.term_table, encoder.word_table, offsets, bounds[:, 0], MIN_SENTENCE_TOKENS)
+    (first, last, rows, terms, counts, ptr, sizes, vocab, entry_vocab, sf, term_ptr, term_entries) = sentences
     return Document(
         text=text,
         starts=bounds[first, 0],
@@ -251,6 +365,8 @@ def preprocess(text: str, encoder: TermEncoder) -> Document:
         sf=sf,
         term_ptr=term_ptr,
         term_entries=term_entries,
+        words=words,
+        ngrams=ngrams,
     )
 
 
