@@ -41,7 +41,7 @@ from memtasks.probes import (
 )
 from memtasks.paraphrase import HIGH, LOW, ParaphraseClassifier
 from memtasks.retrieval import RetrievalSettings
-from memtasks.scoring import Probe, Rate, ScoreReport, score_with_floor, sha256_hex
+from memtasks.scoring import Probe, Rate, score_with_floor, sha256_hex
 from memtasks.tasks import holdout_fraction, is_member, known_tasks, load_records, task_configs_dir
 
 CANDIDATES = 10
@@ -430,19 +430,12 @@ def process_results(doc: dict, results: Sequence[str]) -> dict[str, ProbeResult]
     return {metric: record for metric in METRICS}
 
 
-@dataclass(frozen=True)
-class TaskScore:
-    """A task's rates: the study's over its members, the non-members' and the excess."""
-
-    members: ScoreReport
-    rates: dict[str, dict[str, Rate]]
-    n_nonmembers: int
+# A task's rates by family ("", "nonmember_", "excess_") and rate name.
+Rates = dict[str, dict[str, Rate]]
+_scores: dict[str, Rates] = {}
 
 
-_scores: dict[str, TaskScore] = {}
-
-
-def _score(items: Sequence[ProbeResult]) -> TaskScore:
+def _score(items: Sequence[ProbeResult]) -> Rates:
     """Retrieval and detection over all probes of a task, computed once per distinct input:
     the study's rates over the members, the non-member floor and the excess
     (:func:`memtasks.scoring.score_with_floor`)."""
@@ -457,7 +450,7 @@ def _score(items: Sequence[ProbeResult]) -> TaskScore:
     return _scores[key]
 
 
-def _score_task(items: Sequence[ProbeResult]) -> TaskScore:
+def _score_task(items: Sequence[ProbeResult]) -> Rates:
     members = [item for item in items if item.member]
     nonmembers = [item for item in items if not item.member]
     model = items[0].paraphrase_model if items else ""
@@ -480,7 +473,7 @@ def _score_task(items: Sequence[ProbeResult]) -> TaskScore:
         outcomes += report.nonmembers.outcomes
     for item, outcome in zip((*members, *nonmembers), outcomes):
         item.category, item.matched_id, item.rank = outcome.category, outcome.matched_id, outcome.rank
-    return TaskScore(report.members, rates, len(nonmembers))
+    return rates
 
 
 def _retrieval_of(
@@ -507,7 +500,7 @@ def _classifier(model: str) -> ParaphraseClassifier:
 
 def _rate(family: str, category: str, statistic: str) -> Callable[[Sequence[ProbeResult]], float]:
     def aggregate(items: Sequence[ProbeResult]) -> float:
-        rates = _score(items).rates.get(family, {})
+        rates = _score(items).get(family, {})
         if category not in rates:
             # Unscored, not guessed: no non-member was probed (nonmember_probes: 0).
             return float("nan")
