@@ -15,20 +15,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
-
-from memtasks.detection import CATEGORIES, NO_ALIGNMENT, Alignment, Detector
 from memtasks.confidence import EvidenceConfidence
-from memtasks.paraphrase import HIGH, LOW, ParaphraseClassifier
+from memtasks.detection import NO_ALIGNMENT, Alignment, Detector
+from memtasks.paraphrase import ParaphraseClassifier
 from memtasks.retrieval import RetrievalSettings
+from memtasks.stats import BOOTSTRAP_SEED, INTERVAL_PERCENTILES, N_RESAMPLES, Rate, excess_rates, rates_of
 
 # A generation is a model's continuation of a prefix; one this long is not, and
 # pairing it with a long training suffix would cost time and memory quadratic
 # in their sentence counts.
 MAX_GENERATION_CHARS = 100_000
-N_RESAMPLES = 1000
-BOOTSTRAP_SEED = 1234
-INTERVAL_PERCENTILES = (5.0, 95.0)
 
 
 class ProbeFileError(ValueError):
@@ -58,18 +54,6 @@ class ProbeOutcome:
     matched_id: str | None = None
     rank: int | None = None
     alignment: Alignment = NO_ALIGNMENT
-
-
-@dataclass(frozen=True)
-class Rate:
-    """A proportion of probes with its bootstrap interval."""
-
-    value: float
-    low: float
-    high: float
-
-    def to_dict(self) -> dict[str, float]:
-        return {"rate": self.value, "low": self.low, "high": self.high}
 
 
 @dataclass
@@ -176,125 +160,6 @@ def _read_lines(path: Path) -> list[str]:
     if lines[-1] == "":
         lines.pop()
     return lines
-
-
-def _rate(value: float, resamples: np.ndarray) -> Rate:
-    low, high = np.percentile(resamples, INTERVAL_PERCENTILES)
-    return Rate(float(value), float(low), float(high))
-
-
-# Every rate a run reports: any category, each category, and the two grades of paraphrase.
-RATE_NAMES = ("memorization", *CATEGORIES, HIGH, LOW)
-
-
-def in_category(observed: str, name: str) -> bool:
-    """Whether a probe whose outcome is ``observed`` counts towards the rate ``name``.
-
-    A graded paraphrase (``paraphrase_high``/``paraphrase_low``) is a paraphrase too.
-    """
-    if name == "memorization":
-        return observed != "none"
-    return observed == name or (name == "paraphrase" and observed in (HIGH, LOW))
-
-
-def _states(categories: Sequence[str], names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Counts of the distinct outcomes and, for each, a 0/1 row over ``names``."""
-    counts: dict[str, int] = {}
-    # Sorted, so that the resamples do not depend on the order of the probes.
-    for category in sorted(categories):
-        counts[category] = counts.get(category, 0) + 1
-    effect = np.array([[in_category(state, name) for name in names] for state in counts], dtype=np.float64)
-    return np.array(list(counts.values()), dtype=np.int64), effect.reshape(len(counts), len(names))
-
-
-def _resampled(counts: np.ndarray, effect: np.ndarray, rng: np.random.Generator, n_resamples: int) -> np.ndarray:
-    n = int(counts.sum())
-    return rng.multinomial(n, counts / n, size=n_resamples) @ effect / n
-
-
-def rates_of(
-    categories: Sequence[str], names: Sequence[str] = RATE_NAMES, n_resamples: int = N_RESAMPLES, seed: int = BOOTSTRAP_SEED
-) -> dict[str, Rate]:
-    """Each rate of ``names`` over per-probe outcomes, with the study's bootstrap interval.
-
-    r_c = (1/n) * sum_i [outcome_i counts towards c]; probes are resampled with
-    replacement (the outcome counts of a resample are multinomial) and the
-    interval is the 5th-95th percentile of 1,000 resamples.
-    """
-    if not categories:
-        return {name: Rate(0.0, 0.0, 0.0) for name in names}
-    counts, effect = _states(categories, names)
-    values = counts @ effect / counts.sum()
-    draws = _resampled(counts, effect, np.random.default_rng(seed), n_resamples)
-    return {name: _rate(values[j], draws[:, j]) for j, name in enumerate(names)}
-
-
-def excess_rates(
-    members: Sequence[str],
-    nonmembers: Sequence[str],
-    names: Sequence[str] = RATE_NAMES,
-    n_resamples: int = N_RESAMPLES,
-    seed: int = BOOTSTRAP_SEED,
-) -> dict[str, Rate]:
-    """Member minus non-member rate of each of ``names``, with a bootstrap interval.
-
-    e_c = (1/m) * sum_i [member_i counts towards c] - (1/n) * sum_j [nonmember_j counts towards c]
-
-    The two groups are different probes, so each is resampled on its own (two
-    independent multinomial draws per resample); the interval is the
-    5th-95th percentile of the 1,000 differences. An interval that holds 0
-    means the members are not memorized more than text the model never
-    trained on.
-    """
-    if not members or not nonmembers:
-        raise ValueError("an excess needs member and non-member probes")
-    rng = np.random.default_rng(seed)
-    (m_counts, m_effect), (n_counts, n_effect) = _states(members, names), _states(nonmembers, names)
-    values = m_counts @ m_effect / m_counts.sum() - n_counts @ n_effect / n_counts.sum()
-    draws = _resampled(m_counts, m_effect, rng, n_resamples) - _resampled(n_counts, n_effect, rng, n_resamples)
-    return {name: _rate(values[j], draws[:, j]) for j, name in enumerate(names)}
-
-
-def paired_difference(
-    before: Sequence[str],
-    after: Sequence[str],
-    categories: Sequence[str] = RATE_NAMES[1:],
-    n_resamples: int = N_RESAMPLES,
-    seed: int = BOOTSTRAP_SEED,
-) -> dict[str, Rate]:
-    """Change in memorization rates between two runs on the same probes, with paired intervals.
-
-    ``before[i]`` and ``after[i]`` are the categories (``"none"`` when not
-    memorized) of the same probe i under two models. The difference of a
-    category c is
-
-        d_c = (1/n) * sum_i ([after_i = c] - [before_i = c])
-
-    and "memorization" is the same with "any category"; a graded paraphrase
-    counts as a paraphrase too (:func:`in_category`). Resampling probes
-    (pairs) with replacement makes the counts of the joint outcomes
-    (before_i, after_i) multinomial, so the resamples are drawn from that
-    distribution; the interval is its 5th-95th percentile, as for one run.
-    """
-    if len(before) != len(after):
-        raise ValueError(f"paired runs must score the same probes: {len(before)} outcomes before, {len(after)} after")
-    n = len(before)
-    names = ("memorization", *categories)
-    if n == 0:
-        return {name: Rate(0.0, 0.0, 0.0) for name in names}
-    joint: dict[tuple[str, str], int] = {}
-    for pair in zip(before, after):
-        joint[pair] = joint.get(pair, 0) + 1
-    states = list(joint)
-    counts = np.array([joint[s] for s in states], dtype=np.int64)
-    # Each joint state's contribution to each difference: +1, 0 or -1.
-    effect = np.array(
-        [[in_category(a, name) - in_category(b, name) for name in names] for b, a in states],
-        dtype=np.float64,
-    )
-    draws = np.random.default_rng(seed).multinomial(n, counts / n, size=n_resamples) / n
-    values, resamples = counts @ effect / n, draws @ effect
-    return {name: _rate(values[j], resamples[:, j]) for j, name in enumerate(names)}
 
 
 def _corpus(probes: Sequence[Probe], corpus: Sequence[tuple[str, str]] | None) -> list[tuple[str, str]]:
@@ -442,7 +307,7 @@ def score_with_floor(
 
         excess_c = r_c(members) - r_c(non-members)
 
-    (:func:`excess_rates`) is what the model reproduces beyond it. A
+    (:func:`memtasks.stats.excess_rates`) is what the model reproduces beyond it. A
     non-member prompt that makes the model write out a member's text is not
     counted against the members: that text is not in the non-members' index.
     ``options`` are those of :func:`score_probes`.

@@ -37,9 +37,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-N_RESAMPLES = 1000
-BOOTSTRAP_SEED = 1234
-INTERVAL_PERCENTILES = (5.0, 95.0)
+from memtasks.stats import BOOTSTRAP_SEED, INTERVAL_PERCENTILES, N_RESAMPLES
 
 
 class AttentionRowError(ValueError):
