@@ -225,8 +225,20 @@ def _validate(config: FinetuneConfig, runtime: Runtime) -> None:
 
 
 def _looks_like_path(model: str) -> bool:
-    # A Hugging Face id is "name" or "owner/name"; anything else names a local directory.
-    return model.startswith((".", "/", "~")) or model.count("/") > 1 or Path(model).exists()
+    """Whether ``model`` names a local directory rather than a Hugging Face id ("name" or "owner/name").
+
+    So a missing local model is refused at once instead of after the hub's retries:
+    anything else than "name" or "owner/name", and an "owner/name" whose owner is a
+    local folder (``models/no-such-dir`` beside ``models/``).
+    """
+    owner, _, _ = model.partition("/")
+    return (
+        model.startswith((".", "/", "~"))
+        or model.count("/") > 1
+        or "\\" in model
+        or Path(model).exists()
+        or ("/" in model and Path(owner).is_dir())
+    )
 
 
 def _model_reference(model: str) -> str:

@@ -1,0 +1,72 @@
+"""The ``memtasks`` command: one module per command, each a thin layer over library calls.
+
+A command module has ``add_parser(commands)``, which adds its subparser and sets
+``run`` (a function of the parsed arguments returning the exit status), and
+imports nothing heavy at module level: the help of every command comes up
+without numba, torch, transformers or lm-eval.
+
+Flags are spelled in one style per family: the commands that speak lm-eval's
+language (``eval``, which passes everything to lm-eval, and ``attention``,
+which loads models as lm-eval does) use lm-eval's snake_case
+(``--model_args``, ``--output_path``); memtasks' own commands use kebab-case
+(``--batch-size``, ``--include-path``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from memtasks.cli import attention, demo, evaluate, finetune, models, pan_eval, report, score, study, task_path, tiny_models
+from memtasks.cli.options import Parser
+
+COMMANDS = (score, evaluate, finetune, study, demo, attention, report, models, tiny_models, task_path, pan_eval)
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> Parser:
+    """The parser of every command; each subparser's defaults hold ``run`` and ``command_parser`` (itself)."""
+    parser = Parser(prog="memtasks", description="Measure memorization of fine-tuning data.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="one of:")
+    for module in COMMANDS:
+        module.add_parser(commands)
+    for name, subparser in commands.choices.items():
+        if "command_parser" not in subparser._defaults:
+            subparser.set_defaults(command_parser=subparser)
+    return parser
+
+
+def error_line(error: BaseException) -> str:
+    """An error as one line: a missing or unreadable file as ``PATH: reason``, never ``[Errno 2]``."""
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        return f"{error.filename}: {error.strerror.lower()}"
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command ``argv`` names (default: ``sys.argv[1:]``); returns the exit status.
+
+    0 on success; 2 for a usage mistake or a refused run (one line on stderr);
+    130 when interrupted.
+    """
+    parser = build_parser()
+    try:
+        args, unknown = parser.parse_known_args(argv)
+        if getattr(args, "passthrough", False):
+            args.arguments = unknown
+        elif unknown:
+            args.command_parser.reject_unknown(unknown)
+    except SystemExit as stop:
+        return stop.code if isinstance(stop.code, int) else EXIT_USAGE
+    try:
+        return args.run(args)
+    except SystemExit as stop:
+        return stop.code if isinstance(stop.code, int) else EXIT_USAGE
+    except (ValueError, OSError, MemoryError) as error:
+        print(f"memtasks {args.command}: error: {error_line(error)}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"memtasks {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -1,0 +1,36 @@
+"""``memtasks demo``: the study in miniature, offline on a CPU."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from memtasks.cli.options import positive_int
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "demo",
+        help="the study in miniature, offline on a CPU: SmolLM2-135M fine-tuned on XSum and on IMDB records, "
+        "probed before and after against held-out records",
+    )
+    parser.add_argument("--out", type=Path, default=Path("results/demo"), help="output folder")
+    parser.add_argument("--epochs", type=positive_int, help="fine-tuning epochs per task (default: 6; 40 with --tiny)")
+    parser.add_argument("--resume", action="store_true", help="keep the finished steps of an earlier run in --out")
+    parser.add_argument(
+        "--tiny", action="store_true", help="tiny models built from scratch instead of SmolLM2 (nothing to install)"
+    )
+    parser.add_argument(
+        "--decoder", action="store_true", help="with --tiny: also a tiny GPT-2-style model (about 4 more minutes)"
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from memtasks.demo import format_comparisons, run_demo
+
+    comparisons = run_demo(args.out, epochs=args.epochs, resume=args.resume, tiny=args.tiny, decoder=args.decoder)
+    print()
+    print(format_comparisons(comparisons))
+    print(f"results, models and this table (summary.md) are in {args.out}/")
+    return 0

@@ -1,0 +1,127 @@
+"""``memtasks eval``: lm-eval's command line with memtasks' tasks added.
+
+Every argument but ``--redact`` is lm-eval's and passes through untouched. Before
+lm-eval starts, two things are settled here because lm-eval would settle them
+slowly or not at all: a task name that looks like memtasks' (``mem_...``) but is
+neither memtasks' nor lm-eval's is refused with the nearest name (lm-eval would
+first spend about 20 s indexing its 14,683 tasks), and a Hugging Face model run
+without ``--batch_size`` gets ``DEFAULT_BATCH_SIZE`` instead of lm-eval's 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from memtasks.cli.options import folders, suggestion
+
+# lm-eval's model types that run a transformers model in this process.
+LOCAL_MODEL_TYPES = ("hf", "hf-auto", "huggingface")
+# Measured on the README's tiny-model example on a 2-core CPU: 125 s at lm-eval's
+# batch size 1, 26 s at 16. lm-eval's "auto" is no choice on a CPU: it times five
+# forward passes at 64 x the model's full context before starting.
+DEFAULT_BATCH_SIZE = 16
+# lm-eval's own subcommands; "ls" and "validate" run no model and pass through as they are.
+LM_EVAL_COMMANDS = ("run", "ls", "validate")
+MEMTASKS_PREFIX = "mem_"
+
+USAGE = "memtasks eval [-h] [--redact] --tasks TASKS [--model MODEL] [--model_args ARGS] [lm_eval run flags ...]"
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "eval",
+        help="run lm-eval with memtasks' tasks added (takes every lm_eval flag)",
+        usage=USAGE,
+        description="Runs `lm_eval` with every argument given and memtasks' tasks available "
+        "(`lm_eval run --help` lists its flags). --include_path may list several folders separated by ':'. "
+        f"An hf model run without --batch_size runs at --batch_size {DEFAULT_BATCH_SIZE} (lm-eval's default is 1; "
+        "on a GPU, --batch_size auto finds the largest that fits). A task named mem_... that neither memtasks "
+        "nor lm-eval knows is refused at once, with the nearest name.",
+        # lm-eval's flags must reach lm-eval as written, never be read as abbreviations of --redact.
+        allow_abbrev=False,
+    )
+    parser.add_argument("--redact", action="store_true", help="keep training text and generations out of --log_samples files")
+    parser.set_defaults(run=run, passthrough=True)
+
+
+def _lm_eval_view() -> argparse.ArgumentParser:
+    """The few lm-eval flags read here, spelled (short forms and abbreviations included) as lm-eval reads them."""
+    view = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    view.add_argument("--tasks", "-t", nargs="+", action="extend", default=[])
+    view.add_argument("--model", "-M")
+    view.add_argument("--batch_size", "-b")
+    view.add_argument("--include_path", type=folders, default=())
+    view.add_argument("--config", "-C")
+    return view
+
+
+def lm_eval_arguments(arguments: Sequence[str], parser: argparse.ArgumentParser) -> list[str]:
+    """The arguments lm-eval gets: ``arguments``, checked, with memtasks' default batch size where none is given.
+
+    Exits with ``parser``'s usage when no task is named; raises ``ValueError``
+    for a ``mem_`` task name that no task folder defines.
+    """
+    arguments = list(arguments)
+    if arguments and arguments[0] in LM_EVAL_COMMANDS[1:]:
+        return arguments
+    try:
+        view, _ = _lm_eval_view().parse_known_args(arguments[1:] if arguments[:1] == ["run"] else arguments)
+    except argparse.ArgumentError as error:
+        parser.error(str(error))
+    if view.config:
+        return arguments
+    tasks = [name for value in view.tasks for name in value.split(",") if name]
+    if not tasks:
+        parser.error("name the tasks with --tasks, e.g. --model hf --model_args pretrained=MODEL --tasks mem_xsum")
+    check_task_names(tasks, view.include_path)
+    if view.batch_size is None and (view.model or "hf") in LOCAL_MODEL_TYPES:
+        arguments += ["--batch_size", str(DEFAULT_BATCH_SIZE)]
+        print(f"memtasks eval: --batch_size {DEFAULT_BATCH_SIZE} (pass --batch_size to choose another)", file=sys.stderr)
+    return arguments
+
+
+def check_task_names(tasks: Sequence[str], include_path: Sequence[str] = ()) -> None:
+    """Refuse a ``mem_`` name that neither memtasks' task folders nor lm-eval's define, naming the nearest task.
+
+    Other names (lm-eval's tasks, YAML paths) are left to lm-eval, which knows them.
+    """
+    suspects = [t for t in tasks if t.startswith(MEMTASKS_PREFIX) and not Path(t).exists()]
+    if not suspects:
+        return
+    from memtasks.tasks import known_tasks
+
+    known = known_tasks(tuple(include_path))
+    for name in suspects:
+        if name not in known and not _lm_eval_defines(name):
+            ours = sorted(n for n in known if n.startswith(MEMTASKS_PREFIX))
+            hint = suggestion(name, ours) or f" (memtasks' tasks and groups: {', '.join(_without_variants(ours))}, and their variants)"
+            raise ValueError(f"unknown task {name!r}{hint}")
+
+
+def _without_variants(names: Sequence[str]) -> list[str]:
+    """The names that do not extend another one (mem_imdb, not mem_imdb_prefix10)."""
+    return [n for n in names if not any(n.startswith(other + "_") for other in names)]
+
+
+def _lm_eval_defines(name: str) -> bool:
+    """Whether a YAML file of lm-eval's own task folder names ``name`` (a text search, not lm-eval's 20 s index)."""
+    spec = importlib.util.find_spec("lm_eval")
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    word = re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])")
+    for root in spec.submodule_search_locations:
+        for path in Path(root, "tasks").rglob("*.yaml"):
+            if word.search(path.read_text(encoding="utf-8", errors="replace")):
+                return True
+    return False
+
+
+def run(args: argparse.Namespace) -> int:
+    from memtasks.harness import run_lm_eval
+
+    return run_lm_eval(lm_eval_arguments(args.arguments, args.command_parser), redact=args.redact)

@@ -1,0 +1,34 @@
+"""``memtasks tiny-models``: tiny untrained models with a tokenizer trained on local text."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from memtasks.cli.options import positive_int
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "tiny-models",
+        help="build a tiny decoder-only and a tiny encoder-decoder model with a tokenizer trained on local text",
+        description="Writes OUT_DIR/tiny-decoder (2-layer GPT-2) and OUT_DIR/tiny-seq2seq (2-layer T5); "
+        "nothing is downloaded.",
+    )
+    parser.add_argument("out_dir", type=Path, help="folder to write the two models into")
+    parser.add_argument("--text", type=Path, required=True, help="JSONL (with --field) or plain text to train the tokenizer on")
+    parser.add_argument("--field", default="text", help="JSONL field holding the text")
+    parser.add_argument("--vocab-size", type=positive_int, default=2000, help="tokenizer vocabulary size")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from memtasks.probes import read_texts
+    from memtasks.tiny import build_tiny_model, train_tokenizer
+
+    texts = read_texts(args.text, args.field)
+    tokenizer = train_tokenizer(texts, vocab_size=args.vocab_size)
+    for kind in ("decoder", "seq2seq"):
+        path = build_tiny_model(kind, tokenizer, args.out_dir / f"tiny-{kind}")
+        print(f"{kind}: {path}")
+    return 0
