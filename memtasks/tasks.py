@@ -105,11 +105,15 @@ def load_records(
     split: str = "train",
     data_files: str | Sequence[str] | None = None,
     where: str = "task",
+    revision: str | None = None,
+    load_kwargs: Mapping[str, Any] | None = None,
 ):
     """A task's records as a ``datasets.Dataset``, with a description of where they came from.
 
     ``data_files`` (JSON, JSONL, CSV or parquet, by extension) replaces the
-    Hugging Face dataset ``dataset_path``/``dataset_name``/``split``.
+    Hugging Face dataset ``dataset_path``/``dataset_name``/``split``, loaded at
+    ``revision`` (a branch, tag or commit: a loading-script dataset's
+    ``refs/convert/parquet``) with any other ``load_dataset`` arguments in ``load_kwargs``.
     """
     import datasets
 
@@ -125,7 +129,12 @@ def load_records(
         return datasets.load_dataset(builder, data_files=files, split="train"), files[0]
     if dataset_path is None:
         raise ValueError(f"{where}: needs dataset_path or data_files in its metadata")
-    return datasets.load_dataset(dataset_path, dataset_name, split=split), f"{dataset_path}:{split}"
+    if load_kwargs is not None and not isinstance(load_kwargs, Mapping):
+        raise ValueError(f"{where}: metadata 'load_kwargs' must be a mapping of load_dataset arguments, got {load_kwargs!r}")
+    extra = dict(load_kwargs or {})
+    if revision:
+        extra["revision"] = revision
+    return datasets.load_dataset(dataset_path, dataset_name, split=split, **extra), f"{dataset_path}:{split}"
 
 
 @dataclass(frozen=True)

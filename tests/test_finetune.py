@@ -228,7 +228,7 @@ def test_task_examples_name_the_bad_record(tmp_path):
 
 
 def test_the_held_out_slice_the_probes_use_as_non_members_is_never_trained_on(tmp_path):
-    from memtasks.harness import load_probes
+    from memtasks.harness.hooks import load_probes
     from memtasks.tasks import holdout_fraction
 
     path = tmp_path / "train.jsonl"

@@ -1,11 +1,12 @@
 import json
-import math
 
 import pytest
 import yaml
 
-from memtasks import harness
-from memtasks.harness import METRICS, load_probes, process_results, task_configs_dir
+from memtasks.harness import hooks
+from memtasks.harness.hooks import load_probes, process_results
+from memtasks.outcomes import METRICS
+from memtasks.tasks import task_configs_dir
 from memtasks.probes import DEFAULT_HOLDOUT, held_out
 
 
@@ -53,21 +54,22 @@ def test_load_probes_errors_name_the_problem(tmp_path, local_file):
 
 def test_metrics_are_computed_once_and_agree(monkeypatch):
     calls = []
-    real = harness.score_with_floor
+    import memtasks.scoring
+
+    real = memtasks.scoring.score_with_floor
 
     def counting(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(harness, "score_with_floor", counting)
-    harness._scores.clear()
+    monkeypatch.setattr(memtasks.scoring, "score_with_floor", counting)
     docs = [
         {"id": str(i), "suffix": f"Sentence one of text {i} about {words(12, f't{i}w')}. And then a second sentence {words(10, f'u{i}v')}.", "records": 20, "too_short": 2}
         for i in range(20)
     ]
     generations = [d["suffix"] if i < 5 else "" for i, d in enumerate(docs)]
     per_doc = [process_results(doc, [gen]) for doc, gen in zip(docs, generations)]
-    values = {metric: getattr(harness, metric)([r[metric] for r in per_doc]) for metric in METRICS}
+    values = {metric: getattr(hooks, metric)([r[metric] for r in per_doc]) for metric in METRICS}
     assert len(calls) == 1
     assert values["probes"] == 20 and values["skipped_too_short"] == 2
     assert values["verbatim_rate"] == pytest.approx(5 / 20)
@@ -76,7 +78,10 @@ def test_metrics_are_computed_once_and_agree(monkeypatch):
         assert values[f"{name}_low"] <= values[name] <= values[f"{name}_high"]
     # Without a paraphrase classifier, the detector's evidence grades paraphrases: the two grades add up.
     assert values["paraphrase_high_rate"] + values["paraphrase_low_rate"] == pytest.approx(values["paraphrase_rate"])
-    assert not any(math.isnan(values[m]) for m in METRICS if not m.startswith(("nonmember_", "excess_")))
+    assert all(isinstance(values[m], (int, float)) for m in METRICS if not m.startswith(("nonmember_", "excess_")))
+    # No non-member was probed: their rates are unscored, null in the results file (strict JSON, no NaN).
+    assert values["nonmember_mem_rate"] is None and values["excess_mem_rate_low"] is None
+    json.dumps(values, allow_nan=False)
     logged = json.loads(str(per_doc[0]["mem_rate"]))
     assert logged == {"id": "0", "member": True, "category": "verbatim", "matched_id": "0", "rank": 1}
     assert "Sentence" not in str(per_doc[0]["mem_rate"])
@@ -91,8 +96,8 @@ def test_every_task_yaml_names_existing_functions_and_a_dataset():
     Loader.add_constructor("!function", lambda loader, node: loader.construct_scalar(node))
     default = yaml.load((folder / "_mem_default.yaml").read_text(), Loader=Loader)
     for entry in default["metric_list"]:
-        assert entry["aggregation"] == f"memtasks.harness.{entry['metric']}"
-        assert callable(getattr(harness, entry["metric"]))
+        assert entry["aggregation"] == f"memtasks.harness.hooks.{entry['metric']}"
+        assert callable(getattr(hooks, entry["metric"]))
     assert {e["metric"] for e in default["metric_list"]} == set(METRICS)
     tasks = [p for p in folder.glob("mem_*.yaml") if "group" not in yaml.load(p.read_text(), Loader=Loader)]
     assert len(tasks) >= 12
@@ -103,20 +108,50 @@ def test_every_task_yaml_names_existing_functions_and_a_dataset():
             assert {"dataset_path", "input_field", "instruction", "output_field"} <= set(config["metadata"])
 
 
-def test_lm_evals_own_task_index_is_skipped_only_when_no_task_needs_it(tmp_path):
-    from memtasks.harness import _needs_lm_eval_tasks
+def test_the_generated_task_configs_are_up_to_date():
+    from memtasks.task_configs._generate_configs import main
 
-    assert not _needs_lm_eval_tasks(["--model", "hf", "--tasks", "mem_xsum,mem_paper"])
-    assert _needs_lm_eval_tasks(["--tasks", "mem_xsum,hellaswag"])
-    assert _needs_lm_eval_tasks(["--tasks", "list"])
-    (tmp_path / "mine.yaml").write_text("include: " + str(task_configs_dir() / "_mem_default.yaml") + "\ntask: mem_mine\n")
-    assert not _needs_lm_eval_tasks(["--include_path", str(tmp_path), "--tasks=mem_mine"])
+    assert main(["--check"]) == 0
+
+
+def test_unknown_or_misspelled_metadata_is_an_error(local_file):
+    with pytest.raises(ValueError, match="unknown metadata key 'n_probe' \\(did you mean 'n_probes'\\?\\)"):
+        load_probes(data_files=str(local_file), input_field="document", n_probe=5)
+    with pytest.raises(ValueError, match="unknown metadata key 'colour'"):
+        load_probes(data_files=str(local_file), input_field="document", colour="red")
+    with pytest.raises(ValueError, match="'preset' must be one of"):
+        load_probes(data_files=str(local_file), input_field="document", preset="pan15")
+    with pytest.raises(ValueError, match="'k' must be a whole number"):
+        load_probes(data_files=str(local_file), input_field="document", k=0)
+    # Model arguments lm-eval merges into the metadata, the task's version and fine-tuning fields pass.
+    rows = load_probes(
+        data_files=str(local_file), input_field="document", k=3, preset="pan14", pretrained="gpt2", dtype="float32",
+        version=1.0, instruction="Summarize.", eval_split="validation",
+    )["test"]
+    assert json.loads(rows[0]["scoring"])["scoring"]["k"] == 3
+
+
+def test_dataset_revision_and_load_arguments_reach_load_dataset(monkeypatch, local_file):
+    import datasets
+
+    calls = []
+    real = datasets.load_dataset
+
+    def recording(path, name=None, **kwargs):
+        calls.append((path, name, kwargs))
+        return real("json", data_files=str(local_file), split="train")
+
+    monkeypatch.setattr(datasets, "load_dataset", recording)
+    load_probes(
+        dataset_path="alexfabbri/multi_news", revision="refs/convert/parquet", load_kwargs={"verification_mode": "no_checks"},
+        input_field="document",
+    )
+    assert calls[0] == ("alexfabbri/multi_news", None, {"split": "train", "revision": "refs/convert/parquet", "verification_mode": "no_checks"})
 
 
 def _metrics(docs, generations):
-    harness._scores.clear()
     per_doc = [process_results(doc, [gen]) for doc, gen in zip(docs, generations)]
-    return {metric: getattr(harness, metric)([r[metric] for r in per_doc]) for metric in METRICS}, per_doc
+    return {metric: getattr(hooks, metric)([r[metric] for r in per_doc]) for metric in METRICS}, per_doc
 
 
 def _dataset_rows(tmp_path, n=60, repeat=1):
@@ -170,7 +205,7 @@ def test_non_members_from_their_own_file_and_none_at_all(tmp_path, local_file):
     test = load_probes(data_files=str(local_file), input_field="document", nonmember_probes=0)["test"]
     assert all(test["member"])
     values, _ = _metrics(list(test), list(test["suffix"]))
-    assert math.isnan(values["excess_mem_rate"]) and math.isnan(values["nonmember_mem_rate"])
+    assert values["excess_mem_rate"] is None and values["nonmember_mem_rate"] is None
     assert values["probes"] == len(test) and values["nonmember_probes"] == 0
     with pytest.raises(ValueError, match="'holdout' must be a number at least 0 and below 1"):
         load_probes(data_files=str(local_file), input_field="document", holdout=1.5)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from memtasks.harness import METRICS, run_lm_eval
+from memtasks.harness import run_lm_eval
+from memtasks.outcomes import METRICS
 from memtasks.probes import DEFAULT_HOLDOUT, held_out
 from memtasks.tiny import build_tiny_model, memorize, train_tokenizer
 

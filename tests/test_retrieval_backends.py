@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from memtasks import harness
+from memtasks.harness import hooks
 from memtasks.cli import main
 from memtasks.probes import DEFAULT_HOLDOUT, held_out
 from memtasks.retrieval import BM25Index, RetrievalSettings
@@ -69,7 +69,7 @@ def test_a_backend_failure_stops_scoring_before_any_rate(monkeypatch):
 
 
 def _task_items(dataset, generations):
-    return [harness.process_results(doc, [gen])["mem_rate"] for doc, gen in zip(dataset, generations)]
+    return [hooks.process_results(doc, [gen])["mem_rate"] for doc, gen in zip(dataset, generations)]
 
 
 def test_task_metadata_search_corpus_split_indexes_every_eligible_record(tmp_path):
@@ -77,8 +77,8 @@ def test_task_metadata_search_corpus_split_indexes_every_eligible_record(tmp_pat
     data = tmp_path / "train.jsonl"
     data.write_text("".join(json.dumps({"text": r["suffix"], "uid": r["id"]}) + "\n" for r in rows), encoding="utf-8")
     options = dict(data_files=str(data), input_field="text", id_field="uid", prefix_tokens=8, n_probes=10, seed=3)
-    probes_only = harness.load_probes(**options)["test"]
-    split = harness.load_probes(**options, search_corpus="split")["test"]
+    probes_only = hooks.load_probes(**options)["test"]
+    split = hooks.load_probes(**options, search_corpus="split")["test"]
     drawn = set(split["id"])
     # A member of the split that was not drawn: its suffix is only in the split's index.
     other = next(
@@ -88,22 +88,22 @@ def test_task_metadata_search_corpus_split_indexes_every_eligible_record(tmp_pat
     other_suffix = other["suffix"].split(None, 8)[8]
     generations = [other_suffix] + ["unrelated words"] * (len(split) - 1)
     split_items = _task_items(split, generations)
-    assert harness.mem_rate(split_items) == pytest.approx(1 / sum(split["member"]))
-    assert split_items[0].matched_id == other["id"]
+    assert hooks.mem_rate(split_items) == pytest.approx(1 / sum(split["member"]))
+    assert split_items[0].outcome.matched_id == other["id"]
     probe_items = _task_items(probes_only, generations)
-    harness.mem_rate(probe_items)
-    assert probe_items[0].matched_id != other["id"]
+    hooks.mem_rate(probe_items)
+    assert probe_items[0].outcome.matched_id != other["id"]
 
 
 def test_task_metadata_errors_name_the_task_source(tmp_path, monkeypatch):
     data = tmp_path / "train.jsonl"
     data.write_text(json.dumps({"text": " ".join(["word"] * 80)}) + "\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"train\.jsonl.*search_corpus.*'probes' or 'split'"):
-        harness.load_probes(data_files=str(data), search_corpus="everything")
+        hooks.load_probes(data_files=str(data), search_corpus="everything")
     monkeypatch.delenv("MEMTASKS_ES_URL", raising=False)
     # An Elasticsearch task fails when its dataset loads, before any generation.
     with pytest.raises(OSError, match="set MEMTASKS_ES_URL"):
-        harness.load_probes(data_files=str(data), retrieval="elasticsearch")
+        hooks.load_probes(data_files=str(data), retrieval="elasticsearch")
 
 
 def test_cli_elasticsearch_error_is_one_line_without_credentials(capsys, monkeypatch):

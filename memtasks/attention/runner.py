@@ -82,7 +82,8 @@ def task_pairs(
     meta = spec.metadata
     fmt = FineTuningFormat.from_spec(spec)
     records, source = load_records(
-        meta.get("dataset_path"), meta.get("dataset_name"), meta.get("split", "train"), meta.get("data_files"), where=spec.where()
+        meta.get("dataset_path"), meta.get("dataset_name"), meta.get("split", "train"), meta.get("data_files"), where=spec.where(),
+        revision=meta.get("revision"), load_kwargs=meta.get("load_kwargs"),
     )
     if len(records) == 0:
         raise ValueError(f"{spec.where()}: {source} has no records")

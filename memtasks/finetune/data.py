@@ -47,6 +47,8 @@ def task_examples(
         split or meta.get("split", "train"),
         data_files,
         where=spec.where(),
+        revision=meta.get("revision"),
+        load_kwargs=meta.get("load_kwargs"),
     )
     if training:
         options = {**spec.metadata, "holdout": holdout} if holdout is not None else spec.metadata

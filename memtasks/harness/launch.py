@@ -1,0 +1,271 @@
+"""``memtasks eval``: lm-eval's own command line, with memtasks' tasks and model class.
+
+The arguments are parsed by lm-eval's parser, so every form lm-eval accepts
+(``-o DIR``, ``--output_path=run.json``, ``--tasks a b``, ``--config``) means
+here what it means there. Nothing of lm-eval is patched; what memtasks adds:
+
+- its task folder, unless lm-eval already discovered it through the
+  ``lm_eval.tasks`` entry point; several ``--include_path`` folders may be given,
+  separated by ``os.pathsep``;
+- ``--model memtasks-hf`` when no ``--model`` is given (the same generation
+  budget for every architecture, :mod:`memtasks.harness.model`);
+- lm-eval's own task index (about 15,000 names, 10-20 s of CPU) is built only
+  when a run names a task that is not memtasks' or in ``--include_path``;
+- ``redact``: training text and generations never reach a file or a stream in
+  clear. Per-sample logs are hashed in memory before lm-eval writes them, and
+  every channel that would carry them otherwise (the request and response
+  caches, ``--write_out``, uploads to W&B, Trackio or the Hub) is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from memtasks.harness import MODEL_NAME
+from memtasks.tasks import known_tasks, task_configs_dir
+
+# Channels that would carry training text or generations past a redacted run,
+# as lm-eval's configuration names them, and why each leaks.
+LEAKING_CHANNELS = {
+    "use_cache": "--use_cache stores every generation in clear in its SQLite file",
+    "cache_requests": "--cache_requests stores the prompts (training prefixes) in clear in lm-eval's cache folder",
+    "write_out": "--write_out prints training prefixes to the terminal",
+    "wandb_args": "--wandb_args uploads per-sample logs before they could be redacted",
+    "wandb_config_args": "--wandb_config_args uploads to W&B, which --redact cannot check",
+    "trackio_args": "--trackio_args uploads per-sample logs before they could be redacted",
+    "hf_hub_log_args": "--hf_hub_log_args uploads results and samples to the Hub before they could be redacted",
+}
+UPLOADS = ("wandb_args", "wandb_config_args", "trackio_args", "hf_hub_log_args")
+
+
+class LaunchError(ValueError):
+    """A ``memtasks eval`` command line that cannot run as given; the message says why and what to change."""
+
+
+def split_paths(include_path: str | Path | Sequence[str | Path] | None) -> list[str]:
+    """``--include_path`` as a list of folders (``os.pathsep`` separates several)."""
+    if include_path is None:
+        return []
+    if isinstance(include_path, (str, Path)):
+        return [p for p in str(include_path).split(os.pathsep) if p]
+    return [str(p) for p in include_path]
+
+
+def parse_arguments(arguments: Sequence[str]):
+    """lm-eval's namespace for ``lm_eval run ARGUMENTS``, parsed by lm-eval's own parser."""
+    from lm_eval._cli.harness import HarnessCLI
+
+    arguments = list(arguments)
+    if arguments[:1] != ["run"]:
+        arguments = ["run", *arguments]
+    saved, sys.argv = sys.argv, ["lm_eval", *arguments]
+    try:
+        return HarnessCLI().parse_args()
+    finally:
+        sys.argv = saved
+
+
+def effective_settings(namespace) -> dict[str, Any]:
+    """The run's settings as lm-eval will see them: its ``--config`` YAML under the command line's."""
+    from lm_eval.config.evaluate_config import EvaluatorConfig
+
+    settings: dict[str, Any] = {}
+    if getattr(namespace, "config", None):
+        settings.update(EvaluatorConfig.load_yaml_config(namespace.config))
+    settings.update({k: v for k, v in vars(namespace).items() if (v or v == 0) and k not in ("command", "func")})
+    return settings
+
+
+def check_redaction(settings: dict[str, Any]) -> None:
+    """Refuse a redacted run that asks for a channel which would carry training text in clear."""
+    for name, why in LEAKING_CHANNELS.items():
+        value = settings.get(name)
+        if isinstance(value, dict) and name == "cache_requests":
+            value = value.get("cache_requests") or value.get("rewrite_requests_cache")
+        if value:
+            raise LaunchError(f"--redact: {why}; drop {name.join(('--', ''))} or run without --redact")
+
+
+def task_names(settings: dict[str, Any]) -> list[str]:
+    """The ``--tasks`` of a run, one name per entry (lm-eval accepts spaces and commas)."""
+    tasks = settings.get("tasks")
+    if not tasks:
+        raise LaunchError("memtasks eval needs --tasks (for example --tasks mem_xsum)")
+    entries = tasks.split(",") if isinstance(tasks, str) else [t for task in tasks for t in str(task).split(",")]
+    return [t for t in entries if t]
+
+
+def discovered_by_lm_eval() -> bool:
+    """Whether lm-eval indexes memtasks' tasks by itself (an lm-eval that reads the ``lm_eval.tasks`` entry points)."""
+    from lm_eval.tasks.manager import TaskManager
+
+    ours = task_configs_dir().resolve()
+    for entry in TaskManager(include_defaults=False).task_index.values():
+        path = getattr(entry, "yaml_path", None)
+        if path is not None and Path(path).resolve().parent == ours:
+            return True
+    return False
+
+
+def include_paths(settings: dict[str, Any]) -> list[str]:
+    """The folders to index: the user's, then memtasks' unless lm-eval discovers it itself."""
+    paths = split_paths(settings.get("include_path"))
+    ours = str(task_configs_dir())
+    if ours not in paths and not discovered_by_lm_eval():
+        paths.append(ours)
+    return paths
+
+
+def _memtasks_tasks(names: Sequence[str], paths: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The named tasks that are memtasks' or the include path's, and the rest (lm-eval's own)."""
+    known = known_tasks(tuple(p for p in paths if p != str(task_configs_dir())))
+    ours = [n for n in names if n in known or n.endswith(".yaml")]
+    return ours, [n for n in names if n not in ours]
+
+
+def run_lm_eval(arguments: Sequence[str], redact: bool = False) -> int:
+    """Run lm-eval on ``arguments`` (its command line, without the program name); the exit status.
+
+    With ``redact``, per-sample logs keep hashes instead of training text and
+    generations (:mod:`memtasks.harness.redact`), and any channel that could
+    not be redacted is refused before anything runs.
+    """
+    if not arguments:
+        raise LaunchError("memtasks eval needs lm-eval arguments: at least --tasks (see memtasks eval --help)")
+    namespace = parse_arguments(arguments)
+    settings = effective_settings(namespace)
+    names = task_names(settings)
+    if redact:
+        check_redaction(settings)
+    paths = include_paths(settings)
+    ours, others = _memtasks_tasks(names, paths)
+    if ours and "apply_chat_template" in settings and settings["apply_chat_template"] is not False:
+        raise LaunchError(
+            "--apply_chat_template would wrap each probe's bare training prefix in a chat turn, "
+            f"which is not what {', '.join(ours)} measure: run them without it"
+        )
+    namespace.include_path = paths
+    if getattr(namespace, "model", None) is None and "model" not in settings:
+        namespace.model = MODEL_NAME
+    if (namespace.model or settings.get("model")) == MODEL_NAME:
+        import memtasks.harness.model  # noqa: F401  (registers the class with lm-eval)
+    if any(settings.get(name) for name in UPLOADS):
+        return _run_lm_eval_cli(namespace)
+    return _run(namespace, paths, include_defaults=bool(others), redact=redact)
+
+
+def _run_lm_eval_cli(namespace) -> int:
+    """lm-eval's own run command, for the uploads memtasks does not drive itself."""
+    from lm_eval._cli.harness import HarnessCLI
+    from lm_eval.utils import setup_logging
+
+    setup_logging()
+    HarnessCLI().execute(namespace)
+    return 0
+
+
+def _run(namespace, paths: Sequence[str], include_defaults: bool, redact: bool) -> int:
+    """What ``lm_eval run`` does, with a task manager that indexes only what the run needs."""
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    from lm_eval import simple_evaluate
+    from lm_eval.config.evaluate_config import EvaluatorConfig
+    from lm_eval.loggers import EvaluationTracker
+    from lm_eval.tasks.manager import TaskManager
+    from lm_eval.utils import handle_non_serializable, make_table, setup_logging
+
+    from memtasks.harness.redact import redact_sample
+    from memtasks.outcomes import METRICS
+
+    setup_logging()
+    config = EvaluatorConfig.from_cli(namespace)
+    manager = TaskManager(include_path=list(paths), include_defaults=include_defaults, metadata=config.metadata)
+    tasks = _resolve_tasks(manager, task_names({"tasks": config.tasks}))
+    tracker = EvaluationTracker(output_path=config.output_path) if config.output_path else EvaluationTracker()
+    seeds = config.seed or [None] * 4
+    results = simple_evaluate(
+        model=config.model,
+        model_args=config.model_args,
+        tasks=tasks,
+        num_fewshot=config.num_fewshot,
+        batch_size=config.batch_size,
+        max_batch_size=config.max_batch_size,
+        device=config.device,
+        use_cache=config.use_cache,
+        cache_requests=config.cache_requests.get("cache_requests", False),
+        rewrite_requests_cache=config.cache_requests.get("rewrite_requests_cache", False),
+        delete_requests_cache=config.cache_requests.get("delete_requests_cache", False),
+        limit=config.limit,
+        samples=config.samples,
+        check_integrity=config.check_integrity,
+        write_out=config.write_out,
+        log_samples=config.log_samples,
+        evaluation_tracker=tracker,
+        system_instruction=config.system_instruction,
+        apply_chat_template=config.apply_chat_template,
+        fewshot_as_multiturn=config.fewshot_as_multiturn,
+        gen_kwargs=config.gen_kwargs,
+        task_manager=manager,
+        verbosity=config.verbosity,
+        predict_only=config.predict_only,
+        random_seed=seeds[0],
+        numpy_random_seed=seeds[1],
+        torch_random_seed=seeds[2],
+        fewshot_random_seed=seeds[3],
+        confirm_run_unsafe_code=config.confirm_run_unsafe_code,
+        metadata=config.metadata,
+    )
+    if results is None:
+        return 0
+    samples = results.pop("samples", None) if config.log_samples else None
+    if samples is not None and redact:
+        outcome_fields = frozenset(METRICS)
+        samples = {task: [redact_sample(s, outcome_fields) for s in rows] for task, rows in samples.items()}
+    if config.show_config:
+        import json
+
+        print(json.dumps(results, indent=2, default=handle_non_serializable, ensure_ascii=False))
+    tracker.save_results_aggregated(results=results, samples=samples)
+    if samples is not None:
+        for task in results["configs"]:
+            tracker.save_results_samples(task_name=task, samples=samples[task])
+    batch_sizes = ",".join(map(str, results["config"]["batch_sizes"]))
+    print(
+        f"{config.model} ({config.model_args}), gen_kwargs: ({config.gen_kwargs}), limit: {config.limit}, "
+        f"num_fewshot: {config.num_fewshot}, batch_size: {config.batch_size}{f' ({batch_sizes})' if batch_sizes else ''}"
+    )
+    print(make_table(results))
+    if "groups" in results:
+        print(make_table(results, "groups"))
+    return 0
+
+
+def _resolve_tasks(manager, names: Sequence[str]) -> list:
+    """Task names (globs allowed) and YAML files as lm-eval's run command resolves them."""
+    import glob
+
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    resolved: list = []
+    missing = []
+    for name in names:
+        if name.endswith(".yaml"):
+            matches = [load_yaml(path, resolve_func=True) for path in sorted(glob.glob(str(Path(name).absolute())))]
+        else:
+            matches = manager.match_tasks([name])
+        if not matches:
+            missing.append(name)
+        resolved += [m for m in matches if m not in resolved]
+    if missing:
+        raise LaunchError(f"tasks not found: {', '.join(missing)}{_suggestion(manager, missing)}")
+    return resolved
+
+
+def _suggestion(manager, missing: Sequence[str]) -> str:
+    import difflib
+
+    close = [m for name in missing for m in difflib.get_close_matches(name, manager.all_tasks, n=1, cutoff=0.8)]
+    return f" (did you mean {', '.join(close)}?)" if close else ""

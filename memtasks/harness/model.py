@@ -1,0 +1,32 @@
+"""The lm-eval model class memtasks' tasks are run with: ``--model memtasks-hf``.
+
+lm-eval's ``hf`` model asks ``generate()`` for ``max_length = input tokens +
+max_gen_toks``. A decoder-only model then writes ``max_gen_toks`` new tokens,
+but for an encoder-decoder that bound applies to the decoder output alone, so
+T5 may write hundreds of tokens where GPT-2 writes ``max_gen_toks``; rates of
+the two would not be comparable. ``memtasks-hf`` is ``hf`` with one change:
+every model gets ``max_gen_toks`` new tokens. For decoder-only models the two
+classes generate the same text.
+
+Registered under lm-eval's model registry, so the results file records which
+class ran, and ``lm_eval.simple_evaluate(model="memtasks-hf", ...)`` after
+``import memtasks.harness.model`` generates what ``memtasks eval`` does.
+"""
+
+from __future__ import annotations
+
+from lm_eval.api.registry import register_model
+from lm_eval.models.huggingface import HFLM
+
+from memtasks.harness import MODEL_NAME
+
+
+@register_model(MODEL_NAME)
+class EqualBudgetHFLM(HFLM):
+    """``hf`` with the same generation budget, ``max_gen_toks`` new tokens, for every architecture."""
+
+    def _model_generate(self, context, max_length, stop, **generation_kwargs):
+        if self.backend == "seq2seq":
+            # lm-eval counted the encoder input into max_length; the decoder output starts with its start token.
+            max_length = max_length - context.shape[1] + 1
+        return super()._model_generate(context, max_length, stop, **generation_kwargs)
