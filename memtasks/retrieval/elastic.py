@@ -6,29 +6,43 @@ command lines, so that no credential reaches a results file or a log:
 - ``MEMTASKS_ES_URL``: the server, e.g. ``https://es.example.org:9200``;
 - ``MEMTASKS_ES_API_KEY`` (base64 or ``id:key``), or ``MEMTASKS_ES_USERNAME``
   and ``MEMTASKS_ES_PASSWORD``;
-- ``MEMTASKS_ES_CA_CERTS``: a CA bundle to verify the server's TLS certificate.
+- ``MEMTASKS_ES_CA_CERTS``: a CA bundle to verify the server's TLS certificate;
+- ``MEMTASKS_ES_TIMEOUT``: seconds one request may take, retries and back-off
+  included (default 30).
 
 Each run indexes its corpus into an index of its own (``memtasks-`` + a random
 suffix) with an explicit mapping (the ``standard`` analyzer, BM25 with k1 = 1.2
-and b = 0.75, one shard), bulk-loads it with retries and back-off on HTTP 429,
-refreshes, checks the document count, searches with ``_msearch`` sorted by
-score then id, and deletes the index at the end, also after a failure. A
-user-given ``index`` name keeps the index and reuses it on later runs when it
-holds the same corpus (checked by a fingerprint in the mapping's ``_meta``).
-Any failure (connection, credentials, a document the server rejects, a shard
-that does not answer) raises :class:`ElasticsearchBackendError`: a rate is never
-computed on a partial index or partial results.
+and b = 0.75, one shard), bulk-loads it (documents the server pushes back with
+HTTP 429 are sent again after a pause), refreshes, checks the document count,
+searches with ``_msearch`` sorted by score then id, and deletes the index at
+the end, also after a failure. A user-given ``index`` name keeps the index and
+reuses it on later runs when it holds the same corpus (checked by a fingerprint
+in the mapping's ``_meta``).
+
+Every request has a deadline that covers its retries: a server that stops
+answering ends the run after ``MEMTASKS_ES_TIMEOUT`` seconds, not minutes. Every
+answer is checked before it is used: one ``_msearch`` response per query, each
+hit with its ``_id`` and its ``sort`` values (score, id) naming an indexed
+document. Any failure (connection, credentials, a document the server rejects,
+a shard that does not answer, an answer of the wrong shape) raises
+:class:`ElasticsearchBackendError` with one line naming the server (without
+credentials), the request and what to check: a rate is never computed on a
+partial index or partial results.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
+import math
 import os
 import re
+import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from tqdm.auto import tqdm
@@ -38,11 +52,28 @@ from memtasks.retrieval.analysis import stopwords
 SCHEMA_VERSION = 1
 QUERY_ANALYZER_STOP = "memtasks_query_stop"
 BULK_CHUNK = 500
+BULK_BYTES = 20 * 1024 * 1024
 MSEARCH_BATCH = 100
+DEFAULT_TIMEOUT = 30.0
+# After the run has already failed (the server gone, or Ctrl-C), deleting the
+# temporary index gets only this long, so that the user is not kept waiting.
+CLEANUP_TIMEOUT = 5.0
+TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
+FIRST_PAUSE = 0.25
+
+T = TypeVar("T")
 
 
 class ElasticsearchBackendError(OSError):
-    """An Elasticsearch request failed; the message names the server (without credentials) and what to check."""
+    """An Elasticsearch request failed; the message names the server (without credentials) and what to check.
+
+    ``unreachable`` is true when the server did not answer at all (no connection, or no answer
+    before the deadline).
+    """
+
+    def __init__(self, message: str, unreachable: bool = False):
+        super().__init__(message)
+        self.unreachable = unreachable
 
 
 def safe_url(url: str) -> str:
@@ -57,8 +88,47 @@ def safe_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
+def request_timeout(env: Mapping[str, str] | None = None) -> float:
+    """Seconds one request may take, retries included: ``MEMTASKS_ES_TIMEOUT``, else 30."""
+    env = os.environ if env is None else env
+    raw = env.get("MEMTASKS_ES_TIMEOUT", "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ElasticsearchBackendError(f"MEMTASKS_ES_TIMEOUT must be a number of seconds above 0, got {raw!r}")
+    return seconds
+
+
+def _credentials(url: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
+    """Which credentials a client built from ``env`` sends (in words), and the secret values to keep out of messages."""
+    parts = urlsplit(url)
+    in_url = [parts.password, _base64(f"{parts.username}:{parts.password}")] if parts.password else []
+    if env.get("MEMTASKS_ES_API_KEY"):
+        key = env["MEMTASKS_ES_API_KEY"]
+        return "the API key in MEMTASKS_ES_API_KEY", [key, _base64(key), *key.split(":", 1)[1:], *in_url]
+    if env.get("MEMTASKS_ES_USERNAME"):
+        password = env.get("MEMTASKS_ES_PASSWORD", "")
+        header = _base64(f"{env['MEMTASKS_ES_USERNAME']}:{password}")
+        return "MEMTASKS_ES_USERNAME and MEMTASKS_ES_PASSWORD", [password, header, *in_url] if password else in_url
+    if parts.username is not None:
+        return "the user name and password in MEMTASKS_ES_URL", in_url
+    return "no credentials", []
+
+
+def _base64(text: str) -> str:
+    """``text`` as the Authorization header carries it (a server may quote the header back)."""
+    return base64.b64encode(text.encode()).decode()
+
+
 def client_from_env(url: str | None = None, env: Mapping[str, str] | None = None, **options):
-    """An ``elasticsearch.Elasticsearch`` client configured from the ``MEMTASKS_ES_*`` variables."""
+    """An ``elasticsearch.Elasticsearch`` client configured from the ``MEMTASKS_ES_*`` variables, and its URL.
+
+    The client itself never retries: :class:`ElasticsearchIndex` retries within each request's deadline.
+    """
     try:
         from elasticsearch import Elasticsearch
     except ImportError:
@@ -70,7 +140,7 @@ def client_from_env(url: str | None = None, env: Mapping[str, str] | None = None
     url = url or env.get("MEMTASKS_ES_URL")
     if not url:
         raise ElasticsearchBackendError("the Elasticsearch backend needs a server: set MEMTASKS_ES_URL")
-    kwargs = {"request_timeout": 120, "retry_on_timeout": True, "max_retries": 3, **options}
+    kwargs = {"request_timeout": request_timeout(env), "retry_on_timeout": False, "max_retries": 0, **options}
     if env.get("MEMTASKS_ES_API_KEY"):
         key = env["MEMTASKS_ES_API_KEY"]
         kwargs["api_key"] = tuple(key.split(":", 1)) if ":" in key else key
@@ -132,22 +202,57 @@ def corpus_fingerprint(ids: Sequence[int], texts: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
+def _bulk_chunks(ids: Sequence[int], texts: Sequence[str]) -> Iterator[list[tuple[int, str]]]:
+    """Documents in groups of at most ``BULK_CHUNK`` documents and about ``BULK_BYTES`` of text."""
+    chunk: list[tuple[int, str]] = []
+    size = 0
+    for doc_id, text in zip(ids, texts):
+        weight = len(text.encode("utf-8")) + 64
+        if chunk and (len(chunk) == BULK_CHUNK or size + weight > BULK_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append((doc_id, text))
+        size += weight
+    if chunk:
+        yield chunk
+
+
+def _shape(value: Any) -> str:
+    """What a JSON value is, in words, for messages about answers of the wrong shape."""
+    if isinstance(value, str):
+        snippet = " ".join(value.split())[:60]
+        return f"text, not JSON ({snippet!r})"
+    if isinstance(value, bytes):
+        return f"bytes, not JSON ({value[:60]!r})"
+    names = {dict: "a JSON object", list: "a JSON list", bool: "a JSON boolean", int: "a JSON number", float: "a JSON number"}
+    return "JSON null" if value is None else names.get(type(value), type(value).__name__)
+
+
 class ElasticsearchIndex:
     """BM25 retrieval on an Elasticsearch server; ranks as :class:`~memtasks.retrieval.BM25Index`.
 
     Use as a context manager (or call :meth:`close`) so that the run's
-    temporary index is deleted whatever happens.
+    temporary index is deleted whatever happens. ``timeout`` is the deadline of
+    each request in seconds, retries included (default: ``MEMTASKS_ES_TIMEOUT``,
+    else 30).
     """
 
     def __init__(self, url: str | None = None, index: str | None = None, query_stopwords: bool = False, client=None,
-                 env: Mapping[str, str] | None = None):
+                 env: Mapping[str, str] | None = None, timeout: float | None = None):
+        env = os.environ if env is None else env
         if client is None:
             client, url = client_from_env(url, env)
+        url = url or env.get("MEMTASKS_ES_URL") or ""
         self.client = client
-        self.url = safe_url(url or "")
+        self.url = safe_url(url)
+        self.timeout = request_timeout(env) if timeout is None else float(timeout)
+        if not (math.isfinite(self.timeout) and self.timeout > 0):
+            raise ValueError(f"timeout must be a number of seconds above 0, got {timeout!r}")
+        self._sent_credentials, self._secrets = _credentials(url, env)
         self.query_stopwords = query_stopwords
         self.keep = index is not None
         self.name = index or f"memtasks-{uuid.uuid4().hex[:16]}"
+        self._ids: frozenset[int] = frozenset()
         self._created = False
         self._ready = False
         self._search_type: str | None = None
@@ -156,72 +261,192 @@ class ElasticsearchIndex:
         return self
 
     def __exit__(self, exc_type, exc, traceback) -> None:
-        try:
+        if exc is None:
             self.close()
+            return
+        try:
+            self._delete(deadline=time.monotonic() + min(self.timeout, CLEANUP_TIMEOUT), retry=False)
         except ElasticsearchBackendError:
-            # A failed clean-up must not hide the error that ended the run.
-            if exc_type is None:
-                raise
+            # A failed clean-up must not hide the error that ended the run; it is named in it.
+            if isinstance(exc, ElasticsearchBackendError):
+                exc.args = (f"{exc} (the temporary index '{self.name}' could not be deleted afterwards: delete it on the server)",)
 
-    @contextmanager
-    def _requests(self, action: str):
-        """Turn client exceptions into one line naming the server, the index and what to check."""
+    # Requests: deadlines, retries and one line per failure.
+
+    def _call(self, action: str, request: Callable[[Any], Any], retry: bool = True, deadline: float | None = None) -> Any:
+        """The body of ``request(client)``, retried on transient failures until ``deadline`` (default: now + timeout).
+
+        Retried: a lost connection and HTTP 429, 502, 503 and 504, after pauses of 0.25 s, 0.5 s, 1 s, ...
+        Each attempt may take only what is left of the deadline, so the whole call never exceeds it.
+        """
+        import elastic_transport
+        import elasticsearch
+
+        deadline = time.monotonic() + self.timeout if deadline is None else deadline
+        pause, attempts = FIRST_PAUSE, 0
+        while True:
+            attempts += 1
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise self._late(action, attempts - 1)
+            try:
+                return request(self.client.options(request_timeout=left)).body
+            except (elastic_transport.TransportError, elasticsearch.ApiError) as error:
+                if retry and self._transient(error) and time.monotonic() + pause < deadline:
+                    time.sleep(pause)
+                    pause *= 2
+                    continue
+                raise self._failure(error, action, attempts) from None
+
+    @staticmethod
+    def _transient(error: Exception) -> bool:
+        import elastic_transport
+        import elasticsearch
+
+        if isinstance(error, (elastic_transport.TlsError, elastic_transport.ConnectionTimeout)):
+            return False
+        if isinstance(error, elastic_transport.ConnectionError):
+            return True
+        return isinstance(error, elasticsearch.ApiError) and error.meta.status in TRANSIENT_STATUS
+
+    def _late(self, action: str, attempts: int) -> ElasticsearchBackendError:
+        tries = f" in {attempts} attempts" if attempts > 1 else ""
+        return ElasticsearchBackendError(
+            f"Elasticsearch at {self.url} did not answer within {self.timeout:g} s{tries} while trying to {action}: "
+            "check that the server is healthy and not overloaded, or allow each request more time with "
+            f"MEMTASKS_ES_TIMEOUT=<seconds> (now {self.timeout:g})",
+            unreachable=True,
+        )
+
+    def _failure(self, error: Exception, action: str, attempts: int) -> ElasticsearchBackendError:
+        """One line for a failed request, naming the server, the request and what to check."""
         import elastic_transport
         import elasticsearch
 
         where = f"Elasticsearch at {self.url}"
-        try:
-            yield
-        except elasticsearch.AuthenticationException:
-            raise ElasticsearchBackendError(
-                f"{where} rejected the credentials (HTTP 401) while trying to {action}: "
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        if isinstance(error, elastic_transport.ConnectionTimeout):
+            return self._late(action, attempts)
+        if isinstance(error, elastic_transport.TlsError):
+            return ElasticsearchBackendError(
+                f"{where}: TLS handshake failed ({self._clean(str(error))}) while trying to {action}: "
+                "check MEMTASKS_ES_CA_CERTS (the CA bundle that signed the server's certificate) and the URL's scheme",
+                unreachable=True,
+            )
+        if isinstance(error, elastic_transport.ConnectionError):
+            return ElasticsearchBackendError(
+                f"{where}: cannot connect ({self._connection_reason(error)}){tries} while trying to {action}: "
+                "check that the server is running and that MEMTASKS_ES_URL names it",
+                unreachable=True,
+            )
+        if isinstance(error, elastic_transport.SerializationError):
+            return ElasticsearchBackendError(
+                f"{where} answered with a body that is not JSON ({self._clean(error.message)}) while trying to {action}: "
+                "check that MEMTASKS_ES_URL names an Elasticsearch server, not a proxy or another service"
+            )
+        if isinstance(error, elastic_transport.TransportError):
+            return ElasticsearchBackendError(
+                f"{where}: the request failed ({type(error).__name__}: {self._clean(str(error))}) while trying to {action}"
+            )
+        status = error.meta.status
+        if isinstance(error, elasticsearch.UnsupportedProductError):
+            if not isinstance(error.body, (dict, list)):
+                return ElasticsearchBackendError(
+                    f"{where} answered HTTP {status} with {_shape(error.body)} while trying to {action}: "
+                    "check that MEMTASKS_ES_URL names an Elasticsearch server, not a proxy or another service"
+                )
+            return ElasticsearchBackendError(
+                f"{where} does not say it is Elasticsearch (no X-Elastic-Product header) while trying to {action}: "
+                "check that MEMTASKS_ES_URL names an Elasticsearch server"
+            )
+        if isinstance(error, elasticsearch.AuthenticationException):
+            return ElasticsearchBackendError(
+                f"{where} rejected the credentials (HTTP 401, sent {self._sent_credentials}) while trying to {action}: "
                 "check MEMTASKS_ES_API_KEY, or MEMTASKS_ES_USERNAME and MEMTASKS_ES_PASSWORD"
-            ) from None
-        except elasticsearch.AuthorizationException as error:
-            raise ElasticsearchBackendError(
-                f"{where}: the user may not {action} (HTTP 403, {self._reason(error)}): "
-                f"grant it the index privileges create_index, write, read and delete_index on '{self.name}'"
-            ) from None
-        except elasticsearch.NotFoundError as error:
-            raise ElasticsearchBackendError(
+            )
+        if isinstance(error, elasticsearch.AuthorizationException):
+            return ElasticsearchBackendError(
+                f"{where}: the credentials ({self._sent_credentials}) may not {action} (HTTP 403, {self._reason(error)}): "
+                f"grant them the index privileges create_index, write, read and delete_index on '{self.name}'"
+            )
+        if status == 404 and self._error_type(error) == "index_not_found_exception":
+            return ElasticsearchBackendError(
                 f"{where}: index '{self.name}' does not exist ({self._reason(error)}) while trying to {action}: "
                 "check the index name (es_index) and that nothing deleted it during the run"
-            ) from None
-        except elasticsearch.ApiError as error:
-            raise ElasticsearchBackendError(
-                f"{where}: could not {action} (HTTP {error.meta.status}, {self._reason(error)})"
-            ) from None
-        except elastic_transport.TlsError as error:
-            raise ElasticsearchBackendError(
-                f"{where}: TLS handshake failed ({self._clean(str(error))}): "
-                "check MEMTASKS_ES_CA_CERTS (the CA bundle that signed the server's certificate) and the URL's scheme"
-            ) from None
-        except elastic_transport.TransportError as error:
-            raise ElasticsearchBackendError(
-                f"{where}: cannot connect ({type(error).__name__}: {self._clean(str(error))}) while trying to {action}: "
-                "check that the server is running and that MEMTASKS_ES_URL names it"
-            ) from None
+            )
+        hint = ": check that MEMTASKS_ES_URL names the server's root" if status == 404 else ""
+        return ElasticsearchBackendError(f"{where}: could not {action} (HTTP {status}, {self._reason(error)}){tries}{hint}")
+
+    def _malformed(self, action: str, what: str) -> ElasticsearchBackendError:
+        return ElasticsearchBackendError(f"Elasticsearch at {self.url}: malformed answer while trying to {action}: {what}")
 
     def _clean(self, message: str) -> str:
-        # Transport messages may quote the URL the client was given; keep user
-        # names and passwords out of what is printed.
+        """``message`` on one line, at most 200 characters, without user names, passwords or keys."""
         message = re.sub(r"//[^/@\s]+@", "//", message)
-        return message[:300]
+        for secret in self._secrets:
+            message = message.replace(secret, "***")
+        message = " ".join(message.split())
+        return message if len(message) <= 200 else message[:199] + "…"
+
+    @staticmethod
+    def _connection_reason(error: BaseException) -> str:
+        # The transport keeps urllib3's error as the cause, whose message nests
+        # object addresses; the operating system's reason is what a person can act on.
+        chain: list[str] = []
+        while error is not None and len(chain) < 8:
+            chain.append(str(error))
+            error = error.__cause__ or error.__context__
+        found = re.findall(r"\[Errno -?\d+\] [^()\[\]'\"]+", " ".join(chain))
+        return found[-1].strip() if found else chain[0]
+
+    @staticmethod
+    def _error_type(error) -> str | None:
+        body = getattr(error, "body", None)
+        cause = body.get("error") if isinstance(body, dict) else None
+        return cause.get("type") if isinstance(cause, dict) else None
 
     def _reason(self, error) -> str:
         body = getattr(error, "body", None)
         if isinstance(body, dict) and isinstance(body.get("error"), dict):
             cause = body["error"]
             return self._clean(f"{cause.get('type')}: {cause.get('reason')}")
+        if isinstance(body, (str, bytes)) or body is None:
+            return _shape(body) if body else "an empty body"
         return self._clean(str(getattr(error, "message", error)))
+
+    def _field(self, body: Any, path: str, kind: type[T], action: str) -> T:
+        """``body[a][b]...`` for ``path`` = ``"a.b..."``, which must be a ``kind``; otherwise one line saying what came."""
+        value = body
+        for depth, key in enumerate(path.split(".")):
+            if not isinstance(value, dict):
+                where = "the body" if depth == 0 else f"'{'.'.join(path.split('.')[:depth])}'"
+                raise self._malformed(action, f"{where} is {_shape(value)}, not a JSON object with '{path}'")
+            if key not in value:
+                raise self._malformed(action, f"no '{path}' in the answer")
+            value = value[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise self._malformed(action, f"'{path}' is {_shape(value)}, expected {kind.__name__}")
+        return value
+
+    def _index_entry(self, body: Any, action: str) -> dict:
+        """This index's entry in a per-index answer (``{name: {...}}``); an alias answers under the index's own name."""
+        if not isinstance(body, dict):
+            raise self._malformed(action, f"the body is {_shape(body)}, not a JSON object")
+        entry = body.get(self.name, next(iter(body.values())) if len(body) == 1 else None)
+        if not isinstance(entry, dict):
+            raise self._malformed(action, f"no entry for index '{self.name}' (answered for: {', '.join(map(str, body)) or 'nothing'})")
+        return entry
+
+    # Indexing.
 
     def check_server(self) -> None:
         """Connect and check that the server's major version is the installed client's."""
         import elasticsearch
 
-        with self._requests("read the server version"):
-            info = self.client.info()
-        server = str(info.get("version", {}).get("number", "0"))
+        action = "read the server version"
+        # The first contact is not retried: a server that is not there is said at once.
+        info = self._call(action, lambda client: client.info(), retry=False)
+        server = self._field(info, "version.number", str, action)
         client_major = elasticsearch.__versionstr__.split(".")[0]
         if server.split(".")[0] != client_major:
             raise ElasticsearchBackendError(
@@ -239,16 +464,17 @@ class ElasticsearchIndex:
             raise ValueError("document ids must be unique")
         self.check_server()
         fingerprint = corpus_fingerprint(ids, texts)
-        with self._requests(f"check whether index '{self.name}' exists"):
-            exists = bool(self.client.indices.exists(index=self.name))
-        if exists and self.keep:
+        exists = self._call(f"check whether index '{self.name}' exists", lambda c: c.indices.exists(index=self.name))
+        if exists is True and self.keep:
             self._reuse(fingerprint, len(ids))
+            self._ids = frozenset(ids)
             return
-        if exists:
+        if exists is True:
             raise ElasticsearchBackendError(f"Elasticsearch at {self.url}: index '{self.name}' already exists")
         body = index_body(fingerprint, len(ids))
-        with self._requests(f"create index '{self.name}'"):
-            self.client.indices.create(index=self.name, settings=body["settings"], mappings=body["mappings"])
+        # Not retried: a create that reached the server before the connection broke would fail as "exists".
+        self._call(f"create index '{self.name}'", lambda c: c.indices.create(
+            index=self.name, settings=body["settings"], mappings=body["mappings"]), retry=False)
         self._created = True
         try:
             self._fill(ids, texts, body, progress)
@@ -256,51 +482,77 @@ class ElasticsearchIndex:
             # Never leave a partial index behind, not even a named one.
             self.keep = False
             raise
+        self._ids = frozenset(ids)
+
+    def _count(self) -> int:
+        action = f"count the documents of '{self.name}'"
+        self._call(f"refresh index '{self.name}'", lambda c: c.indices.refresh(index=self.name))
+        return self._field(self._call(action, lambda c: c.count(index=self.name)), "count", int, action)
 
     def _fill(self, ids: Sequence[int], texts: Sequence[str], body: dict, progress: bool) -> None:
         self._bulk(ids, texts, progress)
-        with self._requests(f"refresh index '{self.name}'"):
-            self.client.indices.put_settings(index=self.name, settings={"index": {"refresh_interval": None}})
-            self.client.indices.refresh(index=self.name)
-            count = int(self.client.count(index=self.name)["count"])
+        self._call(f"enable refresh on '{self.name}'", lambda c: c.indices.put_settings(
+            index=self.name, settings={"index": {"refresh_interval": None}}))
+        count = self._count()
         if count != len(ids):
             raise ElasticsearchBackendError(
                 f"Elasticsearch at {self.url}: index '{self.name}' holds {count} of the {len(ids)} documents sent"
             )
         meta = dict(body["mappings"]["_meta"]["memtasks"], complete=True)
-        with self._requests(f"mark index '{self.name}' complete"):
-            self.client.indices.put_mapping(index=self.name, meta={"memtasks": meta})
+        self._call(f"mark index '{self.name}' complete", lambda c: c.indices.put_mapping(index=self.name, meta={"memtasks": meta}))
         self._ready = True
 
     def _bulk(self, ids: Sequence[int], texts: Sequence[str], progress: bool) -> None:
-        from elasticsearch import helpers
-
-        actions = ({"_index": self.name, "_id": str(i), "_source": {"id": i, "text": t}} for i, t in zip(ids, texts))
+        """Send the documents in ``_bulk`` requests; those the server pushes back (HTTP 429) go again within the deadline."""
         bar = tqdm(total=len(ids), desc="index (Elasticsearch)", unit="text", disable=not progress)
-        with self._requests(f"bulk-index into '{self.name}'"):
-            # HTTP 429 (the cluster pushing back) is retried with exponential
-            # back-off; any other rejected document stops the run.
-            for ok, item in helpers.streaming_bulk(
-                self.client, actions, chunk_size=BULK_CHUNK, max_chunk_bytes=20 * 1024 * 1024,
-                max_retries=8, initial_backoff=1, max_backoff=60, raise_on_error=False, raise_on_exception=True,
-            ):
-                if not ok:
-                    result = next(iter(item.values()))
-                    error = result.get("error", {})
-                    reason = error.get("reason", error) if isinstance(error, dict) else error
-                    raise ElasticsearchBackendError(
-                        f"Elasticsearch at {self.url}: document {result.get('_id')} was not indexed into "
-                        f"'{self.name}' (HTTP {result.get('status')}: {reason})"
-                    )
-                bar.update(1)
+        for chunk in _bulk_chunks(ids, texts):
+            deadline = time.monotonic() + self.timeout
+            pending, pause = chunk, FIRST_PAUSE
+            while pending:
+                action = f"bulk-index documents {pending[0][0]}..{pending[-1][0]} into '{self.name}'"
+                operations: list[dict] = []
+                for doc_id, text in pending:
+                    operations += [{"index": {"_index": self.name, "_id": str(doc_id)}}, {"id": doc_id, "text": text}]
+                answer = self._call(action, lambda c: c.bulk(operations=operations), deadline=deadline)
+                pushed_back = []
+                for document, status, error in self._bulk_items(answer, pending, action):
+                    if status == 429:
+                        pushed_back.append(document)
+                    elif not 200 <= status < 300:
+                        raise ElasticsearchBackendError(
+                            f"Elasticsearch at {self.url}: document {document[0]} was not indexed into "
+                            f"'{self.name}' (HTTP {status}: {self._clean(str(error))})"
+                        )
+                bar.update(len(pending) - len(pushed_back))
+                pending = pushed_back
+                if pending:
+                    if time.monotonic() + pause >= deadline:
+                        raise self._late(action + " (the server kept answering HTTP 429, too busy)", 2)
+                    time.sleep(pause)
+                    pause *= 2
         bar.close()
 
+    def _bulk_items(self, answer: Any, sent: Sequence[tuple[int, str]], action: str) -> Iterator[tuple[tuple[int, str], int, Any]]:
+        """(document, HTTP status, error) for each document of a ``_bulk`` answer, which must have one item per document."""
+        items = self._field(answer, "items", list, action)
+        if len(items) != len(sent):
+            raise self._malformed(action, f"{len(items)} items for {len(sent)} documents")
+        for position, (document, item) in enumerate(zip(sent, items), start=1):
+            result = next(iter(item.values()), None) if isinstance(item, dict) and len(item) == 1 else None
+            status = result.get("status") if isinstance(result, dict) else None
+            if not isinstance(status, int) or isinstance(status, bool):
+                raise self._malformed(action, f"item {position} (document {document[0]}) has no status")
+            if result.get("_id") not in (None, str(document[0])):
+                raise self._malformed(action, f"item {position} is about document {result.get('_id')!r}, not {document[0]}")
+            error = result.get("error", {})
+            yield document, status, error.get("reason", error) if isinstance(error, dict) else error
+
     def _reuse(self, fingerprint: str, n_docs: int) -> None:
-        with self._requests(f"read the mapping of index '{self.name}'"):
-            mapping = self.client.indices.get_mapping(index=self.name)
-            shards = self.client.indices.get_settings(index=self.name)
-        meta = next(iter(mapping.values()))["mappings"].get("_meta", {}).get("memtasks", {})
-        if meta.get("fingerprint") != fingerprint or meta.get("schema") != SCHEMA_VERSION:
+        action = f"read the mapping of index '{self.name}'"
+        mappings = self._field(self._index_entry(self._call(action, lambda c: c.indices.get_mapping(index=self.name)), action),
+                               "mappings", dict, action)
+        meta = mappings.get("_meta", {}).get("memtasks", {}) if isinstance(mappings.get("_meta"), dict) else {}
+        if not isinstance(meta, dict) or meta.get("fingerprint") != fingerprint or meta.get("schema") != SCHEMA_VERSION:
             raise ElasticsearchBackendError(
                 f"Elasticsearch at {self.url}: index '{self.name}' was not built by memtasks from this corpus: "
                 "give another es_index, or delete that index"
@@ -310,48 +562,85 @@ class ElasticsearchIndex:
                 f"Elasticsearch at {self.url}: index '{self.name}' is incomplete (an earlier run stopped while "
                 "indexing): delete it and run again"
             )
-        with self._requests(f"count the documents of '{self.name}'"):
-            self.client.indices.refresh(index=self.name)
-            count = int(self.client.count(index=self.name)["count"])
+        count = self._count()
         if count != n_docs:
             raise ElasticsearchBackendError(
                 f"Elasticsearch at {self.url}: index '{self.name}' holds {count} documents, not {n_docs}: delete it and run again"
             )
-        settings = next(iter(shards.values()))["settings"]["index"]
-        if int(settings.get("number_of_shards", 1)) > 1:
+        action = f"read the settings of index '{self.name}'"
+        entry = self._index_entry(self._call(action, lambda c: c.indices.get_settings(index=self.name)), action)
+        shards = self._field(entry, "settings.index", dict, action).get("number_of_shards", 1)
+        try:
+            several = int(shards) > 1
+        except (TypeError, ValueError):
+            raise self._malformed(action, f"number_of_shards is {shards!r}, not a number") from None
+        if several:
             # Term statistics of all shards, so that scores do not depend on sharding.
             self._search_type = "dfs_query_then_fetch"
         self._ready = True
 
-    def _msearch(self, queries: Sequence[str], k: int) -> list[list[int]]:
+    # Searching.
+
+    def _msearch(self, queries: Sequence[str], k: int, first: int, total: int, request: int, requests: int) -> list[list[int]]:
+        """Rankings of ``queries`` (numbers ``first + 1``... of ``total``), the ``request``-th ``_msearch`` of ``requests``."""
         header: dict = {"index": self.name}
         if self._search_type:
             header["search_type"] = self._search_type
         searches: list[dict] = []
         for query in queries:
             searches += [header, search_body(query, k, self.query_stopwords)]
-        with self._requests(f"search index '{self.name}'"):
-            responses = self.client.msearch(searches=searches)["responses"]
-        ranked = []
-        for query, response in zip(queries, responses):
-            if "error" in response:
-                error = response["error"]
-                reason = f"{error.get('type')}: {error.get('reason')}" if isinstance(error, dict) else error
-                raise ElasticsearchBackendError(
-                    f"Elasticsearch at {self.url}: a search of '{self.name}' failed ({self._clean(str(reason))})"
-                )
-            shards = response.get("_shards", {})
-            if response.get("timed_out") or shards.get("failed", 0):
-                raise ElasticsearchBackendError(
-                    f"Elasticsearch at {self.url}: a search of '{self.name}' returned partial results "
-                    f"({shards.get('failed', 0)} of {shards.get('total', '?')} shards failed, timed out: "
-                    f"{bool(response.get('timed_out'))})"
-                )
-            ranked.append([int(hit["sort"][1]) for hit in response["hits"]["hits"]])
+        action = (f"search index '{self.name}' (_msearch request {request} of {requests}, "
+                  f"queries {first + 1}-{first + len(queries)} of {total})")
+        responses = self._field(self._call(action, lambda c: c.msearch(searches=searches)), "responses", list, action)
+        if len(responses) != len(queries):
+            raise self._malformed(action, f"{len(responses)} responses for {len(queries)} queries")
+        return [self._ranking(response, f"query {first + i + 1} of {total}", k, action) for i, response in enumerate(responses)]
+
+    def _ranking(self, response: Any, query: str, k: int, action: str) -> list[int]:
+        """Document ids of one ``_msearch`` response, best first; anything but a complete, well-formed answer is an error."""
+        if not isinstance(response, dict):
+            raise self._malformed(action, f"the response for {query} is {_shape(response)}, not a JSON object")
+        if "error" in response:
+            error = response["error"]
+            reason = f"{error.get('type')}: {error.get('reason')}" if isinstance(error, dict) else error
+            raise ElasticsearchBackendError(
+                f"Elasticsearch at {self.url}: the search for {query} failed (HTTP {response.get('status', '?')}, "
+                f"{self._clean(str(reason))}) while trying to {action}"
+            )
+        shards = response.get("_shards") if isinstance(response.get("_shards"), dict) else {}
+        if response.get("timed_out") or shards.get("failed", 0):
+            raise ElasticsearchBackendError(
+                f"Elasticsearch at {self.url}: the search for {query} returned partial results "
+                f"({shards.get('failed', 0)} of {shards.get('total', '?')} shards failed, timed out: "
+                f"{bool(response.get('timed_out'))}) while trying to {action}"
+            )
+        hits = response.get("hits")
+        hits = hits.get("hits") if isinstance(hits, dict) else None
+        if not isinstance(hits, list):
+            raise self._malformed(action, f"the response for {query} has no hits.hits list")
+        if len(hits) > k:
+            raise self._malformed(action, f"{len(hits)} hits for {query}, more than the {k} asked for")
+        ranked: list[int] = []
+        for rank, hit in enumerate(hits, start=1):
+            what = f"hit {rank} of {query}"
+            sort = hit.get("sort") if isinstance(hit, dict) else None
+            if not (isinstance(sort, list) and len(sort) == 2 and type(sort[1]) is int):
+                shown = self._clean(json.dumps(sort if isinstance(hit, dict) else hit, ensure_ascii=False))
+                raise self._malformed(action, f"{what} has no 'sort' [score, id] (got {shown})")
+            doc_id = sort[1]
+            if "_id" not in hit:
+                raise self._malformed(action, f"{what} has no '_id'")
+            if hit["_id"] != str(doc_id):
+                raise self._malformed(action, f"{what} has _id {self._clean(repr(hit['_id']))} but sorts as document {doc_id}")
+            if doc_id not in self._ids:
+                raise self._malformed(action, f"{what} is document {doc_id}, which was not indexed")
+            if doc_id in ranked:
+                raise self._malformed(action, f"{what} repeats document {doc_id}")
+            ranked.append(doc_id)
         return ranked
 
     def top_k(self, queries: Iterable[str], k: int = 10, workers: int = 1, progress: bool = False) -> list[list[int]]:
-        """Ids of the ``k`` best texts for each query, best first, in ``_msearch`` batches."""
+        """Ids of the ``k`` best texts for each query, best first, in ``_msearch`` batches; one ranking per query."""
         if not self._ready:
             raise RuntimeError("the index is empty: call add() first")
         queries = list(queries)
@@ -360,19 +649,31 @@ class ElasticsearchIndex:
         batches = [queries[i : i + MSEARCH_BATCH] for i in range(0, len(queries), MSEARCH_BATCH)]
         bar = tqdm(total=len(queries), desc="retrieve (Elasticsearch)", unit="query", disable=not progress)
 
-        def run(batch: Sequence[str]) -> list[list[int]]:
-            ranked = self._msearch(batch, k)
-            bar.update(len(batch))
+        def run(number: int) -> list[list[int]]:
+            ranked = self._msearch(batches[number], k, number * MSEARCH_BATCH, len(queries), number + 1, len(batches))
+            bar.update(len(batches[number]))
             return ranked
 
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            results = [ranked for batch in pool.map(run, batches) for ranked in batch]
+        if workers <= 1 or len(batches) <= 1:
+            results = [ranked for number in range(len(batches)) for ranked in run(number)]
+        else:
+            pool = ThreadPoolExecutor(max_workers=min(workers, len(batches)))
+            try:
+                results = [ranked for batch in pool.map(run, range(len(batches))) for ranked in batch]
+            except BaseException:
+                # A failed batch or Ctrl-C: the batches not started are dropped, not run to the end.
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            pool.shutdown()
         bar.close()
         return results
 
-    def close(self) -> None:
-        """Delete the run's temporary index (a named index is kept)."""
+    def _delete(self, deadline: float | None = None, retry: bool = True) -> None:
         if self._created and not self.keep:
             self._created = False
-            with self._requests(f"delete index '{self.name}'"):
-                self.client.indices.delete(index=self.name, ignore_unavailable=True)
+            self._call(f"delete index '{self.name}'", lambda c: c.indices.delete(index=self.name, ignore_unavailable=True),
+                       retry=retry, deadline=deadline)
+
+    def close(self) -> None:
+        """Delete the run's temporary index (a named index is kept)."""
+        self._delete()
