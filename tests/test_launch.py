@@ -1,0 +1,193 @@
+"""memtasks eval against lm-eval itself: the same generations, other tasks untouched, redaction that cannot leak."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from memtasks.harness import MODEL_NAME, run_lm_eval
+from memtasks.harness.launch import LaunchError, _memtasks_tasks, effective_settings, include_paths, parse_arguments, task_names
+from memtasks.tasks import task_configs_dir
+from memtasks.tiny import build_tiny_model, train_tokenizer
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "xsum.jsonl"
+WINDOW = 6
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    if not DATA.exists():
+        pytest.skip(f"{DATA} not found (the shared real-text samples)")
+    root = tmp_path_factory.mktemp("launch")
+    documents = [json.loads(line)["document"] for line in DATA.read_text(encoding="utf-8").splitlines()[:120]]
+    training = [" ".join(d.split()[:70]) for d in documents if len(d.split()) >= 70][:8]
+    data_file = root / "train.jsonl"
+    data_file.write_text("".join(json.dumps({"document": t, "summary": "-"}) + "\n" for t in training), encoding="utf-8")
+    tokenizer = train_tokenizer(documents, vocab_size=800)
+    return root, data_file, training, tokenizer
+
+
+@pytest.fixture(scope="module")
+def seq2seq(corpus):
+    root, _, _, tokenizer = corpus
+    return build_tiny_model("seq2seq", tokenizer, root / "t5")
+
+
+@pytest.fixture(scope="module")
+def decoder(corpus):
+    root, _, _, tokenizer = corpus
+    return build_tiny_model("decoder", tokenizer, root / "gpt2")
+
+
+def _arguments(model_dir, data_file, *extra, model=MODEL_NAME):
+    return [
+        "--model", model, "--model_args", f"pretrained={model_dir},dtype=float32", "--tasks", "mem_xsum",
+        "--device", "cpu", "--batch_size", "8", "--metadata", json.dumps({"data_files": str(data_file), "n_probes": 8}),
+        *extra,
+    ]
+
+
+def _generations(samples: Path) -> dict[str, str]:
+    rows = [json.loads(line) for line in samples.read_text(encoding="utf-8").splitlines()]
+    return {row["doc"]["id"]: row["resps"][0][0] for row in rows}
+
+
+def test_memtasks_eval_and_lm_evals_simple_evaluate_generate_the_same(corpus, seq2seq):
+    root, data_file, _, _ = corpus
+    out = root / "memtasks-eval"
+    assert run_lm_eval(_arguments(seq2seq, data_file, "--output_path", str(out), "--log_samples")) == 0
+    ours = _generations(next(out.rglob("samples_mem_xsum_*.jsonl")))
+    results = json.loads(next(out.rglob("results_*.json")).read_text())
+    assert results["config"]["model"] == MODEL_NAME
+
+    # The same task under lm-eval's own API, with the registered class and memtasks' folder as include path.
+    script = f"""
+import json, sys
+import memtasks.harness.model
+from lm_eval import simple_evaluate
+from lm_eval.tasks import TaskManager
+manager = TaskManager(include_path={str(task_configs_dir())!r}, include_defaults=False,
+                      metadata={{"data_files": {str(data_file)!r}, "n_probes": 8}})
+results = simple_evaluate(model="memtasks-hf", model_args="pretrained={seq2seq},dtype=float32", tasks=["mem_xsum"],
+                          device="cpu", batch_size=8, task_manager=manager, log_samples=True)
+json.dump({{s["doc"]["id"]: s["resps"][0][0] for s in results["samples"]["mem_xsum"]}}, sys.stdout)
+"""
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    plain = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
+    theirs = json.loads(plain.stdout.strip().splitlines()[-1])
+    assert theirs == ours
+    # max_gen_toks bounds the decoder's new tokens: no generation is longer than 64 tokens' worth of words.
+    assert all(len(text.split()) <= 64 for text in ours.values())
+
+
+def test_another_tasks_generations_are_unchanged_by_memtasks(corpus, seq2seq, tmp_path):
+    _, data_file, _, _ = corpus
+    (tmp_path / "echo.yaml").write_text(
+        "task: third_party_echo\n"
+        "dataset_path: json\n"
+        f"dataset_kwargs: {{data_files: {{test: {data_file}}}}}\n"
+        "test_split: test\n"
+        "output_type: generate_until\n"
+        "doc_to_text: '{{document}}'\n"
+        "doc_to_target: '{{summary}}'\n"
+        "generation_kwargs: {until: [], max_gen_toks: 16, do_sample: false}\n"
+        "metric_list: [{metric: exact_match, aggregation: mean, higher_is_better: true}]\n"
+    )
+    out = tmp_path / "with-memtasks"
+    code = run_lm_eval([
+        "--model", "hf", "--model_args", f"pretrained={seq2seq},dtype=float32", "--tasks", "third_party_echo",
+        "--include_path", str(tmp_path), "--device", "cpu", "--batch_size", "8", "--limit", "4",
+        "--output_path", str(out), "--log_samples",
+    ])
+    assert code == 0
+    ours = _generations_by_doc(next(out.rglob("samples_third_party_echo_*.jsonl")))
+    script = f"""
+import json, sys
+from lm_eval import simple_evaluate
+from lm_eval.tasks import TaskManager
+manager = TaskManager(include_path={str(tmp_path)!r}, include_defaults=False)
+results = simple_evaluate(model="hf", model_args="pretrained={seq2seq},dtype=float32", tasks=["third_party_echo"],
+                          device="cpu", batch_size=8, limit=4, task_manager=manager, log_samples=True)
+json.dump({{str(s["doc_id"]): s["resps"][0][0] for s in results["samples"]["third_party_echo"]}}, sys.stdout)
+"""
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    plain = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
+    assert json.loads(plain.stdout.strip().splitlines()[-1]) == ours
+
+
+def _generations_by_doc(samples: Path) -> dict[str, str]:
+    rows = [json.loads(line) for line in samples.read_text(encoding="utf-8").splitlines()]
+    return {str(row["doc_id"]): row["resps"][0][0] for row in rows}
+
+
+def _windows(texts, size=WINDOW):
+    for text in texts:
+        words = text.split()
+        for start in range(0, len(words) - size + 1, size):
+            yield " ".join(words[start : start + size])
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        lambda out: ["-o", str(out)],
+        lambda out: [f"--output_path={out}"],
+        lambda out: ["--output_path", str(out / "run.json")],
+        lambda out: ["--output_path", str(out)],
+    ],
+    ids=["-o DIR", "--output_path=DIR", "--output_path FILE.json", "--output_path DIR"],
+)
+def test_redacted_runs_write_no_training_text_in_any_output_form(corpus, decoder, tmp_path, capfd, form):
+    _, data_file, training, _ = corpus
+    out = tmp_path / "out"
+    assert run_lm_eval(_arguments(decoder, data_file, *form(out), "--log_samples"), redact=True) == 0
+    written = [p for p in out.rglob("*") if p.is_file()]
+    assert any(p.name.startswith("samples_mem_xsum_") for p in written)
+    streams = capfd.readouterr()
+    texts = [p.read_text(encoding="utf-8") for p in written] + [streams.out, streams.err]
+    # Every window of the training text, and of what the model generated, is absent.
+    generations = [json.loads(line).get("resps") for p in written if p.suffix == ".jsonl" for line in p.read_text().splitlines()]
+    assert all(str(g).count("sha256:") for g in generations)
+    leaks = [w for w in _windows(training) if any(w in text for text in texts)]
+    assert leaks == []
+
+
+@pytest.mark.parametrize(
+    "channel",
+    [["--use_cache", "cache"], ["--write_out"], ["--wandb_args", "project=x"], ["--hf_hub_log_args", "hub_results_org=x"], ["--cache_requests"]],
+    ids=["use_cache", "write_out", "wandb", "hub", "cache_requests"],
+)
+def test_a_redacted_run_refuses_every_channel_that_would_carry_text(corpus, decoder, tmp_path, channel):
+    _, data_file, _, _ = corpus
+    out = tmp_path / "out"
+    with pytest.raises(LaunchError, match="--redact"):
+        run_lm_eval(_arguments(decoder, data_file, "--output_path", str(out), "--log_samples", *channel), redact=True)
+    assert not out.exists() and not (tmp_path / "cache").exists()
+
+
+def test_a_redacted_run_reads_channels_from_lm_evals_config_file_too(corpus, decoder, tmp_path):
+    _, data_file, _, _ = corpus
+    config = tmp_path / "run.yaml"
+    config.write_text("write_out: true\n")
+    with pytest.raises(LaunchError, match="--write_out"):
+        run_lm_eval(_arguments(decoder, data_file, "--config", str(config)), redact=True)
+
+
+def test_tasks_are_read_as_lm_eval_reads_them():
+    settings = effective_settings(parse_arguments(["--tasks", "mem_xsum", "arc_easy", "--model", "hf"]))
+    assert task_names(settings) == ["mem_xsum", "arc_easy"]
+    assert task_names(effective_settings(parse_arguments(["--tasks=mem_xsum,mem_imdb"]))) == ["mem_xsum", "mem_imdb"]
+    paths = include_paths(settings)
+    assert paths == [str(task_configs_dir())]
+    assert _memtasks_tasks(["mem_xsum", "arc_easy", "mem_paper"], paths) == (["mem_xsum", "mem_paper"], ["arc_easy"])
+    with pytest.raises(LaunchError, match="needs --tasks"):
+        task_names(effective_settings(parse_arguments(["--model", "hf"])))
+
+
+def test_a_chat_template_is_refused_for_bare_prefix_probes(corpus, decoder):
+    _, data_file, _, _ = corpus
+    with pytest.raises(LaunchError, match="--apply_chat_template"):
+        run_lm_eval(_arguments(decoder, data_file, "--apply_chat_template"))
