@@ -26,10 +26,11 @@ from pathlib import Path
 import yaml
 
 from memtasks.attention import run_attention
-from memtasks.study import Comparison, compare_before_after, read_study_config, run_study
+from memtasks.report.analysis import Comparison
+from memtasks.report.views import comparisons_markdown
+from memtasks.study import compare_before_after, read_study_config, run_study
 
 TASKS = {"mem_xsum": "xsum", "mem_imdb": "imdb"}
-CATEGORY_ROWS = ("memorization", "verbatim", "idea", "paraphrase", "paraphrase_high", "paraphrase_low")
 REAL_MODEL = "smollm2-135m"
 # Records per task fine-tuned on (and as many held out): what a 2-core CPU
 # fine-tunes and probes in a few minutes.
@@ -114,7 +115,7 @@ def run_demo(
         attention = out / "attention"
         if not attention.exists():
             log("[attention] attention dispersion of the pre-trained model on both tasks")
-            run_attention(
+            runs = run_attention(
                 "hf",
                 f"pretrained={model_dir.resolve()}",
                 list(TASKS),
@@ -125,6 +126,7 @@ def run_demo(
                 max_input_tokens=512 if tiny else 256,
                 progress=False,
             )
+            _flatten(attention, [run.path for run in runs])
     comparisons = compare_before_after(manifest)
     (out / "summary.md").write_text(format_comparisons(comparisons), encoding="utf-8")
     return comparisons
@@ -165,30 +167,21 @@ def _texts(data: Path) -> list[str]:
     return texts
 
 
+def _flatten(folder: Path, written: list[Path]) -> None:
+    """Move results files into ``folder`` itself: the subfolder they were written to is named after
+    the model's absolute path on this machine, which a committed demo run must not carry."""
+    for path in written:
+        if path.parent != folder:
+            path.replace(folder / path.name)
+            if not any(path.parent.iterdir()):
+                path.parent.rmdir()
+
+
 def format_comparisons(comparisons: list[Comparison]) -> str:
-    """Markdown: one table per task, rates in percent with their 90% intervals.
+    """Markdown: one table per task, rates in percent with their 90% intervals, as the report shows them
+    (:func:`memtasks.report.views.comparisons_markdown`).
 
     ``excess`` is each run's member rate minus its rate on held-out text the
     model was never fine-tuned on: what the model reproduces beyond chance.
     """
-    lines = []
-    for c in comparisons:
-        lines += [
-            f"### {c.task}: {c.before} -> {c.after} ({c.probes} probes)",
-            "",
-            "| category | before | after | difference | excess before | excess after |",
-            "|---|---|---|---|---|---|",
-        ]
-        for name in CATEGORY_ROWS:
-            cells = [c.rates_before[name], c.rates_after[name]]
-            signed = [c.difference[name], *(e[name] if e else None for e in (c.excess_before, c.excess_after))]
-            lines.append(f"| {name} | " + " | ".join([*map(_cell, cells), *(_cell(r, signed=True) for r in signed)]) + " |")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def _cell(rate, signed: bool = False) -> str:
-    if rate is None:
-        return "n/a"
-    sign = "+" if signed else ""
-    return f"{rate.value:{sign}.1%} [{rate.low:{sign}.1%}, {rate.high:{sign}.1%}]"
+    return comparisons_markdown(comparisons)

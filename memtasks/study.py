@@ -32,15 +32,25 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from memtasks.finetune import FinetuneConfig, Runtime, finetune, read_summary
+from memtasks.manifest import MANIFEST, EvalStep, FinetuneStep, StudyManifest, StudyModel
 from memtasks.tasks import task_spec
 
-MANIFEST = "manifest.json"
+if TYPE_CHECKING:
+    from memtasks.report.analysis import Comparison
+
 MIXTURES = ("single", "multi")
+# Every key a study config may have, per section; anything else is a misspelling.
+CONFIG_KEYS = {
+    "": ("name", "output_dir", "models", "tasks", "data_files", "eval_data_files", "finetune", "evaluate", "device"),
+    "models[]": ("name", "path", "size"),
+    "finetune": ("methods", "mixtures", "epochs", "save_epochs", "options"),
+    "evaluate": ("variants", "metadata", "lm_eval_args"),
+}
 
 
 @dataclass(frozen=True)
@@ -81,13 +91,12 @@ def read_study_config(path: str | Path) -> StudyConfig:
         raise ValueError(f"{path}: not valid YAML ({error})") from None
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: a study config is a mapping with name, models and tasks")
-    known = {"name", "output_dir", "models", "tasks", "data_files", "eval_data_files", "finetune", "evaluate", "device"}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ValueError(f"{path}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    _check_keys(path, "", raw)
     for key in ("name", "models", "tasks"):
         if not raw.get(key):
             raise ValueError(f"{path}: '{key}' is required")
+    for section in ("finetune", "evaluate"):
+        _check_keys(path, section, raw.get(section) or {})
     base = path.parent
 
     def local(value: str) -> str:
@@ -99,6 +108,7 @@ def read_study_config(path: str | Path) -> StudyConfig:
     for i, entry in enumerate(raw["models"]):
         if not isinstance(entry, dict) or not entry.get("name") or not entry.get("path"):
             raise ValueError(f"{path}: models[{i}] needs a name and a path (Hugging Face id or directory)")
+        _check_keys(path, "models[]", entry, f"models[{i}]")
         model_path = str(entry["path"])
         if model_path.startswith((".", "/", "~")):
             model_path = local(model_path)
@@ -134,40 +144,16 @@ def read_study_config(path: str | Path) -> StudyConfig:
     )
 
 
-@dataclass
-class Manifest:
-    """Every step of a study and where its outputs are; saved after each step."""
-
-    path: Path
-    study: str
-    runs: list[dict] = field(default_factory=list)
-
-    @classmethod
-    def load(cls, path: Path, study: str) -> Manifest:
-        if path.is_file():
-            data = json.loads(path.read_text(encoding="utf-8"))
-            return cls(path, data.get("study", study), data.get("runs", []))
-        return cls(path, study)
-
-    def find(self, run_id: str) -> dict | None:
-        return next((run for run in self.runs if run["id"] == run_id), None)
-
-    def record(self, run: dict) -> None:
-        ids = [r["id"] for r in self.runs]
-        if run["id"] in ids:
-            self.runs[ids.index(run["id"])] = run
-        else:
-            self.runs.append(run)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps({"study": self.study, "runs": self.runs}, indent=2) + "\n", encoding="utf-8")
-        temporary.replace(self.path)
-
-    def done(self, run_id: str) -> bool:
-        run = self.find(run_id)
-        if run is None or run.get("status") != "done":
-            return False
-        return all((self.path.parent / run[key]).exists() for key in ("results", "samples", "model_dir") if run.get(key))
+def _check_keys(path: Path, section: str, mapping: Any, where: str | None = None) -> None:
+    """A section of a study config holds only the keys it may have; the error names the file and the key."""
+    where = section if where is None else where
+    if not isinstance(mapping, dict):
+        raise ValueError(f"{path}: '{where}' must be a mapping")
+    known = CONFIG_KEYS[section]
+    unknown = sorted(set(mapping) - set(known))
+    if unknown:
+        key = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise ValueError(f"{path}: unknown key {key!r} (known{' in ' + where if where else ''}: {', '.join(known)})")
 
 
 def _base_task(task: str, tasks: Sequence[str]) -> str:
@@ -178,23 +164,26 @@ def run_study(
     config: StudyConfig,
     log: Callable[[str], None] = print,
     evaluate: Callable[[Sequence[str]], int] | None = None,
-) -> Manifest:
+) -> StudyManifest:
     """Run every step of ``config`` that is not done yet; returns the manifest.
 
     ``evaluate`` runs lm-eval with a list of command-line arguments (default:
-    ``memtasks.harness.run_lm_eval``).
+    ``memtasks.harness.run_lm_eval``). Each probe run writes
+    ``runs/<step>/results_<date>.json`` and ``runs/<step>/samples_<task>_<date>.jsonl``
+    under the study folder: the output path is given as a ``.json`` file, so
+    lm-eval adds no folder named after the model's path on this machine.
     """
     if evaluate is None:
         from memtasks.harness import run_lm_eval as evaluate
 
     out = config.output_dir
-    manifest = Manifest.load(out / MANIFEST, config.name)
+    manifest = StudyManifest.load(out / MANIFEST, config.name)
     probe_tasks = {t: [t, *(f"{t}_{v}" for v in config.variants)] for t in config.tasks}
     for tasks in probe_tasks.values():
         for task in tasks:
             task_spec(task)
 
-    def probe(run_id: str, model: dict, model_args: str, tasks: Sequence[str]) -> None:
+    def probe(run_id: str, model: StudyModel, model_args: str, tasks: Sequence[str]) -> None:
         for task in tasks:
             step = f"{run_id}/{task}"
             if manifest.done(step):
@@ -214,7 +203,7 @@ def run_study(
                 "--model", "hf",
                 "--model_args", model_args,
                 "--tasks", task,
-                "--output_path", str(run_dir),
+                "--output_path", str(run_dir / "results.json"),
                 "--log_samples",
                 *(["--metadata", json.dumps(metadata)] if metadata else []),
                 *config.lm_eval_args,
@@ -225,17 +214,14 @@ def run_study(
             if code != 0 or results is None or samples is None:
                 raise RuntimeError(f"{config.source}: lm-eval failed on {step} (exit code {code}); see its output above")
             manifest.record(
-                {
-                    "id": step,
-                    "kind": "eval",
-                    "task": task,
-                    "model": model,
-                    "model_args": model_args,
-                    "results": str(results.relative_to(out)),
-                    "samples": str(samples.relative_to(out)),
-                    "status": "done",
-                    "seconds": round(time.time() - started, 1),
-                }
+                EvalStep(
+                    id=step,
+                    task=task,
+                    model=model,
+                    results=_relative(results, out),
+                    samples=_relative(samples, out),
+                    seconds=round(time.time() - started, 1),
+                )
             )
 
     # Every fine-tuning config is built first, so a bad option stops the study before any step.
@@ -244,7 +230,7 @@ def run_study(
         for entry in config.models
     }
     for entry in config.models:
-        pretrained = {"name": entry.name, "path": entry.path, "base": None, "method": "pretrained", "trained_tasks": [], "epochs": None, "size": entry.size}
+        pretrained = StudyModel(name=entry.name, path=_model_path(entry.path, out), size=entry.size)
         probe(f"{entry.name}/pretrained", pretrained, f"pretrained={entry.path}", [t for ts in probe_tasks.values() for t in ts])
         for method, trained, tune in plans[entry.name]:
             label = trained[0] if len(trained) == 1 else "multi"
@@ -254,31 +240,43 @@ def run_study(
             done = bool(finished and finished.get("complete") and finished.get("config") == tune.identity())
             log(f"[{'done' if done else 'finetune'}] {name}" + ("/finetune" if done else ""))
             summary = finetune(tune, model_dir, Runtime(device=config.device))
-            manifest.record(
-                {
-                    "id": f"{name}/finetune",
-                    "kind": "finetune",
-                    "model_dir": str(model_dir.relative_to(out)),
-                    "summary": {k: summary.get(k) for k in ("base_model", "method", "tasks", "epoch_losses", "examples_seen", "seconds", "quality")},
-                    "status": "done",
-                }
-            )
+            kept = {k: summary.get(k) for k in ("base_model", "method", "tasks", "epoch_losses", "examples_seen", "seconds", "quality")}
+            if isinstance(kept["base_model"], str):
+                kept["base_model"] = _model_path(kept["base_model"], out)
+            manifest.record(FinetuneStep(id=f"{name}/finetune", model_dir=_relative(model_dir, out), summary=kept))
             checkpoints = [(config.epochs, model_dir)]
             if config.save_epochs:
                 checkpoints += [(e, model_dir / f"epoch-{e}") for e in range(1, config.epochs)]
             for epochs, directory in checkpoints:
                 run_name = name if directory == model_dir else f"{name}/epoch-{epochs}"
-                model = {
-                    "name": run_name,
-                    "path": str(directory.relative_to(out)),
-                    "base": entry.name,
-                    "method": method,
-                    "trained_tasks": list(trained),
-                    "epochs": epochs,
-                    "size": entry.size,
-                }
+                model = StudyModel(
+                    name=run_name,
+                    path=_model_path(directory.resolve(), out),
+                    base=entry.name,
+                    method=method,
+                    trained_tasks=tuple(trained),
+                    epochs=epochs,
+                    size=entry.size,
+                    mixing=tune.mixing,
+                )
                 probe(run_name, model, _lm_eval_model_args(directory, entry.path, method), [t for task in trained for t in probe_tasks[task]])
     return manifest
+
+
+def _relative(path: str | Path, root: Path) -> str:
+    """A path inside the study folder relative to it (with ``/`` on every system); any other path as given."""
+    try:
+        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _model_path(path: str | Path, root: Path) -> str:
+    """A model's path for the manifest: ``./...`` inside the study folder, else a Hugging Face id or a path as given."""
+    if not Path(path).is_absolute():
+        return str(path)
+    relative = _relative(path, root)
+    return relative if Path(relative).is_absolute() else f"./{relative}"
 
 
 def _mixtures(config: StudyConfig) -> list[tuple[str, ...]]:
@@ -314,55 +312,19 @@ def _lm_eval_model_args(model_dir: Path, base: str, method: str) -> str:
 
 
 def _newest(folder: Path, pattern: str, since: float) -> Path | None:
-    found = [p for p in folder.rglob(pattern) if p.stat().st_mtime >= since - 1]
+    found = [p for p in folder.glob(pattern) if p.stat().st_mtime >= since - 1]
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 
-@dataclass(frozen=True)
-class Comparison:
-    """Memorization of one task before and after fine-tuning, on the same probes."""
+def compare_before_after(manifest: StudyManifest) -> list[Comparison]:
+    """Every fine-tuned model of a study against its pre-trained base on each task both probed:
+    the report's before/after analysis (:func:`memtasks.report.analysis.before_after`) over the
+    runs the manifest lists."""
+    from memtasks.report.analysis import OutcomeReader, before_after
+    from memtasks.report.collect import study_runs
 
-    task: str
-    before: str
-    after: str
-    probes: int
-    rates_before: dict
-    rates_after: dict
-    difference: dict
-    # Member minus non-member rates of each run; None when it probed no non-member.
-    excess_before: dict | None = None
-    excess_after: dict | None = None
-
-
-def compare_before_after(manifest: Manifest) -> list[Comparison]:
-    """Every (pre-trained, fine-tuned) pair of runs of a task in a study, with paired differences."""
-    from memtasks.harness import read_probe_outcomes
-    from memtasks.scoring import excess_rates, paired_difference, rates_of
-
-    root = manifest.path.parent
-    evals = [run for run in manifest.runs if run.get("kind") == "eval" and run.get("status") == "done"]
-    pretrained = {(r["model"]["name"], r["task"]): r for r in evals if r["model"]["method"] == "pretrained"}
-    comparisons = []
-    for run in evals:
-        model = run["model"]
-        base = pretrained.get((model.get("base"), run["task"]))
-        if model["method"] == "pretrained" or base is None:
-            continue
-        before = read_probe_outcomes(root / base["samples"])
-        after = read_probe_outcomes(root / run["samples"])
-        if set(before) != set(after):
-            raise ValueError(f"{root / run['samples']}: probes differ from {root / base['samples']}; cannot pair them")
-        ids = sorted(before)
-        b, a = [before[i] for i in ids], [after[i] for i in ids]
-        excess = []
-        for samples in (root / base["samples"], root / run["samples"]):
-            control = list(read_probe_outcomes(samples, members=False).values())
-            members = list(read_probe_outcomes(samples).values())
-            excess.append(excess_rates(members, control) if control else None)
-        comparisons.append(
-            Comparison(
-                run["task"], base["model"]["name"], model["name"], len(ids), rates_of(b), rates_of(a),
-                paired_difference(b, a), *excess,
-            )
-        )
+    reader = OutcomeReader()
+    comparisons = before_after(study_runs(manifest), reader)
+    if reader.warnings:
+        raise ValueError(reader.warnings[0])
     return comparisons

@@ -14,7 +14,7 @@ from memtasks.attention.predict import permutation_p_value
 from memtasks.cli import main
 from memtasks.report import ReportInputError, build_report
 from memtasks.report.collect import config_hash
-from memtasks.scoring import paired_difference
+from memtasks.stats import paired_difference
 
 CATEGORIES = ("verbatim", "idea", "paraphrase")
 
@@ -230,6 +230,30 @@ def test_config_hash_ignores_model_arguments_copied_into_metadata_and_function_b
     assert config_hash(one, args) != config_hash(task_config("mem_xsum", n_probes=100, pretrained="a"), args)
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda m: m["runs"][0]["model"].update(trained_task=["mem_xsum"]), r"runs\[0\]\.model: unknown field 'trained_task'"),
+        (lambda m: m["runs"][0].update(sample="x.jsonl"), r"runs\[0\]: unknown field 'sample'"),
+        (lambda m: m["runs"][0]["model"].pop("method"), r"runs\[0\]\.model: field 'method' is missing"),
+        (lambda m: m["runs"][0]["model"].update(epochs="3"), r"runs\[0\]\.model: field 'epochs' has the wrong type"),
+        (lambda m: m["runs"][0].update(kind="evaluation"), r"runs\[0\]: field 'kind' must be 'eval' or 'finetune'"),
+        (lambda m: m.update(run=m.pop("runs")), r"unknown field 'run'"),
+    ],
+)
+def test_a_misspelled_or_unknown_study_manifest_field_is_an_error_naming_file_and_field(tmp_path, change, message):
+    results = tmp_path / "results"
+    write_results(results / "ft", {"pretrained": "/gone/ft"}, {"mem_xsum": metrics((0.3, 0.2, 0.4))})
+    model = {"name": "ft", "path": "./models/ft", "base": "pre", "method": "full", "trained_tasks": ["mem_xsum"], "epochs": 3}
+    manifest = {"study": "s", "runs": [{"id": "ft/mem_xsum", "kind": "eval", "task": "mem_xsum", "model": model, "results": "ft/results_2026-01-01T00-00-00.000001.json"}]}
+    (results / "manifest.json").write_text(json.dumps(manifest))
+    assert build_report(results, tmp_path / "out", "md").runs[0].model.epochs == 3
+    change(manifest)
+    (results / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ReportInputError, match=rf"^{re.escape(str(results / 'manifest.json'))}: .*{message}"):
+        build_report(results, tmp_path / "out", "md")
+
+
 def test_bad_json_non_memtasks_tasks_and_partial_results_are_skipped_with_warnings_naming_the_file(tmp_path):
     results = tmp_path / "results"
     good = write_results(
@@ -267,7 +291,7 @@ def test_unreadable_samples_log_is_a_warning_naming_file_and_line_and_the_table_
     for name, rate, base in (("pre", 0.1, None), ("ft", 0.3, "pre")):
         write_results(results / name, {"pretrained": f"/gone/{name}"}, {"mem_xsum": metrics((rate, rate, rate))}, samples={"mem_xsum": outcomes({"none": 4})})
         model = {"name": name, "method": "full" if base else "pretrained", "base": base, "trained_tasks": ["mem_xsum"] if base else []}
-        manifest_runs.append({"id": name, "task": "mem_xsum", "model": model, "results": f"{name}/results_2026-01-01T00-00-00.000001.json"})
+        manifest_runs.append({"id": name, "kind": "eval", "task": "mem_xsum", "model": model, "results": f"{name}/results_2026-01-01T00-00-00.000001.json"})
     (results / "manifest.json").write_text(json.dumps({"study": "s", "runs": manifest_runs}))
     log = results / "ft" / "samples_mem_xsum_2026-01-01T00-00-00.000001.jsonl"
     log.write_text(log.read_text().replace('"mem_rate"', '"other"', 1))
@@ -297,7 +321,7 @@ def test_ablation_tables_prefix_length_decoding_epochs_and_single_vs_multi_task(
         where = "/gone/ft" if name.startswith("ft") else "/gone/multi"
         path_of = f"{where}/epoch-{epochs}" if name == "ft-e1" else where
         model = {"name": name, "path": path_of, "base": "org/m", "method": "full", "trained_tasks": trained, "epochs": epochs, "mixing": "equal"}
-        runs.append({"id": str(i), "task": "mem_imdb", "model": model, "results": path})
+        runs.append({"id": str(i), "kind": "eval", "task": "mem_imdb", "model": model, "results": path})
     (results / "manifest.json").write_text(json.dumps({"study": "ablations", "runs": runs}))
     report = build_report(results, tmp_path / "out", "md")
     text = (tmp_path / "out" / "report.md").read_text()
@@ -309,6 +333,8 @@ def test_ablation_tables_prefix_length_decoding_epochs_and_single_vs_multi_task(
     assert len(epochs) == 1 and epochs[0][2:] == ["20.0% [15.0, 25.0]", "40.0% [35.0, 45.0]"]
     multi = md_rows(text, "Single-task vs multi-task fine-tuning (Table 11)")
     assert [row[1] for row in multi] == ["ft-e3"] and multi[0][4] == "25.0% [20.0, 30.0]"
+    # The study manifest's mixing reaches the label of a multi-task model.
+    assert multi[0][3] == "multi (full fine-tuning on mem_imdb + mem_xsum (equal mixing), 3 epochs)"
     # No per-sample logs: the difference without an interval, and a note saying why.
     assert multi[0][5] == "-15.0%"
     assert "per-sample logs" in text.split("Table 11)", 1)[1]
@@ -345,7 +371,7 @@ def test_attention_files_join_a_study_model_named_differently_and_their_heatmaps
     runs = []
     for name, model in (("t5", {"name": "t5", "path": "google-t5/t5-small", "method": "pretrained"}), ("t5-full-a", {"name": "t5-full-a", "path": "models/t5-full-a", "base": "t5", "method": "full", "trained_tasks": ["mem_a"], "epochs": 1})):
         write_results(results / "runs" / name, {"pretrained": model["path"]}, {"mem_a": metrics((0.1, 0.05, 0.15))})
-        runs.append({"id": name, "task": "mem_a", "model": model, "results": f"runs/{name}/results_2026-01-01T00-00-00.000001.json"})
+        runs.append({"id": name, "kind": "eval", "task": "mem_a", "model": model, "results": f"runs/{name}/results_2026-01-01T00-00-00.000001.json"})
     (results / "manifest.json").write_text(json.dumps({"study": "s", "runs": runs}))
     # As `memtasks attention` writes it: model_args as lm-eval's string, one file per task.
     attention = {
@@ -450,10 +476,10 @@ def test_clicking_a_column_header_sorts_the_leaderboard_in_the_browser(rendered,
 
 
 def test_rank_correlation_is_undefined_not_nan_when_every_rate_is_equal():
-    from memtasks.report.collect import Interval
-    from memtasks.report.tables import CadPoint, spearman
+    from memtasks.report.analysis import CadPoint, spearman
+    from memtasks.stats import Rate
 
-    zero = Interval(0.0, 0.0, 0.0)
-    points = [CadPoint(f"mem_{i}", "m", Interval(c, c, c), "ft", zero, "full fine-tuning", Path("a.json")) for i, c in enumerate((0.2, 0.5, 0.9))]
+    zero = Rate(0.0, 0.0, 0.0)
+    points = [CadPoint(f"mem_{i}", "m", Rate(c, c, c), "ft", zero, "full fine-tuning", Path("a.json")) for i, c in enumerate((0.2, 0.5, 0.9))]
     assert spearman(points) == "undefined: every point has the same memorization"
     assert spearman(points[:2]) == "needs 3 points or more, 2 available"

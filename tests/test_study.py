@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from memtasks.harness import read_probe_outcomes
+from memtasks.manifest import StudyManifest, StudyModel
+from memtasks.outcomes import read_probe_outcomes
 from memtasks.probes import DEFAULT_HOLDOUT, held_out
 from memtasks.study import compare_before_after, read_study_config, run_study
 from memtasks.tiny import build_tiny_model, torch_threads, train_tokenizer
@@ -54,37 +55,36 @@ def study(tmp_path_factory):
 def test_fine_tuning_for_many_epochs_makes_the_model_memorize_its_training_inputs(study):
     _, manifest = study
     [comparison] = compare_before_after(manifest)
-    assert (comparison.task, comparison.before, comparison.after) == ("mem_xsum", "tiny", "tiny-full-mem_xsum")
+    before, after = comparison.before, comparison.after
+    assert (comparison.task, before.model.name, after.model.name) == ("mem_xsum", "tiny", "tiny-full-mem_xsum")
     # The 12 articles minus the held-out slice, which is never trained on and probed as non-members.
-    assert comparison.probes == MEMBERS
-    assert comparison.rates_before["memorization"].value <= 0.1
-    assert comparison.rates_after["memorization"].value >= 0.5
-    assert comparison.difference["memorization"].low > 0
-    assert comparison.excess_after["memorization"].low > 0
-    assert comparison.excess_before["memorization"].low <= 0 <= comparison.excess_before["memorization"].high
+    assert comparison.probes == comparison.difference.paired == MEMBERS
+    assert before.rates["memorization"].value <= 0.1
+    assert after.rates["memorization"].value >= 0.5
+    assert comparison.difference.rates["memorization"].low > 0
+    assert after.excess["memorization"].low > 0
+    assert before.excess["memorization"].low <= 0 <= before.excess["memorization"].high
 
 
 def test_the_manifest_points_at_every_result(study):
     config, manifest = study
     root = manifest.path.parent
     assert root == config.parent / "out"
-    runs = {run["id"]: run for run in manifest.runs}
+    runs = {run.id: run for run in manifest.runs}
     assert set(runs) == {"tiny/pretrained/mem_xsum", "tiny-full-mem_xsum/finetune", "tiny-full-mem_xsum/mem_xsum"}
     finetuned = runs["tiny-full-mem_xsum/mem_xsum"]
-    assert finetuned["model"] == {
-        "name": "tiny-full-mem_xsum",
-        "path": "models/tiny-full-mem_xsum",
-        "base": "tiny",
-        "method": "full",
-        "trained_tasks": ["mem_xsum"],
-        "epochs": 80,
-        "size": None,
-    }
-    results = json.loads((root / finetuned["results"]).read_text())
+    assert finetuned.model == StudyModel("tiny-full-mem_xsum", "./models/tiny-full-mem_xsum", "tiny", "full", ("mem_xsum",), 80, None, "proportional")
+    # The model outside the study folder keeps its path; everything inside is relative to the manifest.
+    assert runs["tiny/pretrained/mem_xsum"].model.path == str(config.parent / "tiny-decoder")
+    # No folder named after the model's path on this machine: the run's files sit in the step's folder.
+    step_dir = "runs/tiny-full-mem_xsum__mem_xsum"
+    assert Path(finetuned.results).parent.as_posix() == Path(finetuned.samples).parent.as_posix() == step_dir
+    assert StudyManifest.read(manifest.path) == manifest
+    results = json.loads((root / finetuned.results).read_text())
     assert results["results"]["mem_xsum"]["probes,none"] == MEMBERS
     assert results["results"]["mem_xsum"]["nonmember_probes,none"] == 12 - MEMBERS
-    assert len(read_probe_outcomes(root / finetuned["samples"])) == MEMBERS
-    assert len(read_probe_outcomes(root / finetuned["samples"], members=False)) == 12 - MEMBERS
+    assert len(read_probe_outcomes(root / finetuned.samples)) == MEMBERS
+    assert len(read_probe_outcomes(root / finetuned.samples, members=False)) == 12 - MEMBERS
     assert json.loads((root / "models/tiny-full-mem_xsum/memtasks_finetune.json").read_text())["complete"]
 
 
@@ -108,6 +108,9 @@ def test_running_a_study_again_skips_finished_steps(study):
             {"name": "x", "models": [{"name": "m", "path": "gpt2"}], "tasks": ["mem_xsum"], "finetune": {"mixtures": ["mixed"]}},
             "finetune.mixtures: 'mixed'",
         ),
+        ({"name": "x", "models": [{"name": "m", "path": "gpt2"}], "tasks": ["mem_xsum"], "finetune": {"epoch": 3}}, "unknown key 'finetune.epoch'"),
+        ({"name": "x", "models": [{"name": "m", "path": "gpt2", "sise": "1B"}], "tasks": ["mem_xsum"]}, r"unknown key 'models\[0\]\.sise'"),
+        ({"name": "x", "models": [{"name": "m", "path": "gpt2"}], "tasks": ["mem_xsum"], "evaluate": {"variant": ["prefix10"]}}, "unknown key 'evaluate.variant'"),
     ],
 )
 def test_config_errors_name_the_file_and_the_key(tmp_path, config, message):

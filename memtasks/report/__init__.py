@@ -23,7 +23,8 @@ from pathlib import Path
 from memtasks.report.collect import AttentionRun, ReportInputError, Run, collect, resolve
 from memtasks.report.html import write_html
 from memtasks.report.plots import Figure, build_figures
-from memtasks.report.tables import Outcomes, Table, build_tables
+from memtasks.report.analysis import OutcomeReader
+from memtasks.report.views import Table, build_tables
 from memtasks.report.writers import write_csv, write_markdown
 
 FORMATS = ("md", "html", "csv")
@@ -78,9 +79,9 @@ def build_report(
             f"{results_dir}: no memtasks results found in {found.files} JSON file(s){detail}"
         )
     runs = resolve(found.runs)
-    outcomes = Outcomes()
-    tables = build_tables(runs, found.attention, outcomes)
-    warnings = found.warnings + outcomes.warnings
+    reader = OutcomeReader()
+    tables = build_tables(runs, found.attention, reader)
+    warnings = found.warnings + reader.warnings
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = build_figures(runs, found.attention, found.heatmaps, out_dir / "figures")
     models = {r.model.name for r in runs}

@@ -9,8 +9,11 @@ Every ``*.json`` under the folder is read once. Three kinds are used:
 - attention results (``{"memtasks": {"kind": "attention"}, "results": ...}``,
   written by ``memtasks attention``): each task becomes an :class:`AttentionRun`;
   its heatmaps (``attention_*.png``) are shown as they are.
-- study manifests (``manifest.json`` with ``study`` and ``runs``): they name the
-  model of each results file (base model, method, trained tasks, epochs, size).
+- study manifests (:class:`memtasks.manifest.StudyManifest`, ``manifest.json``
+  with ``study`` and ``runs``): they name the model of each results file (base
+  model, method, trained tasks, epochs, size, mixing). A manifest is read
+  strictly: a misspelled or unknown field stops the report with an error
+  naming the file and the field.
 
 A model's identity comes, first found wins, from a study manifest listing the
 results file, from the ``memtasks_finetune.json`` next to the ``peft=`` or
@@ -27,21 +30,17 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from memtasks.manifest import MANIFEST, ManifestError, StudyManifest, StudyModel
+from memtasks.outcomes import BOUNDS, CATEGORY_METRICS
 from memtasks.probes import DEFAULT_PREFIX_TOKENS
+from memtasks.stats import Rate
 
-RATE_METRICS = {
-    "memorization": "mem_rate",
-    "verbatim": "verbatim_rate",
-    "idea": "idea_rate",
-    "paraphrase": "paraphrase_rate",
-    "paraphrase_high": "paraphrase_high_rate",
-    "paraphrase_low": "paraphrase_low_rate",
-}
 REQUIRED_METRICS = ("mem_rate,none", "mem_rate_low,none", "mem_rate_high,none", "probes,none")
 # Model arguments that place or batch the model without changing what it generates.
 PLACEMENT_ARGS = frozenset({"device", "device_map", "parallelize", "batch_size", "max_batch_size", "trust_remote_code"})
@@ -70,19 +69,6 @@ class ReportInputError(ValueError):
 
 
 @dataclass(frozen=True)
-class Interval:
-    """A rate and its bootstrap interval; NaN where the run did not score it."""
-
-    value: float
-    low: float
-    high: float
-
-    @property
-    def scored(self) -> bool:
-        return not math.isnan(self.value)
-
-
-@dataclass(frozen=True)
 class ModelInfo:
     """Who ran: the identity a leaderboard row is keyed on, and what is known of its training."""
 
@@ -108,7 +94,7 @@ class Run:
 
     task: str
     model: ModelInfo
-    rates: dict[str, Interval]
+    rates: dict[str, Rate]
     probes: int
     skipped_too_short: int
     version: str
@@ -123,8 +109,8 @@ class Run:
     conflicts: list[Run] = field(default_factory=list)
     # The same rates over probes of text the model was not fine-tuned on, and
     # the excess (member minus non-member); NaN in runs without non-members.
-    nonmember: dict[str, Interval] = field(default_factory=dict)
-    excess: dict[str, Interval] = field(default_factory=dict)
+    nonmember: dict[str, Rate] = field(default_factory=dict)
+    excess: dict[str, Rate] = field(default_factory=dict)
     nonmember_probes: int = 0
 
     @property
@@ -143,7 +129,7 @@ class AttentionRun:
 
     task: str
     model: ModelInfo
-    cad: Interval
+    cad: Rate
     values: dict[str, float]
     date: float
     path: Path
@@ -274,8 +260,9 @@ def decoding(task_config: Mapping) -> str:
     return ", ".join(parts)
 
 
-def _interval(metrics: Mapping, metric: str) -> Interval:
-    return Interval(*(_number(metrics.get(f"{metric}{bound},none")) for bound in ("", "_low", "_high")))
+def _interval(metrics: Mapping, metric: str) -> Rate:
+    """A rate with its interval from lm-eval's per-task metrics; NaN for what the run did not report."""
+    return Rate(*(_number(metrics.get(f"{metric}{bound},none")) for bound in BOUNDS))
 
 
 def samples_file(results_path: Path, task: str) -> Path | None:
@@ -285,25 +272,61 @@ def samples_file(results_path: Path, task: str) -> Path | None:
     return candidate if candidate.exists() else None
 
 
-def _manifest_models(path: Path, data: Mapping, out: dict[tuple[Path, str], tuple[ModelInfo, Path | None]]) -> None:
-    for run in data.get("runs") or []:
-        if not isinstance(run, Mapping) or not isinstance(run.get("results"), str):
-            continue
-        model = run.get("model") if isinstance(run.get("model"), Mapping) else {}
-        epochs = model.get("epochs")
-        info = ModelInfo(
-            name=str(model.get("name") or model.get("path") or "unknown model"),
-            path=model.get("path"),
-            method=str(model.get("method") or "pretrained"),
-            base=model.get("base"),
-            trained_tasks=tuple(model.get("trained_tasks") or ()),
-            epochs=int(epochs) if isinstance(epochs, int) else None,
-            size=str(model["size"]) if model.get("size") else None,
-            mixing=model.get("mixing"),
-            source=str(path),
-        )
-        samples = path.parent / run["samples"] if isinstance(run.get("samples"), str) else None
-        out[((path.parent / run["results"]).resolve(), str(run.get("task") or ""))] = (info, samples)
+# (resolved results file, task) -> the model the study says ran it, and its per-sample log.
+StudyIndex = dict[tuple[Path, str], tuple[ModelInfo, Path | None]]
+
+
+def model_info(model: StudyModel, root: Path, source: Path) -> ModelInfo:
+    """A study's model as the report names it; a path in the study folder ``root`` (``./...``) becomes absolute."""
+    path = model.path
+    if path is not None and path.startswith("./"):
+        path = os.path.abspath(root / path)
+    return ModelInfo(
+        name=model.name,
+        path=path,
+        method=model.method,
+        base=model.base,
+        trained_tasks=model.trained_tasks,
+        epochs=model.epochs,
+        size=model.size,
+        mixing=model.mixing,
+        source=str(source),
+    )
+
+
+def _index_study(manifest: StudyManifest, out: StudyIndex) -> None:
+    for step in manifest.evals():
+        info = model_info(step.model, manifest.root, manifest.path)
+        samples = manifest.root / step.samples if step.samples else None
+        out[((manifest.root / step.results).resolve(), step.task)] = (info, samples)
+
+
+def is_study_manifest(path: Path, data: Mapping) -> bool:
+    """A JSON object with a ``study`` field, or a ``manifest.json`` with ``runs``."""
+    return "study" in data or (path.name == MANIFEST and "runs" in data)
+
+
+def study_runs(manifest: StudyManifest) -> list[Run]:
+    """The memtasks runs a study's eval steps point at, each named by the manifest.
+
+    Raises ``ValueError`` naming the file when a listed results file is missing
+    or holds no usable run of its step's task.
+    """
+    index: StudyIndex = {}
+    _index_study(manifest, index)
+    found = Collection()
+    for step in manifest.evals():
+        path = manifest.root / step.results
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as error:
+            raise ValueError(f"{manifest.path}: step {step.id}: results file {path} is not readable ({error})") from None
+        if not isinstance(data, dict) or not isinstance(data.get("results"), dict) or step.task not in data["results"]:
+            raise ValueError(f"{manifest.path}: step {step.id}: {path} has no results of task {step.task!r}")
+        _read_results(path, {**data, "results": {step.task: data["results"][step.task]}}, index, found)
+    if found.warnings:
+        raise ValueError(found.warnings[0])
+    return found.runs
 
 
 def collect(results_dir: str | Path, exclude: Iterable[str | Path] = (), progress: bool = False) -> Collection:
@@ -321,7 +344,7 @@ def collect(results_dir: str | Path, exclude: Iterable[str | Path] = (), progres
     paths = [p for p in wanted("*.json") if p.name not in MODEL_FILES]
     found = Collection(files=len(paths), heatmaps=wanted("attention_*.png"))
     parsed: list[tuple[Path, dict]] = []
-    manifests: dict[tuple[Path, str], tuple[ModelInfo, Path | None]] = {}
+    manifests: StudyIndex = {}
     for path in tqdm(paths, desc="reading results", unit="file", disable=not progress):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -332,8 +355,11 @@ def collect(results_dir: str | Path, exclude: Iterable[str | Path] = (), progres
             if path.name.startswith("results_"):
                 found.warnings.append(f"{path}: skipped, not a JSON object")
             continue
-        if "study" in data and isinstance(data.get("runs"), list):
-            _manifest_models(path, data, manifests)
+        if is_study_manifest(path, data):
+            try:
+                _index_study(StudyManifest.from_dict(path, data), manifests)
+            except ManifestError as error:
+                raise ReportInputError(str(error)) from None
         elif isinstance(data.get("results"), dict):
             parsed.append((path, data))
         elif path.name.startswith("results_"):
@@ -343,9 +369,7 @@ def collect(results_dir: str | Path, exclude: Iterable[str | Path] = (), progres
     return found
 
 
-def _read_results(
-    path: Path, data: dict, manifests: Mapping[tuple[Path, str], tuple[ModelInfo, Path | None]], found: Collection
-) -> None:
+def _read_results(path: Path, data: dict, manifests: StudyIndex, found: Collection) -> None:
     config = data.get("config") if isinstance(data.get("config"), dict) else {}
     args = _model_args(config)
     configs = data.get("configs") if isinstance(data.get("configs"), dict) else {}
@@ -383,7 +407,7 @@ def _read_results(
             Run(
                 task=task,
                 model=model,
-                rates={category: _interval(metrics, metric) for category, metric in RATE_METRICS.items()},
+                rates={category: _interval(metrics, metric) for category, metric in CATEGORY_METRICS.items()},
                 probes=int(_number(metrics["probes,none"])),
                 skipped_too_short=int(_number(metrics.get("skipped_too_short,none", 0))),
                 version=str((data.get("versions") or {}).get(task, "?")),
@@ -395,8 +419,8 @@ def _read_results(
                 decoding=decoding(task_config),
                 samples=samples,
                 model_settings={k: v for k, v in args.items() if k not in PLACEMENT_ARGS},
-                nonmember={category: _interval(metrics, f"nonmember_{metric}") for category, metric in RATE_METRICS.items()},
-                excess={category: _interval(metrics, f"excess_{metric}") for category, metric in RATE_METRICS.items()},
+                nonmember={category: _interval(metrics, f"nonmember_{metric}") for category, metric in CATEGORY_METRICS.items()},
+                excess={category: _interval(metrics, f"excess_{metric}") for category, metric in CATEGORY_METRICS.items()},
                 nonmember_probes=int(_number(metrics.get("nonmember_probes,none", 0))),
             )
         )

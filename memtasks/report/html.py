@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from memtasks.report.plots import Figure
-from memtasks.report.tables import Cell, Table
+from memtasks.report.views import Cell, Table
 
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d2329; margin: 0; background: #f6f7f9; }

@@ -11,18 +11,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from memtasks.report.collect import AttentionRun, Run
-from memtasks.report.tables import (
-    CATEGORY_TITLES,
+from memtasks.report.analysis import (
     cad_points,
     correlations,
     decoding_groups,
     epoch_groups,
     final_models,
     prefix_groups,
-    short_name,
     size_groups,
     size_order,
 )
+from memtasks.report.views import CATEGORY_TITLES, short_name
 
 DPI = 110
 MAX_BARS = 60

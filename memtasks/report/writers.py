@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from memtasks.report.plots import Figure
-from memtasks.report.tables import Table
+from memtasks.report.views import Table
 
 
 def _md_escape(text: str) -> str:

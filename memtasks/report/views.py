@@ -1,40 +1,42 @@
-"""The study's tables from collected runs: leaderboard, pre-trained vs fine-tuned, ablations, CAD.
+"""The report's tables from collected runs and their analyses: leaderboard, pre-trained vs fine-tuned,
+ablations, CAD; and the before/after table the demo prints.
 
 Every table is a :class:`Table`: display rows (text plus a sort key per cell,
 for Markdown and the HTML page) and tidy records (one row per model, task,
 setting and category, for CSV). A rate is shown as ``12.3% [10.1, 14.5]``: the
-value and its 90% bootstrap interval (5th-95th percentile), in percent.
-
-The difference between a fine-tuned model and its pre-trained base (or between
-two fine-tuning setups) on a task is
-
-    d_c = (1/n) * sum_i ([after_i = c] - [before_i = c])
-
-over the n probes both runs scored, with the paired bootstrap interval of
-:func:`memtasks.scoring.paired_difference`; it needs both runs' per-sample logs
-and the same probe ids in both.
+value and its 90% bootstrap interval (5th-95th percentile), in percent. The
+numbers come from :mod:`memtasks.report.analysis`; nothing here computes one.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from memtasks.harness import read_probe_outcomes
-from memtasks.paraphrase import HIGH, LOW
-from memtasks.report.collect import (
-    AttentionRun,
-    Interval,
-    ModelInfo,
-    Run,
-    differs,
-    is_flagged,
+from memtasks.outcomes import HIGH, LOW, RATE_NAMES
+from memtasks.report.analysis import (
+    MAIN_CATEGORIES,
+    Comparison,
+    Difference,
+    OutcomeReader,
+    before_after,
+    cad_points,
+    categories_of,
+    correlations,
+    decoding_groups,
+    decoding_order,
+    difference,
+    epoch_groups,
+    final_models,
+    model_label,
+    prefix_groups,
+    single_multi_pairs,
+    size_groups,
+    size_order,
 )
-from memtasks.scoring import paired_difference
+from memtasks.report.collect import AttentionRun, ModelInfo, Run, differs, is_flagged
+from memtasks.stats import Rate
 
 CATEGORY_TITLES = {
     "memorization": "Memorization",
@@ -44,8 +46,6 @@ CATEGORY_TITLES = {
     HIGH: "Paraphrase (p>0.5)",
     LOW: "Paraphrase (p<0.5)",
 }
-MAIN_CATEGORIES = ("memorization", "verbatim", "idea", "paraphrase")
-_EPOCH_DIR = re.compile(r"[/\\]epoch-\d+[/\\]?$")
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def percent(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{100 * value:.1f}%"
 
 
-def rate_text(rate: Interval, signed: bool = False) -> str:
+def rate_text(rate: Rate, signed: bool = False) -> str:
     """``12.3% [10.1, 14.5]``; with ``signed``, ``+2.0% [+0.5, +3.6]`` (percentage points); no interval when unknown."""
     if not rate.scored:
         return "n/a"
@@ -91,26 +91,15 @@ def rate_text(rate: Interval, signed: bool = False) -> str:
     return f"{value:{sign}.1f}% [{low:{sign}.1f}, {high:{sign}.1f}]"
 
 
-def rate_cell(rate: Interval | None, signed: bool = False) -> Cell:
+def rate_cell(rate: Rate | None, signed: bool = False) -> Cell:
     if rate is None or not rate.scored:
         return Cell("n/a", float("-inf"))
     return Cell(rate_text(rate, signed), rate.value)
 
 
-def rate_record(prefix: str, rate: Interval | None) -> dict:
-    rate = rate or Interval(math.nan, math.nan, math.nan)
+def rate_record(prefix: str, rate: Rate | None) -> dict:
+    rate = rate or Rate.unscored()
     return {f"{prefix}rate": rate.value, f"{prefix}low": rate.low, f"{prefix}high": rate.high}
-
-
-def categories_of(runs: Iterable[Run]) -> tuple[str, ...]:
-    """The main categories, plus paraphrase confidence when any run scored it."""
-    runs = list(runs)
-    graded = any(r.rates[c].scored for r in runs for c in (HIGH, LOW))
-    return MAIN_CATEGORIES + ((HIGH, LOW) if graded else ())
-
-
-def _normal(path: str | None) -> str | None:
-    return os.path.normpath(path) if path else None
 
 
 def short_name(name: str) -> str:
@@ -119,72 +108,6 @@ def short_name(name: str) -> str:
         return name if len(name) <= 40 else "..." + name[-37:]
     parts = [p for p in name.split("/") if p]
     return "/".join(parts[-2:])
-
-
-class Outcomes:
-    """Per-probe categories of runs, read once per samples file; unreadable files become warnings."""
-
-    def __init__(self) -> None:
-        self._cache: dict[Path, dict[str, str] | None] = {}
-        self.warnings: list[str] = []
-
-    def of(self, run: Run) -> dict[str, str] | None:
-        if run.samples is None:
-            return None
-        if run.samples not in self._cache:
-            try:
-                self._cache[run.samples] = read_probe_outcomes(run.samples)
-            except (ValueError, OSError, UnicodeDecodeError) as error:
-                self.warnings.append(f"{error}; no paired interval for this run")
-                self._cache[run.samples] = None
-        return self._cache[run.samples]
-
-
-@dataclass
-class Difference:
-    """Change from ``before`` to ``after`` per category; intervals when the probes could be paired."""
-
-    rates: dict[str, Interval]
-    paired: int
-    note: str = ""
-
-
-def difference(before: Run, after: Run, outcomes: Outcomes, categories: Sequence[str]) -> Difference:
-    """``after - before`` per category, paired by probe id (see the module docstring)."""
-    first, second = outcomes.of(before), outcomes.of(after)
-    unpaired = {
-        c: Interval(after.rates[c].value - before.rates[c].value, math.nan, math.nan)
-        if after.rates[c].scored and before.rates[c].scored
-        else Interval(math.nan, math.nan, math.nan)
-        for c in categories
-    }
-    if first is None or second is None:
-        return Difference(unpaired, 0, "no interval: per-sample logs (--log_samples) missing for a run")
-    if set(first) != set(second):
-        shared = len(set(first) & set(second))
-        return Difference(
-            unpaired, 0, f"no interval: different probes ({len(first)} and {len(second)} probes, {shared} shared)"
-        )
-    ids = sorted(first)
-    named = [c for c in categories if c != "memorization"]
-    paired = paired_difference([first[i] for i in ids], [second[i] for i in ids], categories=named)
-    return Difference({c: Interval(r.value, r.low, r.high) for c, r in paired.items()}, len(ids))
-
-
-def model_label(model: ModelInfo) -> str:
-    """What kind of model: ``pre-trained``, ``full fine-tuning on mem_xsum, 3 epochs``, ..."""
-    if not model.fine_tuned:
-        return "pre-trained"
-    method = {"full": "full fine-tuning", "lora": "LoRA"}.get(model.method, model.method)
-    parts = [method]
-    if model.trained_tasks:
-        parts.append("on " + " + ".join(model.trained_tasks))
-    if model.mixing and len(model.trained_tasks) > 1:
-        parts.append(f"({model.mixing} mixing)")
-    text = " ".join(parts)
-    if model.epochs is not None:
-        text += f", {model.epochs} epoch{'s' if model.epochs != 1 else ''}"
-    return text
 
 
 def _model_records(model: ModelInfo) -> dict:
@@ -297,61 +220,22 @@ def conflicts(runs: Sequence[Run]) -> Table | None:
     return table if table.rows else None
 
 
-def _matches(model: ModelInfo, reference: str | None) -> bool:
-    reference = _normal(reference)
-    return reference is not None and reference in {_normal(model.name), _normal(model.path)}
-
-
-def same_model(a: ModelInfo, b: ModelInfo) -> bool:
-    """Whether two identities name one model: a study names a model ``t5-small`` where its attention run says ``google-t5/t5-small``."""
-    if a.fine_tuned != b.fine_tuned:
-        return False
-    return bool({_normal(a.name), _normal(a.path)} & {_normal(b.name), _normal(b.path)} - {None})
-
-
-def lineage(model: ModelInfo) -> tuple:
-    """Models that differ only in how many epochs they were trained (``DIR`` and ``DIR/epoch-N``)."""
-    where = _EPOCH_DIR.sub("", model.path or model.name)
-    return (model.base, model.method, model.trained_tasks, model.mixing, model.size, _normal(where))
-
-
-def final_models(runs: Sequence[Run]) -> set[str]:
-    """Names of fine-tuned models that are not an earlier epoch of another one."""
-    best: dict[tuple, ModelInfo] = {}
-    for model in {r.model.name: r.model for r in runs if r.model.fine_tuned}.values():
-        key = lineage(model)
-        seen = best.get(key)
-        if seen is None or ((model.epochs or 0), -len(model.name)) > ((seen.epochs or 0), -len(seen.name)):
-            best[key] = model
-    return {m.name for m in best.values()}
-
-
-def base_run(runs: Sequence[Run], model: ModelInfo, task: str) -> Run | None:
-    """The run of ``model``'s pre-trained base on ``task``."""
-    for run in runs:
-        if run.task == task and not run.model.fine_tuned and _matches(run.model, model.base):
-            return run
-    return None
-
-
 def _difference_record(diff: Difference, c: str) -> dict:
     return {**rate_record("difference_", diff.rates.get(c)), "paired_probes": diff.paired, "note": diff.note}
 
 
-def pretrained_vs_finetuned(runs: Sequence[Run], outcomes: Outcomes) -> Table | None:
-    """The study's Table 2: per task, the pre-trained model, the fine-tuned model and the difference."""
+def pretrained_vs_finetuned(runs: Sequence[Run], reader: OutcomeReader) -> Table | None:
+    """The study's Table 2: per task, the pre-trained model, the model fine-tuned on that task alone
+    (its final epoch) and the difference, from :func:`memtasks.report.analysis.before_after`."""
     finals = final_models(runs)
-    pairs = [
-        (before, run)
-        for run in runs
-        if run.model.name in finals
-        and not run.is_variant
-        and len(run.model.trained_tasks) <= 1
-        and (before := base_run(runs, run.model, run.task)) is not None
+    shown = [
+        c
+        for c in before_after(runs, reader)
+        if c.after.model.name in finals and not c.after.is_variant and len(c.after.model.trained_tasks) <= 1
     ]
-    if not pairs:
+    if not shown:
         return None
-    categories = categories_of([r for pair in pairs for r in pair])
+    categories = categories_of([r for c in shown for r in (c.before, c.after)])
     table = Table(
         "pretrained_vs_finetuned",
         "Pre-trained vs fine-tuned (Table 2)",
@@ -360,28 +244,31 @@ def pretrained_vs_finetuned(runs: Sequence[Run], outcomes: Outcomes) -> Table | 
         ["Task", "Model", *(CATEGORY_TITLES[c] for c in categories)],
         sortable=False,
     )
-    for before, after in sorted(pairs, key=lambda p: (p[1].task, p[1].model.name)):
-        diff = difference(before, after, outcomes, categories)
-        table.add([Cell(after.task), Cell(f"pre-trained: {before.model.name}"), *(rate_cell(before.rates[c]) for c in categories)])
+    for c in shown:
+        before, after, diff = c.before, c.after, c.difference
+        table.add([Cell(after.task), Cell(f"pre-trained: {before.model.name}"), *(rate_cell(before.rates[k]) for k in categories)])
         table.add(
-            [Cell(""), Cell(f"fine-tuned: {after.model.name} ({model_label(after.model)})"), *(rate_cell(after.rates[c]) for c in categories)]
+            [Cell(""), Cell(f"fine-tuned: {after.model.name} ({model_label(after.model)})"), *(rate_cell(after.rates[k]) for k in categories)]
         )
-        label = "difference" + (f" ({diff.note})" if diff.note else f" (paired, {diff.paired} probes)")
-        table.add([Cell(""), Cell(label), *(rate_cell(diff.rates[c], signed=True) for c in categories)], "difference")
-        for c in categories:
+        table.add([Cell(""), Cell(difference_label(diff)), *(rate_cell(diff.rates[k], signed=True) for k in categories)], "difference")
+        for k in categories:
             table.records.append(
                 {
                     "task": after.task,
                     "pretrained": before.model.name,
                     "finetuned": after.model.name,
                     "method": after.model.method,
-                    "category": c,
-                    **rate_record("pretrained_", before.rates[c]),
-                    **rate_record("finetuned_", after.rates[c]),
-                    **_difference_record(diff, c),
+                    "category": k,
+                    **rate_record("pretrained_", before.rates[k]),
+                    **rate_record("finetuned_", after.rates[k]),
+                    **_difference_record(diff, k),
                 }
             )
     return table
+
+
+def difference_label(diff: Difference) -> str:
+    return "difference" + (f" ({diff.note})" if diff.note else f" (paired, {diff.paired} probes)")
 
 
 def _setting_table(
@@ -419,90 +306,10 @@ def _setting_table(
     return table
 
 
-def prefix_groups(runs: Sequence[Run]) -> dict[tuple[str, str], dict[int, Run]]:
-    """(model, base task) -> prefix length -> greedy run."""
-    groups: dict[tuple[str, str], dict[int, Run]] = {}
-    for run in runs:
-        if run.decoding == "greedy":
-            groups.setdefault((run.model.name, run.base_task), {}).setdefault(run.prefix_tokens, run)
-    return groups
-
-
-def decoding_groups(runs: Sequence[Run]) -> dict[tuple[str, str], dict[str, Run]]:
-    """(model, base task) -> decoding -> run with the plain task's prefix length."""
-    default_prefix = {(r.model.name, r.task): r.prefix_tokens for r in runs if not r.is_variant}
-    groups: dict[tuple[str, str], dict[str, Run]] = {}
-    for run in runs:
-        key = (run.model.name, run.base_task)
-        if run.prefix_tokens == default_prefix.get(key, run.prefix_tokens):
-            groups.setdefault(key, {}).setdefault(run.decoding, run)
-    return groups
-
-
-def _decoding_order(name: object) -> tuple:
-    return (name != "greedy", str(name))
-
-
-def epoch_groups(runs: Sequence[Run]) -> dict[tuple[str, str], dict[int, Run]]:
-    """(training setup, task) -> epochs -> run, for fine-tuned models with a known epoch count."""
-    groups: dict[tuple[str, str], dict[int, Run]] = {}
-    for run in runs:
-        model = run.model
-        if model.fine_tuned and model.epochs is not None and not run.is_variant:
-            setup = f"{model.base or '?'} {model_label(ModelInfo(**{**model.__dict__, 'epochs': None}))}"
-            groups.setdefault((setup, run.task), {}).setdefault(model.epochs, run)
-    return groups
-
-
-def size_of(model: ModelInfo) -> str | None:
-    """A model's size label: the study manifest's, else its parameter count (``125.0M``)."""
-    if model.size:
-        return model.size
-    if model.parameters is None:
-        return None
-    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if model.parameters >= scale:
-            return f"{model.parameters / scale:.1f}{unit}"
-    return str(model.parameters)
-
-
-def size_groups(runs: Sequence[Run]) -> dict[tuple[str, str], dict[str, Run]]:
-    """(training setup, task) -> size -> run; fine-tuned models at their final epoch."""
-    finals = final_models(runs)
-    groups: dict[tuple[str, str], dict[str, Run]] = {}
-    for run in runs:
-        model, size = run.model, size_of(run.model)
-        if size is None or run.is_variant or (model.fine_tuned and model.name not in finals):
-            continue
-        setup = model_label(ModelInfo(**{**model.__dict__, "name": "", "epochs": None}))
-        groups.setdefault((setup, run.task), {}).setdefault(size, run)
-    return groups
-
-
-def size_order(runs: Sequence[Run]) -> Callable[[object], tuple]:
-    parameters = {size_of(r.model): r.model.parameters or 0 for r in runs}
-    return lambda size: (parameters.get(str(size), 0), str(size))
-
-
-def single_vs_multi(runs: Sequence[Run], outcomes: Outcomes) -> Table | None:
+def single_vs_multi(runs: Sequence[Run], reader: OutcomeReader) -> Table | None:
     """The study's Table 11: a task's single-task model vs a multi-task model that also trained on it."""
-    finals = final_models(runs)
-    candidates = [r for r in runs if r.model.name in finals and not r.is_variant]
-    rows = []
-    for single in candidates:
-        if len(single.model.trained_tasks) != 1 or single.model.trained_tasks[0] != single.task:
-            continue
-        for multi in candidates:
-            m = multi.model
-            if (
-                multi.task == single.task
-                and len(m.trained_tasks) > 1
-                and single.task in m.trained_tasks
-                and m.method == single.model.method
-                and _normal(m.base) == _normal(single.model.base)
-            ):
-                rows.append((single, multi))
-    if not rows:
+    pairs = single_multi_pairs(runs)
+    if not pairs:
         return None
     table = Table(
         "single_vs_multi_task",
@@ -511,8 +318,8 @@ def single_vs_multi(runs: Sequence[Run], outcomes: Outcomes) -> Table | None:
         "that includes it; difference = multi-task minus single-task, paired over the same probes.",
         ["Task", "Single-task model", "Single-task", "Multi-task model", "Multi-task", "Difference"],
     )
-    for single, multi in sorted(rows, key=lambda p: (p[0].task, p[1].model.name)):
-        diff = difference(single, multi, outcomes, MAIN_CATEGORIES)
+    for single, multi in pairs:
+        diff = difference(single, multi, reader)
         table.add(
             [
                 Cell(single.task, single.task),
@@ -539,74 +346,6 @@ def single_vs_multi(runs: Sequence[Run], outcomes: Outcomes) -> Table | None:
                 }
             )
     return table
-
-
-@dataclass
-class CadPoint:
-    """One task's cross-attention dispersion next to a memorization rate; ``setup`` groups comparable points."""
-
-    task: str
-    cad_model: str
-    cad: Interval
-    memorization_model: str
-    memorization: Interval
-    setup: str
-    cad_file: Path
-
-
-def cad_points(runs: Sequence[Run], attention: Sequence[AttentionRun]) -> tuple[list[CadPoint], str]:
-    """The study's pairing when fine-tuned runs exist, else same-model pairs.
-
-    The study's pairing: the pre-trained model's CAD on a task against the
-    memorization of that model fine-tuned on that task alone (multi-task
-    models are left out), one group of points per fine-tuning method.
-    """
-    finals = final_models(runs)
-    study = []
-    for run in runs:
-        model = run.model
-        if model.name not in finals or run.is_variant or model.trained_tasks not in ((), (run.task,)):
-            continue
-        base = base_run(runs, model, run.task)
-        for att in attention:
-            if att.task == run.task and not att.model.fine_tuned and (
-                _matches(att.model, model.base) or (base is not None and same_model(att.model, base.model))
-            ):
-                setup = {"full": "full fine-tuning", "lora": "LoRA"}.get(model.method, model.method)
-                # The base as the memorization runs name it (a study's name rather than a path).
-                name = base.model.name if base is not None else att.model.name
-                study.append(CadPoint(att.task, name, att.cad, model.name, run.rates["memorization"], setup, att.path))
-    if study:
-        return study, "pre-trained model's CAD vs the single-task fine-tuned model's memorization"
-    same = [
-        CadPoint(att.task, att.model.name, att.cad, run.model.name, run.rates["memorization"], "same model", att.path)
-        for att in attention
-        for run in runs
-        if run.task == att.task and same_model(run.model, att.model)
-    ]
-    return same, "CAD and memorization of the same model"
-
-
-def spearman(points: Sequence[CadPoint]) -> tuple[float, float] | str:
-    """Spearman's rank correlation between CAD and memorization and its p-value, or why there is none."""
-    usable = [p for p in points if p.cad.scored and p.memorization.scored]
-    if len(usable) < 3:
-        return f"needs 3 points or more, {len(usable)} available"
-    x, y = [p.cad.value for p in usable], [p.memorization.value for p in usable]
-    if len(set(x)) == 1 or len(set(y)) == 1:
-        return "undefined: every point has the same " + ("CAD" if len(set(x)) == 1 else "memorization")
-    # The same statistic and p-value as `memtasks attention --memorization` prints.
-    from memtasks.attention.predict import permutation_p_value
-    from memtasks.attention.predict import spearman as rank_correlation
-
-    rho = rank_correlation(x, y)
-    return rho, permutation_p_value(x, y, rho)
-
-
-def correlations(points: Sequence[CadPoint]) -> dict[str, tuple[float, float] | str]:
-    """:func:`spearman` per setup (points of different fine-tuning methods are not ranked together)."""
-    setups = sorted({p.setup for p in points})
-    return {setup: spearman([p for p in points if p.setup == setup]) for setup in setups}
 
 
 def correlation_text(setup: str, result: tuple[float, float] | str, n: int) -> str:
@@ -647,7 +386,7 @@ def attention_table(runs: Sequence[Run], attention: Sequence[AttentionRun]) -> T
     return table
 
 
-def _plain(rate: Interval) -> str:
+def _plain(rate: Rate) -> str:
     if not rate.scored:
         return "n/a"
     if math.isnan(rate.low):
@@ -655,12 +394,12 @@ def _plain(rate: Interval) -> str:
     return f"{rate.value:.3f} [{rate.low:.3f}, {rate.high:.3f}]"
 
 
-def build_tables(runs: Sequence[Run], attention: Sequence[AttentionRun], outcomes: Outcomes) -> list[Table]:
+def build_tables(runs: Sequence[Run], attention: Sequence[AttentionRun], reader: OutcomeReader) -> list[Table]:
     """Every table the runs support, in report order."""
     order_size = size_order(runs)
     tables = [
         leaderboard(runs),
-        pretrained_vs_finetuned(runs, outcomes),
+        pretrained_vs_finetuned(runs, reader),
         _setting_table(
             "prefix_lengths",
             "Prefix length (Table 7)",
@@ -675,7 +414,7 @@ def build_tables(runs: Sequence[Run], attention: Sequence[AttentionRun], outcome
             "Memorization under greedy decoding and sampling (the task's default prefix length).",
             "",
             decoding_groups(runs),
-            _decoding_order,
+            decoding_order,
         ),
         _setting_table(
             "epochs",
@@ -693,8 +432,35 @@ def build_tables(runs: Sequence[Run], attention: Sequence[AttentionRun], outcome
             size_groups(runs),
             order_size,
         ),
-        single_vs_multi(runs, outcomes),
+        single_vs_multi(runs, reader),
         attention_table(runs, attention),
         conflicts(runs),
     ]
     return [t for t in tables if t is not None]
+
+
+COMPARISON_ROWS = RATE_NAMES
+
+
+def comparisons_markdown(comparisons: Sequence[Comparison]) -> str:
+    """Markdown: one table per comparison, every rate before, after, their difference and each
+    run's excess over its non-member floor, in the report's cell format (:func:`rate_text`)."""
+    lines = []
+    for c in comparisons:
+        lines += [
+            f"### {c.task}: {c.before.model.name} -> {c.after.model.name} ({c.probes} probes)",
+            "",
+            f"| category | before | after | {difference_label(c.difference)} | excess before | excess after |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name in COMPARISON_ROWS:
+            cells = [
+                rate_text(c.before.rates[name]),
+                rate_text(c.after.rates[name]),
+                rate_text(c.difference.rates[name], signed=True),
+                rate_text(c.before.excess.get(name, Rate.unscored()), signed=True),
+                rate_text(c.after.excess.get(name, Rate.unscored()), signed=True),
+            ]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
