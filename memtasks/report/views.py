@@ -439,9 +439,6 @@ def build_tables(runs: Sequence[Run], attention: Sequence[AttentionRun], reader:
     return [t for t in tables if t is not None]
 
 
-COMPARISON_ROWS = RATE_NAMES
-
-
 def comparisons_markdown(comparisons: Sequence[Comparison]) -> str:
     """Markdown: one table per comparison, every rate before, after, their difference and each
     run's excess over its non-member floor, in the report's cell format (:func:`rate_text`)."""
@@ -453,7 +450,7 @@ def comparisons_markdown(comparisons: Sequence[Comparison]) -> str:
             f"| category | before | after | {difference_label(c.difference)} | excess before | excess after |",
             "|---|---|---|---|---|---|",
         ]
-        for name in COMPARISON_ROWS:
+        for name in RATE_NAMES:
             cells = [
                 rate_text(c.before.rates[name]),
                 rate_text(c.after.rates[name]),

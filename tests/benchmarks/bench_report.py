@@ -1,6 +1,12 @@
-"""How long `memtasks report` takes on a leaderboard-sized results folder, and its peak memory.
+"""How long `memtasks report` takes on a leaderboard-sized results folder, and its peak memory;
+and what importing :mod:`memtasks.report` costs and pulls in.
 
     python tests/benchmarks/bench_report.py [--models 40] [--tasks 12] [--probes 1000]
+
+The import is measured first, in a fresh interpreter with ``-X importtime``:
+the cumulative time of ``memtasks.report`` and any module of the scoring
+pipeline (harness, scoring, detection, numba) it imported, which reading
+results must never need.
 
 Writes synthetic lm-eval results files into a temporary folder: per model, one
 results file with every task, per-sample logs of ``--probes`` probes per task;
@@ -13,7 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import resource
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +32,23 @@ import numpy as np
 from memtasks.report import build_report
 
 CATEGORIES = ("none", "verbatim", "idea", "paraphrase")
+# What reading results must not import: the lm-eval glue and the compiled scoring pipeline.
+PIPELINE = re.compile(r"^(memtasks\.(harness|scoring|detection|retrieval)|numba)(\.|$)")
+
+
+def import_cost() -> tuple[float, list[str]]:
+    """Seconds to import memtasks.report (cumulative, from -X importtime) and the pipeline modules it imported."""
+    run = subprocess.run([sys.executable, "-X", "importtime", "-c", "import memtasks.report"], capture_output=True, text=True, check=True)
+    seconds, pipeline = 0.0, []
+    for line in run.stderr.splitlines():
+        parts = [p.strip() for p in line.removeprefix("import time:").split("|")]
+        if len(parts) != 3 or not parts[1].isdigit():
+            continue
+        if parts[2] == "memtasks.report":
+            seconds = int(parts[1]) / 1e6
+        if PIPELINE.match(parts[2]):
+            pipeline.append(parts[2])
+    return seconds, pipeline
 
 
 def write_model(folder: Path, name: str, base: str | None, tasks: list[str], probes: int, rng: np.random.Generator) -> None:
@@ -57,6 +83,8 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=12)
     parser.add_argument("--probes", type=int, default=1000)
     args = parser.parse_args()
+    seconds, pipeline = import_cost()
+    print(f"import memtasks.report: {seconds:.3f} s cumulative; scoring pipeline modules imported: {', '.join(pipeline) or 'none'}")
     rng = np.random.default_rng(0)
     tasks = [f"mem_task{i}" for i in range(args.tasks)]
     with tempfile.TemporaryDirectory() as tmp:
