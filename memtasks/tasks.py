@@ -52,7 +52,7 @@ class TaskSpec:
 
 @lru_cache(maxsize=4)
 def _task_index(include_path: tuple[str, ...]) -> dict:
-    from lm_eval.tasks.manager import TaskManager
+    from lm_eval.tasks import TaskManager
 
     manager = TaskManager(include_path=[*include_path, str(task_configs_dir())], include_defaults=False)
     return manager.task_index

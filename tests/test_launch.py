@@ -191,3 +191,15 @@ def test_a_chat_template_is_refused_for_bare_prefix_probes(corpus, decoder):
     _, data_file, _, _ = corpus
     with pytest.raises(LaunchError, match="--apply_chat_template"):
         run_lm_eval(_arguments(decoder, data_file, "--apply_chat_template"))
+
+
+def test_the_lm_eval_tasks_entry_point_resolves_memtasks_tasks():
+    """Read the group as an lm-eval that scans it would: each entry point names a package of task YAMLs."""
+    from importlib.metadata import entry_points
+
+    from lm_eval.tasks import TaskManager
+
+    folders = [folder for point in entry_points(group="lm_eval.tasks") for folder in point.load().__path__]
+    assert str(task_configs_dir()) in folders
+    manager = TaskManager(include_path=folders, include_defaults=False)
+    assert {"mem_multinews", "mem_paper", "mem_decoding_variants"} <= set(manager.all_tasks)

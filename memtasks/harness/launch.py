@@ -101,7 +101,7 @@ def task_names(settings: dict[str, Any]) -> list[str]:
 
 def discovered_by_lm_eval() -> bool:
     """Whether lm-eval indexes memtasks' tasks by itself (an lm-eval that reads the ``lm_eval.tasks`` entry points)."""
-    from lm_eval.tasks.manager import TaskManager
+    from lm_eval.tasks import TaskManager
 
     ours = task_configs_dir().resolve()
     for entry in TaskManager(include_defaults=False).task_index.values():
@@ -174,7 +174,7 @@ def _run(namespace, paths: Sequence[str], include_defaults: bool, redact: bool) 
     from lm_eval import simple_evaluate
     from lm_eval.config.evaluate_config import EvaluatorConfig
     from lm_eval.loggers import EvaluationTracker
-    from lm_eval.tasks.manager import TaskManager
+    from lm_eval.tasks import TaskManager
     from lm_eval.utils import handle_non_serializable, make_table, setup_logging
 
     from memtasks.harness.redact import redact_sample
