@@ -3,7 +3,10 @@
 The reference below is written directly from Lucene's formula (BM25Similarity,
 SmallFloat.intToByte4, BooleanQuery's merging of repeated clauses) with numpy
 float32 scalars for Java's floats; it shares no code with memtasks.retrieval
-except the analyzer, which has tests of its own here.
+except the analyzer, which has tests of its own here: expected tokens of Lucene
+9's StandardTokenizer (UAX #29 and TR #51 rules over Unicode 12.1 data, longest
+match, a 255-unit buffer), and a second implementation of its grammar as a
+leftmost-longest regular expression over the shipped Unicode 12.1 ranges.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import pytest
 import regex
 
 from memtasks.retrieval import BM25Index, analyze
-from memtasks.retrieval.analysis import TOKEN_PATTERN, tokenize
+from memtasks.retrieval.analysis import tokenize
+from memtasks.retrieval.vocabulary import Vocabulary, analyzed_ids
 
 DATA = Path(__file__).parent / "data" / "example_probes.jsonl"
 F = np.float32
@@ -132,6 +136,11 @@ def test_a_repeated_query_term_weighs_by_its_count():
         assert index.search(query, 4) == LuceneReference(docs).top_k(query, 4)
 
 
+# Symbols from Unicode 1.1 to 12.0 that are Extended_Pictographic in 12.1
+# (and so emoji tokens in Lucene 9), whatever a newer Unicode says of them.
+OLD_SYMBOLS = "★ ♪ ♫ ♡ ☛ ♔ ⚀ 🂡 🀀 ☺ ☂ ✈ ❤ ☀ ⛄ 🀄 🃏"
+
+
 @pytest.mark.parametrize(
     "text, terms",
     [
@@ -149,6 +158,21 @@ def test_a_repeated_query_term_weighs_by_its_count():
         ("ภาษาไทย ok", ["ภาษาไทย", "ok"]),
         ("good 👍🏽 🇫🇷!", ["good", "👍🏽", "🇫🇷"]),
         ("-- ... !!! ___", []),
+        (OLD_SYMBOLS, OLD_SYMBOLS.split()),
+        # A letter that is also an emoji (WB=ALetter), then letters: the word
+        # rule's match is the longer one.
+        ("ℹb 🅰x xℹ", ["ℹb", "🅰x", "xℹ"]),
+        # Keycaps with and without the presentation selector; without one, a
+        # digit or letter after the keycap continues the number or word (WB4, WB8, WB10).
+        ("#\u20e3 *\ufe0f\u20e3 1\u20e3 1\u20e32 1\u20e3a", ["#\u20e3", "*\ufe0f\u20e3", "1\u20e3", "1\u20e32", "1\u20e3a"]),
+        # A ZWJ ends an emoji it follows unless an emoji comes next.
+        ("👍\u200d1 👍\u200da 👍\u200d👍", ["👍\u200d", "1", "👍\u200d", "a", "👍\u200d👍"]),
+        ("👨\u200d👩\u200d👧 🇫🇷🇩🇪🇮", ["👨\u200d👩\u200d👧", "🇫🇷", "🇩🇪"]),
+        # © ® ™ 〰 are Extended_Pictographic, so emoji tokens of their own;
+        # a regional indicator alone is none.
+        ("©a ® ™ 〰 🇮", ["©", "a", "®", "™", "〰"]),
+        # Yezidi letters (Unicode 13) are unassigned in Unicode 12.1: no word.
+        ("\U00010e80\U00010e81 ok", ["ok"]),
     ],
 )
 def test_standard_analyzer(text, terms):
@@ -157,20 +181,120 @@ def test_standard_analyzer(text, terms):
 
 def test_tokens_longer_than_255_are_split():
     assert [len(t) for t in analyze("a" * 600)] == [255, 255, 90]
-    # Java counts UTF-16 code units: an astral letter counts two.
+    # Java counts UTF-16 code units: an astral letter counts two, and one that
+    # would straddle the 255th unit starts the next piece.
     assert [len(t) for t in tokenize("\U0001D400" * 200)] == [127, 73]
 
 
-def test_fast_paths_find_the_longest_match_like_lucenes_scanner():
-    # The analyzer's greedy patterns (and its ASCII shortcut) against
-    # leftmost-longest matching of the same rules, on text built to stress
-    # the mid-word and connector rules.
-    longest = regex.compile("(?p)" + TOKEN_PATTERN, regex.VERSION1)
+@pytest.mark.parametrize(
+    "long_word, rest, expected_length, next_token",
+    [
+        # The scanner's buffer ends inside a would-be token: the token ends
+        # where the grammar last accepted, before the quote or full stop...
+        ("a" * 254, "'bc", 254, "bc"),
+        ("a" * 254, "\u2019bc", 254, "bc"),
+        ("a" * 254, ".bc", 254, "bc"),
+        ("a" * 254, ":bc", 254, "bc"),
+        ("1" * 254, ",5", 254, "5"),
+        ("1" * 254, ";5", 254, "5"),
+        ("1" * 254, ".5", 254, "5"),
+        # ...and scanning restarts there, skipping what cannot start a token:
+        # a soft hyphen (Format), a ZWJ or a combining mark (Extend).
+        ("a" * 255, "\u00adbc", 255, "bc"),
+        ("a" * 255, "\u200dbc", 255, "bc"),
+        ("a" * 255, "\u0301bc", 255, "bc"),
+        # Within the buffer the rules apply as usual.
+        ("a" * 253, "'bc", 255, "c"),
+    ],
+)
+def test_rescan_after_the_255_unit_buffer(long_word, rest, expected_length, next_token):
+    tokens = tokenize(long_word + rest + " end")
+    assert [len(tokens[0]), *tokens[1:]] == [expected_length, next_token, "end"]
+
+
+def _ranges() -> dict[str, str]:
+    """Each shipped Unicode 12.1 property as the inside of a character class."""
+    path = Path(__file__).parents[1] / "memtasks" / "retrieval" / "unicode_12_1.json"
+    ranges = json.loads(path.read_text(encoding="utf-8"))["ranges"]
+    return {
+        name.split("/")[1]: "".join(f"\\U{b:08x}-\\U{e - 1:08x}" for b, e in zip(flat[::2], flat[1::2]))
+        for name, flat in ranges.items()
+    }
+
+
+def reference_pattern() -> str:
+    """Lucene 9's token rules as one regular expression, for leftmost-longest (POSIX) matching."""
+    p = _ranges()
+    ext = f"[{p['Format']}{p['Extend']}{p['ZWJ']}]*"
+    ext_sans = f"[[{p['Format']}{p['Extend']}{p['ZWJ']}]--[\\uFE0E\\uFE0F]]*"
+    zwj = f"[{p['ZWJ']}]"
+    emoji_char = (
+        f"[[{p['Extended_Pictographic']}][[{p['Emoji']}]--[{p['Regional_Indicator']}0-9#*"
+        f"\\u00A9\\u00AE\\u2122\\u3030\\u303D{p['Emoji_Modifier']}]]]"
+    )
+    element = (
+        f"(?:{zwj}*{emoji_char}{ext_sans}\\uFE0F?"
+        f"|(?:{zwj}*[{p['Emoji_Modifier_Base']}]{ext_sans})?[{p['Emoji_Modifier']}]{ext_sans})"
+    )
+    emoji = (
+        f"{element}(?:(?:{zwj}{element})*|[\\U000E0020-\\U000E007E]+\\U000E007F)"
+        f"|[0-9#*]{ext_sans}\\uFE0F?\\u20E3{ext_sans}"
+        f"|[{p['Regional_Indicator']}]{ext}[{p['Regional_Indicator']}]{ext}"
+    )
+
+    def ex(*names: str) -> str:
+        return "[" + "".join(p[n] for n in names) + "]" + ext
+
+    enl = ex("ExtendNumLet")
+    core = (
+        f"(?:{ex('Katakana')}(?:(?:{enl})*{ex('Katakana')})*"
+        f"|(?:{ex('Hebrew_Letter')}(?:{ex('Single_Quote')}|{ex('Double_Quote')}{ex('Hebrew_Letter')})"
+        f"|{ex('Numeric')}(?:(?:(?:{enl})*|{ex('MidNum', 'MidNumLet', 'Single_Quote')}){ex('Numeric')})*"
+        f"|{ex('ALetter', 'Hebrew_Letter')}(?:(?:(?:{enl})*|{ex('MidLetter', 'MidNumLet', 'Single_Quote')})"
+        f"{ex('ALetter', 'Hebrew_Letter')})*)+)"
+    )
+    word = f"(?:{enl})*{core}(?:(?:{enl})+{core})*(?:{enl})*"
+    return f"{emoji}|{word}|(?:{ex('Complex_Context')})+|{ex('Han')}|{ex('Hiragana')}"
+
+
+@pytest.fixture(scope="module")
+def longest():
+    return regex.compile("(?p)" + reference_pattern(), regex.VERSION1)
+
+
+def test_scanner_finds_the_longest_match_of_the_grammar(longest):
+    # Random short texts over characters of every class the rules tell apart
+    # (letters, digits, mid-word punctuation, Hebrew, katakana, ideographs,
+    # Thai, emoji and their modifiers, selectors, ZWJ, keycaps, flags, tags,
+    # Format and Extend characters), against the regular expression.
     rng = random.Random(11)
-    alphabet = "ab1_:.',;\"- #*é’\u05d0\u0301東タ👍\u200d"
-    for _ in range(3000):
+    alphabet = (
+        "ab1_:.',;\"- #*é’\u05d0\u05f3東タは\u0e01👍🏽\u200d\ufe0f\ufe0e\u20e3🇫🇷\U000e0067\U000e007f"
+        "\u00ad\u0301ℹ🅰©★\U0001f9b0\u3000\uff11"
+    )
+    for _ in range(4000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 14)))
         assert tokenize(text) == longest.findall(text), repr(text)
     for line in DATA.read_text(encoding="utf-8").splitlines()[:100]:
         text = json.loads(line)["suffix"]
         assert tokenize(text) == longest.findall(text)
+
+
+def test_index_analysis_gives_the_terms_of_analyze():
+    # The index's compiled path (texts scanned together, terms lowercased and
+    # numbered without Python strings) against analyze() text by text.
+    rng = random.Random(5)
+    texts = [json.loads(line)["suffix"] for line in DATA.read_text(encoding="utf-8").splitlines()]
+    texts += ["", "ΟΔΟΣ İstanbul Σ", OLD_SYMBOLS, "a" * 600, "\ud83d lone surrogate"]
+    texts += ["".join(rng.choice("aB1 .'ΣİÅ👍\u200d東") for _ in range(rng.randint(0, 30))) for _ in range(300)]
+    vocabulary = Vocabulary()
+    ids, counts = analyzed_ids(texts, vocabulary)
+    terms = vocabulary.terms()
+    assert len(set(terms)) == len(terms)
+    at = 0
+    for text, count in zip(texts, counts.tolist()):
+        assert [terms[i] for i in ids[at : at + count]] == analyze(text), repr(text[:60])
+        at += count
+    # Looking terms up without adding them: unknown terms are -1.
+    found, _ = analyzed_ids(["ΟΔΟΣ unseenword"], vocabulary, insert=False)
+    assert [terms[found[0]], found[1]] == ["οδοσ", -1]

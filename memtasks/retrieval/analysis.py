@@ -1,4 +1,4 @@
-"""Elasticsearch's ``standard`` analyzer in Python: what both retrieval backends index.
+"""Elasticsearch's ``standard`` analyzer: what both retrieval backends index.
 
 The ``standard`` analyzer is Lucene's StandardTokenizer (the word-break rules of
 Unicode UAX #29, tokens of at most 255 UTF-16 code units) followed by a
@@ -9,133 +9,96 @@ every CJK ideograph and every hiragana character as a token of its own, keeps
 katakana, Hangul and South-East Asian runs (Thai, Lao, Khmer, Myanmar) whole,
 emits emoji sequences as tokens, and drops punctuation and symbols.
 
-Where it cannot match exactly (documented in the README): Lucene's grammar is
-generated from Unicode 9 data, the ``regex`` module uses a newer Unicode, so
-characters assigned after Unicode 9 may split differently; a token longer than
-255 code units is cut at 255 where Lucene's scanner may, in rare constructions
-(a quote or full stop exactly at the cut), end it a few characters earlier.
+The tokenizer is the automaton of Lucene 9's grammar
+(:mod:`memtasks.retrieval.grammar`) over its Unicode 12.1 character classes
+(:mod:`memtasks.retrieval.unicode`), run by a compiled scanner that works as
+the generated Java one: at each position the longest match of any rule, within
+a buffer of 255 UTF-16 units from the token's start (a longer token is cut at
+the last point the grammar accepts, and scanning resumes there, so that what
+cannot start a token, e.g. a full stop or a combining mark, is skipped);
+where no rule matches, one code point is skipped.
 """
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from importlib import resources
 
-import regex
+import numpy as np
+from numba import njit
+
+from memtasks.retrieval.grammar import token_automaton
+from memtasks.retrieval.unicode import character_classes
 
 MAX_TOKEN_LENGTH = 255
 
-_EXT = r"[\p{WB=Format}\p{WB=Extend}\p{WB=ZWJ}]*"
-_EMOJI_START = r"[\p{WB=ZWJ}\p{Extended_Pictographic}\p{Emoji}\p{Emoji_Modifier_Base}\p{Emoji_Modifier}]"
-# Inside an emoji sequence a ZWJ that joins the next emoji is left to the join,
-# so that greedy matching finds the whole sequence.
-_EXT_NO_SELECTOR = rf"(?:[[\p{{WB=Format}}\p{{WB=Extend}}]--[\uFE0E\uFE0F]]|\p{{WB=ZWJ}}(?!{_EMOJI_START}))*"
-_AHLETTER = rf"[\p{{WB=ALetter}}\p{{WB=Hebrew_Letter}}]{_EXT}"
-_HEBREW = rf"\p{{WB=Hebrew_Letter}}{_EXT}"
-_NUMERIC = rf"[\p{{WB=Numeric}}[\p{{Block=Halfwidth_And_Fullwidth_Forms}}&&\p{{Nd}}]]{_EXT}"
-_KATAKANA = rf"\p{{WB=Katakana}}{_EXT}"
-_MID_LETTER = rf"[\p{{WB=MidLetter}}\p{{WB=MidNumLet}}\p{{WB=Single_Quote}}]{_EXT}"
-_MID_NUMERIC = rf"[\p{{WB=MidNum}}\p{{WB=MidNumLet}}\p{{WB=Single_Quote}}]{_EXT}"
-_EXTEND_NUM_LET = rf"\p{{WB=ExtendNumLet}}{_EXT}"
-_SINGLE_QUOTE = rf"\p{{WB=Single_Quote}}{_EXT}"
-_DOUBLE_QUOTE = rf"\p{{WB=Double_Quote}}{_EXT}"
 
-# WB7a-c (quotes after a Hebrew letter) where a run of letters ends in one.
-_AFTER_HEBREW = r"(?<=\p{WB=Hebrew_Letter}[\p{WB=Format}\p{WB=Extend}\p{WB=ZWJ}]*)"
+@njit(cache=True, nogil=True)
+def scan(points, blocks, classes, transitions, accepting, starts, ends):
+    """Write the spans ``[starts[i], ends[i])`` of the tokens of ``points`` (code points); returns their number.
 
-# A word (UAX #29 rules WB5-WB13b): letters and digits joined directly, through
-# connector punctuation ("_"), or through one mid-word character between two
-# letters ("don't", "U.S") or two digits ("3.5", "1,000").
-_CORE = (
-    rf"(?:{_KATAKANA}(?:(?:{_EXTEND_NUM_LET})*{_KATAKANA})*"
-    rf"|(?:{_HEBREW}(?:{_SINGLE_QUOTE}|{_DOUBLE_QUOTE}{_HEBREW})"
-    rf"|{_NUMERIC}(?:(?:(?:{_EXTEND_NUM_LET})*|{_MID_NUMERIC}){_NUMERIC})*"
-    rf"|{_AHLETTER}(?:(?:(?:{_EXTEND_NUM_LET})*|{_MID_LETTER}){_AHLETTER}|{_AFTER_HEBREW}{_DOUBLE_QUOTE}{_HEBREW})*"
-    rf"(?:{_AFTER_HEBREW}{_SINGLE_QUOTE})?)+)"
-)
-_WORD = rf"(?:{_EXTEND_NUM_LET})*{_CORE}(?:(?:{_EXTEND_NUM_LET})+{_CORE})*(?:{_EXTEND_NUM_LET})*"
-
-# Emoji sequences (Unicode TR #51): presentation, modifier, ZWJ, tag, keycap and flag sequences.
-_EMOJI_CHAR = (
-    r"[\p{Extended_Pictographic}[\p{Emoji}--[\p{WB=Regional_Indicator}0-9#*\u00A9\u00AE\u2122\u3030\u303D"
-    r"\p{Emoji_Modifier}]]]"
-)
-_EMOJI_ELEMENT = (
-    rf"(?:\p{{WB=ZWJ}}*{_EMOJI_CHAR}{_EXT_NO_SELECTOR}\uFE0F?"
-    rf"|(?:\p{{WB=ZWJ}}*\p{{Emoji_Modifier_Base}}{_EXT_NO_SELECTOR})?\p{{Emoji_Modifier}}{_EXT_NO_SELECTOR})"
-)
-_EMOJI = (
-    rf"{_EMOJI_ELEMENT}(?:[\U000E0020-\U000E007E]+\U000E007F|(?:\p{{WB=ZWJ}}{_EMOJI_ELEMENT})*)"
-    rf"|[0-9#*]{_EXT_NO_SELECTOR}\uFE0F?\u20E3{_EXT_NO_SELECTOR}"
-    rf"|(?:\p{{WB=Regional_Indicator}}{_EXT}){{2}}"
-)
-
-# Lucene's generated scanner takes the longest match of any rule at each
-# position and skips characters no rule matches. These alternatives and their
-# greedy repetitions find that longest match (the tests compare them with
-# leftmost-longest POSIX matching, which is several times slower).
-TOKEN_PATTERN = rf"{_EMOJI}|{_WORD}|(?:\p{{LB=SA}}{_EXT})+|\p{{Script=Han}}{_EXT}|\p{{Script=Hiragana}}{_EXT}"
+    ``starts`` and ``ends`` need room for one token per code point.
+    """
+    n = 0
+    p = 0
+    size = points.shape[0]
+    while p < size:
+        state = 0
+        last = -1
+        units = 0
+        q = p
+        while q < size:
+            c = points[q]
+            units += 2 if c > 0xFFFF else 1
+            if units > MAX_TOKEN_LENGTH:
+                break
+            state = transitions[state, classes[blocks[c >> 8] * 256 + (c & 255)]]
+            if state < 0:
+                break
+            q += 1
+            if accepting[state]:
+                last = q
+        if last < 0:
+            p += 1
+        else:
+            starts[n] = p
+            ends[n] = last
+            n += 1
+            p = last
+    return n
 
 
 @lru_cache(maxsize=1)
-def _token() -> regex.Pattern:
-    # Compiling the Unicode property classes takes most of a second: only
-    # texts with non-ASCII characters pay for it.
-    return regex.compile(TOKEN_PATTERN, regex.VERSION1)
+def scanner_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(blocks, classes, transitions, accepting): what :func:`scan` needs besides the text."""
+    tables = character_classes()
+    transitions, accepting = token_automaton()
+    return tables.blocks, tables.classes, transitions, accepting
 
 
-# The same rules restricted to ASCII text, where they reduce to: runs of
-# letters and digits joined by "_", by one of ":.'" between two letters or one
-# of ",.;'" between two digits. The standard library's engine runs this about
-# seven times faster than the full pattern.
-_ASCII_TOKEN = re.compile(
-    r"_*[A-Za-z0-9]+(?:(?:_+|(?<=[A-Za-z])[:.'](?=[A-Za-z])|(?<=[0-9])[,.;'](?=[0-9]))[A-Za-z0-9]+)*_*"
-)
-_NON_ASCII_WORD = re.compile(r"[^ \t\n\r\f\v]*[^\x00-\x7f][^ \t\n\r\f\v]*")
+def code_points(text: str) -> np.ndarray:
+    """The code points of ``text`` (lone surrogates kept as they are, as Java's chars)."""
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)
 
 
-def _utf16_length(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
+def token_spans(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (code point offsets) of each token of Lucene's StandardTokenizer, in order."""
+    starts = np.empty(points.shape[0], np.int64)
+    ends = np.empty(points.shape[0], np.int64)
+    n = scan(points, *scanner_tables(), starts, ends)
+    return starts[:n], ends[:n]
 
 
-def _split_long(token: str) -> list[str]:
-    """Cut a token into pieces of at most MAX_TOKEN_LENGTH UTF-16 code units."""
-    pieces, piece, units = [], [], 0
-    for char in token:
-        width = 2 if ord(char) > 0xFFFF else 1
-        if units + width > MAX_TOKEN_LENGTH:
-            pieces.append("".join(piece))
-            piece, units = [], 0
-        piece.append(char)
-        units += width
-    pieces.append("".join(piece))
-    return pieces
+def tokenize(text: str) -> list[str]:
+    """The tokens of Lucene's StandardTokenizer (not lowercased), in order."""
+    starts, ends = token_spans(code_points(text))
+    return [text[s:e] for s, e in zip(starts.tolist(), ends.tolist())]
 
 
 def _lower_code_points(text: str) -> str:
     # Java lowercases each code point by its simple mapping: "İ" -> "i" and
     # "Σ" -> "σ" even at the end of a word, where str.lower() gives "i̇" and "ς".
     return "".join("i" if char == "\u0130" else char.lower() for char in text)
-
-
-def tokenize(text: str) -> list[str]:
-    """The tokens of Lucene's StandardTokenizer (not lowercased), in order."""
-    if text.isascii():
-        tokens = _ASCII_TOKEN.findall(text)
-    else:
-        # No token spans ASCII whitespace, so only the words holding a
-        # non-ASCII character need the full pattern.
-        tokens, start = [], 0
-        for word in _NON_ASCII_WORD.finditer(text):
-            tokens += _ASCII_TOKEN.findall(text, start, word.start())
-            tokens += _token().findall(word.group())
-            start = word.end()
-        tokens += _ASCII_TOKEN.findall(text, start)
-    if any(len(token) > MAX_TOKEN_LENGTH // 2 for token in tokens):
-        tokens = [piece for token in tokens for piece in (
-            _split_long(token) if _utf16_length(token) > MAX_TOKEN_LENGTH else [token])]
-    return tokens
 
 
 def analyze(text: str) -> list[str]:

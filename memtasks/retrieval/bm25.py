@@ -28,9 +28,7 @@ rescored shortlist.
 from __future__ import annotations
 
 import json
-from array import array
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -38,7 +36,8 @@ import numpy as np
 from numba import njit
 from tqdm.auto import tqdm
 
-from memtasks.retrieval.analysis import analyze, query_terms
+from memtasks.retrieval.analysis import stopwords
+from memtasks.retrieval.vocabulary import Vocabulary, analyzed_ids
 
 K1 = np.float32(1.2)
 B = np.float32(0.75)
@@ -207,6 +206,58 @@ def _search(terms, weights, offsets, docs, freqs, norms, inverse, keys, k, total
     return candidates[chosen], scores[chosen]
 
 
+# Code points analyzed per compiled call: bounds the scanner's buffers.
+_BATCH_POINTS = 1 << 22
+
+
+def _batches(texts: Sequence[str]) -> Iterator[Sequence[str]]:
+    """Consecutive runs of ``texts`` of about _BATCH_POINTS code points (at least one text each)."""
+    start, size = 0, 0
+    for i, text in enumerate(texts):
+        size += len(text) + 1
+        if size >= _BATCH_POINTS:
+            yield texts[start : i + 1]
+            start, size = i + 1, 0
+    if start < len(texts):
+        yield texts[start:]
+
+
+# Queries searched per compiled call (the progress bar moves between calls).
+_CHUNK = 256
+
+
+@njit(cache=True, nogil=True)
+def _search_many(tokens, bounds, first, last, idf, offsets, docs, freqs, norms, inverse, keys, k,
+                 total, seen, touched, buffer, position, found, scores):
+    """Search queries ``first`` to ``last``: rows of ``found`` and ``scores``.
+
+    A query's terms are its distinct indexed terms in order of first
+    appearance, each weighing its count times its idf.
+    """
+    for q in range(first, last):
+        n_terms = 0
+        terms = np.empty(bounds[q + 1] - bounds[q], np.int64)
+        counts = np.zeros(bounds[q + 1] - bounds[q], np.float32)
+        for i in range(bounds[q], bounds[q + 1]):
+            t = tokens[i]
+            if t < 0:
+                continue
+            if position[t] < 0:
+                position[t] = n_terms
+                terms[n_terms] = t
+                n_terms += 1
+            counts[position[t]] += np.float32(1.0)
+        terms = terms[:n_terms]
+        weights = np.empty(n_terms, np.float32)
+        for j in range(n_terms):
+            position[terms[j]] = -1
+            weights[j] = counts[j] * idf[terms[j]]
+        chosen, best = _search(terms, weights, offsets, docs, freqs, norms, inverse, keys, k,
+                               total, seen, touched, buffer)
+        found[q, : chosen.shape[0]] = chosen
+        scores[q, : chosen.shape[0]] = best
+
+
 class BM25Index:
     """BM25 index of texts under integer ids, analyzed like Elasticsearch's ``standard`` analyzer.
 
@@ -221,11 +272,12 @@ class BM25Index:
 
     def __init__(self, query_stopwords: bool = False):
         self.query_stopwords = query_stopwords
-        self._vocabulary: dict[str, int] = {}
-        self._term_ids = array("i")
-        self._lengths = array("q")
-        self._keys = array("q")
+        self._vocabulary = Vocabulary()
+        self._term_ids: list[np.ndarray] = []
+        self._lengths: list[np.ndarray] = []
+        self._keys: list[np.ndarray] = []
         self._frozen: dict | None = None
+        self._read_only = False
 
     def __enter__(self) -> BM25Index:
         return self
@@ -237,39 +289,40 @@ class BM25Index:
         """Nothing to release (the interface of the server backends, which delete their index)."""
 
     def __len__(self) -> int:
-        return len(self._keys) if self._frozen is None else len(self._frozen["keys"])
+        return sum(len(k) for k in self._keys) if self._frozen is None else len(self._frozen["keys"])
 
     def add(self, ids: Sequence[int], texts: Iterable[str], progress: bool = False) -> None:
         """Index ``texts`` under ``ids``; they are searchable at once."""
-        if self._frozen is not None and not len(self._keys):
+        if self._read_only:
             raise RuntimeError("this index was loaded from disk and is read-only")
-        ids = [int(i) for i in ids]
+        keys = np.fromiter((int(i) for i in ids), np.int64)
         texts = list(texts) if not isinstance(texts, Sequence) else texts
-        if len(ids) != len(texts):
-            raise ValueError(f"{len(ids)} ids for {len(texts)} texts")
-        vocabulary, term_ids = self._vocabulary, self._term_ids
-        for text in tqdm(texts, desc="index", unit="text", disable=not progress):
-            terms = analyze(text)
-            term_ids.extend([vocabulary.setdefault(term, len(vocabulary)) for term in terms])
-            self._lengths.append(len(terms))
-        self._keys.extend(ids)
-        if len(set(self._keys)) != len(self._keys):
+        if len(keys) != len(texts):
+            raise ValueError(f"{len(keys)} ids for {len(texts)} texts")
+        every = np.concatenate([*self._keys, keys])
+        if len(np.unique(every)) != len(every):
             raise ValueError("document ids must be unique")
+        bar = tqdm(total=len(texts), desc="index", unit="text", disable=not progress)
+        for batch in _batches(texts):
+            term_ids, lengths = analyzed_ids(batch, self._vocabulary)
+            self._term_ids.append(term_ids)
+            self._lengths.append(lengths)
+            bar.update(len(batch))
+        bar.close()
+        self._keys.append(keys)
         self._frozen = None
 
     def _index(self) -> dict:
         if self._frozen is None:
-            if not len(self._keys):
+            if not sum(len(k) for k in self._keys):
                 raise RuntimeError("the index is empty: call add() first")
-            lengths = np.frombuffer(self._lengths, dtype=np.int64)
+            lengths = np.concatenate(self._lengths)
             starts = np.zeros(len(lengths) + 1, np.int64)
             starts[1:] = np.cumsum(lengths)
             offsets, docs, freqs, doc_freq = _build_postings(
-                np.frombuffer(self._term_ids, dtype=np.int32), starts, len(self._vocabulary)
+                np.concatenate(self._term_ids), starts, len(self._vocabulary)
             )
-            self._frozen = self._statistics(
-                offsets, docs, freqs, doc_freq, lengths, np.frombuffer(self._keys, dtype=np.int64).copy()
-            )
+            self._frozen = self._statistics(offsets, docs, freqs, doc_freq, lengths, np.concatenate(self._keys))
         return self._frozen
 
     def _statistics(self, offsets, docs, freqs, doc_freq, lengths, keys) -> dict:
@@ -289,34 +342,49 @@ class BM25Index:
             "doc_freq": doc_freq,
         }
 
-    def _query(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        index = self._index()
-        counts = Counter(query_terms(text, self.query_stopwords))
-        terms = [(self._vocabulary[t], c) for t, c in counts.items() if t in self._vocabulary]
-        term_ids = np.array([t for t, _ in terms], dtype=np.int64)
-        boosts = np.array([c for _, c in terms], dtype=np.float32)
-        return term_ids, boosts * index["idf"][term_ids]
+    def _query_tokens(self, queries: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Term ids of the queries' terms (-1 for terms not indexed or removed stop words) and each query's bounds."""
+        ids, counts = analyzed_ids(queries, self._vocabulary, insert=False)
+        if self.query_stopwords:
+            stop = sorted(stopwords())
+            stop_ids = analyzed_ids(stop, self._vocabulary, insert=False)[0]
+            ids[np.isin(ids, stop_ids[stop_ids >= 0])] = -1
+        bounds = np.zeros(len(queries) + 1, np.int64)
+        bounds[1:] = np.cumsum(counts)
+        return ids, bounds
 
-    def _searcher(self):
+    def _search_all(self, queries: Sequence[str], k: int, workers: int, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Document indices and scores of the ``k`` best for each query (-1 and NaN pad shorter lists)."""
         index = self._index()
+        k = max(k, 0)
+        tokens, bounds = self._query_tokens(queries)
+        found = np.full((len(queries), k), -1, np.int64)
+        scores = np.full((len(queries), k), np.nan, np.float32)
         n = len(index["keys"])
-        total, seen, touched = np.zeros(n, np.float64), np.zeros(n, np.bool_), np.empty(n, np.int32)
-        buffer = np.empty(n, np.float64)
+        arrays = (index["idf"], index["offsets"], index["docs"], index["freqs"], index["norms"],
+                  index["inverse"], index["keys"])
+        bar = tqdm(total=len(queries), desc="retrieve", unit="query", disable=not progress)
+        workers = max(1, min(workers, len(queries)))
+        shares = np.linspace(0, len(queries), workers + 1).astype(int)
 
-        def search(text: str, k: int) -> tuple[np.ndarray, np.ndarray]:
-            terms, weights = self._query(text)
-            found, scores = _search(
-                terms, weights, index["offsets"], index["docs"], index["freqs"], index["norms"],
-                index["inverse"], index["keys"], max(k, 0), total, seen, touched, buffer,
-            )
-            return index["keys"][found], scores
+        def run(share: int) -> None:
+            scratch = (np.zeros(n, np.float64), np.zeros(n, np.bool_), np.empty(n, np.int32),
+                       np.empty(n, np.float64), np.full(len(self._vocabulary), -1, np.int32))
+            for first in range(shares[share], shares[share + 1], _CHUNK):
+                last = min(first + _CHUNK, shares[share + 1])
+                _search_many(tokens, bounds, first, last, *arrays, k, *scratch, found, scores)
+                bar.update(last - first)
 
-        return search
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(run, range(workers)))
+        bar.close()
+        return found, scores
 
     def search(self, text: str, k: int) -> list[tuple[int, float]]:
         """The ``k`` best ``(id, score)`` for one query, best first; scores are Elasticsearch's."""
-        keys, scores = self._searcher()(text, k)
-        return [(int(key), float(score)) for key, score in zip(keys, scores)]
+        found, scores = self._search_all([text], k, 1, False)
+        keys = self._index()["keys"]
+        return [(int(keys[d]), float(s)) for d, s in zip(found[0], scores[0]) if d >= 0]
 
     def top_k(self, queries: Iterable[str], k: int = 10, workers: int = 1, progress: bool = False) -> list[list[int]]:
         """Ids of the ``k`` best texts for each query, best first.
@@ -326,22 +394,9 @@ class BM25Index:
         buffers; the results are in query order and do not depend on ``workers``.
         """
         queries = list(queries)
-        self._index()
-        bar = tqdm(total=len(queries), desc="retrieve", unit="query", disable=not progress)
-        workers = max(1, min(workers, len(queries)))
-        bounds = np.linspace(0, len(queries), workers + 1).astype(int)
-
-        def run(share: int) -> list[list[int]]:
-            search, ranked = self._searcher(), []
-            for query in queries[bounds[share] : bounds[share + 1]]:
-                ranked.append(search(query, k)[0].tolist())
-                bar.update(1)
-            return ranked
-
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = [ranked for share in pool.map(run, range(workers)) for ranked in share]
-        bar.close()
-        return results
+        found, _ = self._search_all(queries, k, workers, progress)
+        keys = self._index()["keys"]
+        return [keys[row[row >= 0]].tolist() for row in found]
 
     def save(self, path: str | Path) -> None:
         """Write the index to the folder ``path`` (created if needed)."""
@@ -350,7 +405,7 @@ class BM25Index:
         path.mkdir(parents=True, exist_ok=True)
         for name in ("offsets", "docs", "freqs", "doc_freq", "lengths", "keys"):
             np.save(path / f"{name}.npy", index[name])
-        terms = sorted(self._vocabulary, key=self._vocabulary.__getitem__)
+        terms = self._vocabulary.terms()
         (path / "terms.json").write_text(json.dumps(terms, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
@@ -366,7 +421,8 @@ class BM25Index:
         except (OSError, ValueError) as error:
             raise OSError(f"{path}: not a memtasks BM25 index ({error})") from None
         index = cls(query_stopwords)
-        index._vocabulary = {term: i for i, term in enumerate(terms)}
+        index._vocabulary = Vocabulary.of_terms(terms)
+        index._read_only = True
         index._frozen = index._statistics(
             arrays["offsets"], arrays["docs"], arrays["freqs"], arrays["doc_freq"],
             np.asarray(arrays["lengths"]), np.asarray(arrays["keys"]),
