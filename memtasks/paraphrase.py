@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from memtasks.detection import Alignment, Detection, sentence_spans
+from memtasks.outcomes import HIGH, LOW
 
-HIGH, LOW = "paraphrase_high", "paraphrase_low"
 _POSITIVE_NAMES = ("equivalent", "paraphrase", "entailment", "positive", "yes", "true")
 
 

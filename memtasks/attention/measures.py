@@ -74,13 +74,6 @@ def coverage(rows: np.ndarray) -> np.ndarray:
     return entropy(rows.mean(axis=-2)) / np.log(n)
 
 
-def kl_divergence(p: np.ndarray, q: np.ndarray, axis: int = -1) -> np.ndarray:
-    """KL(p || q) in nats along ``axis``; terms with p = 0 contribute 0 (q > 0 wherever p > 0 is assumed)."""
-    p, q = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)
-    ratio = np.where(p > 0, p / np.where(q > 0, q, 1.0), 1.0)
-    return np.sum(p * np.log(ratio), axis=axis)
-
-
 def js_divergence(p: np.ndarray, q: np.ndarray, axis: int = -1) -> np.ndarray:
     """Jensen-Shannon divergence in nats (between 0 and ln 2), as H(m) - (H(p) + H(q))/2 with m = (p + q)/2.
 
