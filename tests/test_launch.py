@@ -203,3 +203,20 @@ def test_the_lm_eval_tasks_entry_point_resolves_memtasks_tasks():
     assert str(task_configs_dir()) in folders
     manager = TaskManager(include_path=folders, include_defaults=False)
     assert {"mem_multinews", "mem_paper", "mem_decoding_variants"} <= set(manager.all_tasks)
+
+
+def test_a_memorization_task_prints_one_summary_line(corpus, decoder, capsys):
+    from memtasks.harness.launch import summary_line
+
+    metrics = {"mem_rate,none": 0.5, "mem_rate_low,none": 0.25, "mem_rate_high,none": 0.75, "probes,none": 8,
+               "verbatim_rate,none": 0.375, "idea_rate,none": 0.0, "paraphrase_rate,none": 0.125,
+               "nonmember_probes,none": 0, "nonmember_mem_rate,none": None}
+    assert summary_line("mem_x", metrics) == (
+        "mem_x: 50.0% [25.0%, 75.0%] of 8 member probes memorized (verbatim 37.5%, idea 0.0%, paraphrase 12.5%)"
+    )
+    _, data_file, _, _ = corpus
+    assert run_lm_eval(_arguments(decoder, data_file)) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and out[0].startswith("mem_xsum: ") and "excess" in out[0]
+    assert run_lm_eval(_arguments(decoder, data_file), verbose=True) == 0
+    assert "|mem_rate" in capsys.readouterr().out.replace(" ", "")

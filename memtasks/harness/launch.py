@@ -19,9 +19,11 @@ here what it means there. Nothing of lm-eval is patched; what memtasks adds:
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -127,12 +129,15 @@ def _memtasks_tasks(names: Sequence[str], paths: Sequence[str]) -> tuple[list[st
     return ours, [n for n in names if n not in ours]
 
 
-def run_lm_eval(arguments: Sequence[str], redact: bool = False) -> int:
+def run_lm_eval(arguments: Sequence[str], redact: bool = False, verbose: bool = False) -> int:
     """Run lm-eval on ``arguments`` (its command line, without the program name); the exit status.
 
     With ``redact``, per-sample logs keep hashes instead of training text and
     generations (:mod:`memtasks.harness.redact`), and any channel that could
-    not be redacted is refused before anything runs.
+    not be redacted is refused before anything runs. A memorization task
+    prints one summary line (:func:`summary_line`); lm-eval's full table of
+    every metric is printed with ``verbose`` or when the run has other tasks,
+    and is always in the results file.
     """
     if not arguments:
         raise LaunchError("memtasks eval needs lm-eval arguments: at least --tasks (see memtasks eval --help)")
@@ -155,7 +160,7 @@ def run_lm_eval(arguments: Sequence[str], redact: bool = False) -> int:
         import memtasks.harness.model  # noqa: F401  (registers the class with lm-eval)
     if any(settings.get(name) for name in UPLOADS):
         return _run_lm_eval_cli(namespace)
-    return _run(namespace, paths, include_defaults=bool(others), redact=redact)
+    return _run(namespace, paths, include_defaults=bool(others), redact=redact, verbose=verbose)
 
 
 def _run_lm_eval_cli(namespace) -> int:
@@ -168,10 +173,9 @@ def _run_lm_eval_cli(namespace) -> int:
     return 0
 
 
-def _run(namespace, paths: Sequence[str], include_defaults: bool, redact: bool) -> int:
+def _run(namespace, paths: Sequence[str], include_defaults: bool, redact: bool, verbose: bool) -> int:
     """What ``lm_eval run`` does, with a task manager that indexes only what the run needs."""
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    from lm_eval import simple_evaluate
     from lm_eval.config.evaluate_config import EvaluatorConfig
     from lm_eval.loggers import EvaluationTracker
     from lm_eval.tasks import TaskManager
@@ -185,8 +189,43 @@ def _run(namespace, paths: Sequence[str], include_defaults: bool, redact: bool) 
     manager = TaskManager(include_path=list(paths), include_defaults=include_defaults, metadata=config.metadata)
     tasks = _resolve_tasks(manager, task_names({"tasks": config.tasks}))
     tracker = EvaluationTracker(output_path=config.output_path) if config.output_path else EvaluationTracker()
+    with _quiet_custom_dataset_hint(logging.getLogger("lm_eval.api.task")):
+        results = _evaluate(config, tasks, tracker, manager)
+    if results is None:
+        return 0
+    samples = results.pop("samples", None) if config.log_samples else None
+    if samples is not None and redact:
+        outcome_fields = frozenset(METRICS)
+        samples = {task: [redact_sample(s, outcome_fields) for s in rows] for task, rows in samples.items()}
+    if config.show_config:
+        import json
+
+        print(json.dumps(results, indent=2, default=handle_non_serializable, ensure_ascii=False))
+    tracker.save_results_aggregated(results=results, samples=samples)
+    if samples is not None:
+        for task in results["configs"]:
+            tracker.save_results_samples(task_name=task, samples=samples[task])
+    lines = [summary_line(task, metrics) for task, metrics in results["results"].items() if "mem_rate,none" in metrics]
+    if verbose or len(lines) < len(results["results"]):
+        batch_sizes = ",".join(map(str, results["config"]["batch_sizes"]))
+        print(
+            f"{config.model} ({config.model_args}), gen_kwargs: ({config.gen_kwargs}), limit: {config.limit}, "
+            f"num_fewshot: {config.num_fewshot}, batch_size: {config.batch_size}{f' ({batch_sizes})' if batch_sizes else ''}"
+        )
+        print(make_table(results))
+        if "groups" in results:
+            print(make_table(results, "groups"))
+    for line in lines:
+        print(line)
+    return 0
+
+
+def _evaluate(config, tasks: list, tracker, manager) -> dict | None:
+    """lm-eval's ``simple_evaluate`` with every setting of the run's configuration."""
+    from lm_eval import simple_evaluate
+
     seeds = config.seed or [None] * 4
-    results = simple_evaluate(
+    return simple_evaluate(
         model=config.model,
         model_args=config.model_args,
         tasks=tasks,
@@ -218,29 +257,50 @@ def _run(namespace, paths: Sequence[str], include_defaults: bool, redact: bool) 
         confirm_run_unsafe_code=config.confirm_run_unsafe_code,
         metadata=config.metadata,
     )
-    if results is None:
-        return 0
-    samples = results.pop("samples", None) if config.log_samples else None
-    if samples is not None and redact:
-        outcome_fields = frozenset(METRICS)
-        samples = {task: [redact_sample(s, outcome_fields) for s in rows] for task, rows in samples.items()}
-    if config.show_config:
-        import json
 
-        print(json.dumps(results, indent=2, default=handle_non_serializable, ensure_ascii=False))
-    tracker.save_results_aggregated(results=results, samples=samples)
-    if samples is not None:
-        for task in results["configs"]:
-            tracker.save_results_samples(task_name=task, samples=samples[task])
-    batch_sizes = ",".join(map(str, results["config"]["batch_sizes"]))
-    print(
-        f"{config.model} ({config.model_args}), gen_kwargs: ({config.gen_kwargs}), limit: {config.limit}, "
-        f"num_fewshot: {config.num_fewshot}, batch_size: {config.batch_size}{f' ({batch_sizes})' if batch_sizes else ''}"
+
+class _CustomDatasetHint:
+    """Drops lm-eval's hint that custom datasets take ``--metadata``: memtasks' tasks document their metadata."""
+
+    def filter(self, record) -> bool:
+        return "Custom kwargs can be passed to `--metadata`" not in record.getMessage()
+
+
+@contextmanager
+def _quiet_custom_dataset_hint(logger):
+    hint = _CustomDatasetHint()
+    logger.addFilter(hint)
+    try:
+        yield
+    finally:
+        logger.removeFilter(hint)
+
+
+def _percent(value) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _points(value) -> str:
+    return "n/a" if value is None else f"{100 * value:+.1f}"
+
+
+def summary_line(task: str, metrics: dict[str, Any]) -> str:
+    """One line for a memorization task's results: the rate with its interval, categories, floor and excess."""
+
+    def get(name: str):
+        return metrics.get(f"{name},none")
+
+    line = (
+        f"{task}: {_percent(get('mem_rate'))} [{_percent(get('mem_rate_low'))}, {_percent(get('mem_rate_high'))}] "
+        f"of {get('probes')} member probes memorized (verbatim {_percent(get('verbatim_rate'))}, "
+        f"idea {_percent(get('idea_rate'))}, paraphrase {_percent(get('paraphrase_rate'))})"
     )
-    print(make_table(results))
-    if "groups" in results:
-        print(make_table(results, "groups"))
-    return 0
+    if get("nonmember_probes"):
+        line += (
+            f"; non-member floor {_percent(get('nonmember_mem_rate'))} of {get('nonmember_probes')}; "
+            f"excess {_points(get('excess_mem_rate'))} points [{_points(get('excess_mem_rate_low'))}, {_points(get('excess_mem_rate_high'))}]"
+        )
+    return line
 
 
 def _resolve_tasks(manager, names: Sequence[str]) -> list:
