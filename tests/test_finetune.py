@@ -263,6 +263,22 @@ def test_a_model_too_large_for_the_memory_left_is_refused_with_hints(tmp_path, m
     assert read_summary(tmp_path / "big") is None
 
 
+def test_a_model_that_looks_local_never_reaches_the_hub(tmp_path, data, monkeypatch):
+    asked = []
+    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", lambda name, **kwargs: asked.append(name) or 1 / 0)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    local = ["models/no-such-dir", "./no-such-dir", "~/no-such-dir", "a/b/c", str(tmp_path / "none")]
+    for model in local:
+        with pytest.raises(FinetuneError, match=f"model {model} does not exist"):
+            finetune(_config({"seq2seq": model}, data), tmp_path / "out", RUNTIME)
+    assert asked == [] and sorted(p.name for p in tmp_path.iterdir()) == ["models"]
+    # "owner/name" with no folder "owner" here is a Hugging Face id: the hub is asked (offline in tests), once.
+    with pytest.raises(ZeroDivisionError):
+        finetune(_config({"seq2seq": "no-such-owner/model"}, data), tmp_path / "out", RUNTIME)
+    assert asked == ["no-such-owner/model"] and not (tmp_path / "out").exists()
+
+
 def test_cli_refusal_is_one_line(tmp_path, models, capsys):
     from memtasks.cli import main
 
