@@ -122,6 +122,8 @@ def test_a_local_model_without_a_batch_size_gets_the_default(capsys):
     assert lm_eval_args("--tasks", "mem_xsum") == ["--tasks", "mem_xsum", "--batch_size", str(DEFAULT_BATCH_SIZE)]
     for given in (["--batch_size", "4"], ["--batch_size=auto"], ["-b", "2"]):
         assert lm_eval_args(*base, *given) == [*base, *given]
+    ours = ["--model", "memtasks-hf", "--tasks", "mem_xsum"]
+    assert lm_eval_args(*ours) == [*ours, "--batch_size", str(DEFAULT_BATCH_SIZE)]
     other = ["--model", "vllm", "--tasks", "mem_xsum"]
     assert lm_eval_args(*other) == other
     # lm-eval's own subcommands and a config file pass through as written.

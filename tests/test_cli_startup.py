@@ -9,7 +9,7 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("numba", "numpy", "torch", "transformers", "lm_eval", "datasets", "memtasks.detection", "memtasks.harness")
+HEAVY = ("numba", "numpy", "torch", "transformers", "lm_eval", "datasets", "memtasks.detection", "memtasks.harness.hooks", "memtasks.harness.launch")
 
 
 def imported_after(code: str) -> list[str]:

@@ -1,6 +1,6 @@
 """``memtasks eval``: lm-eval's command line with memtasks' tasks added.
 
-Every argument but ``--redact`` is lm-eval's and passes through untouched. Before
+Every argument but ``--redact`` and ``--verbose`` is lm-eval's and passes through untouched. Before
 lm-eval starts, two things are settled here because lm-eval would settle them
 slowly or not at all: a task name that looks like memtasks' (``mem_...``) but is
 neither memtasks' nor lm-eval's is refused with the nearest name (lm-eval would
@@ -19,9 +19,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from memtasks.cli.options import folders, suggestion
+from memtasks.harness import MODEL_NAME
 
-# lm-eval's model types that run a transformers model in this process.
-LOCAL_MODEL_TYPES = ("hf", "hf-auto", "huggingface")
+# The model types that run a transformers model in this process: memtasks' own (the
+# default of memtasks eval) and lm-eval's.
+LOCAL_MODEL_TYPES = (MODEL_NAME, "hf", "hf-auto", "huggingface")
 # The README's tiny-model example (145 generations, one thread) took 26 s of CPU at
 # lm-eval's batch size 1 and 13 s at 16. lm-eval's "auto" is no choice on a CPU,
 # where nothing runs out of memory gracefully: it tried 64 x the model's whole
@@ -32,7 +34,7 @@ DEFAULT_BATCH_SIZE = 16
 LM_EVAL_COMMANDS = ("run", "ls", "validate")
 MEMTASKS_PREFIX = "mem_"
 
-USAGE = "memtasks eval [-h] [--redact] --tasks TASKS [--model MODEL] [--model_args ARGS] [lm_eval run flags ...]"
+USAGE = "memtasks eval [-h] [--redact] [--verbose] --tasks TASKS [--model MODEL] [--model_args ARGS] [lm_eval run flags ...]"
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -42,11 +44,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         usage=USAGE,
         description="Runs `lm_eval` with every argument given and memtasks' tasks available "
         "(`lm_eval run --help` lists its flags). --include_path may list several folders separated by ':'. "
-        f"An hf model run without --batch_size runs at --batch_size {DEFAULT_BATCH_SIZE} (lm-eval's default is 1; "
-        "on a GPU, --batch_size auto finds the largest that fits). A task named mem_... that neither memtasks "
+        f"A model run here ({MODEL_NAME}, the default, or hf) without --batch_size runs at --batch_size "
+        f"{DEFAULT_BATCH_SIZE} (lm-eval's default is 1; on a GPU, --batch_size auto finds the largest that fits). A task named mem_... that neither memtasks "
         "nor lm-eval knows is refused at once, with the nearest name.",
     )
     parser.add_argument("--redact", action="store_true", help="keep training text and generations out of --log_samples files")
+    parser.add_argument(
+        "--verbose", action="store_true",
+        help="print lm-eval's table of every metric, not only one summary line per memorization task",
+    )
     parser.set_defaults(run=run, passthrough=True)
 
 
@@ -80,7 +86,7 @@ def lm_eval_arguments(arguments: Sequence[str], parser: argparse.ArgumentParser)
     if not tasks:
         parser.error("name the tasks with --tasks, e.g. --model hf --model_args pretrained=MODEL --tasks mem_xsum")
     check_task_names(tasks, view.include_path)
-    if view.batch_size is None and (view.model or "hf") in LOCAL_MODEL_TYPES:
+    if view.batch_size is None and (view.model or MODEL_NAME) in LOCAL_MODEL_TYPES:
         arguments += ["--batch_size", str(DEFAULT_BATCH_SIZE)]
         print(f"memtasks eval: --batch_size {DEFAULT_BATCH_SIZE} (pass --batch_size to choose another)", file=sys.stderr)
     return arguments
@@ -131,4 +137,4 @@ def run(args: argparse.Namespace) -> int:
     arguments = lm_eval_arguments(args.arguments, args.command_parser)
     from memtasks.harness import run_lm_eval
 
-    return run_lm_eval(arguments, redact=args.redact)
+    return run_lm_eval(arguments, redact=args.redact, verbose=args.verbose)
