@@ -221,6 +221,19 @@ def test_runs_with_other_model_arguments_are_flagged_unless_they_only_place_the_
     assert [r["differs_in"] for r in listed[1:]] == ["model arguments dtype=float32 vs float16"] * 2
 
 
+def test_runs_of_another_lm_eval_model_class_are_flagged_not_merged(tmp_path):
+    # hf and memtasks-hf give an encoder-decoder different generation budgets.
+    results = tmp_path / "results"
+    write_results(results / "a", {"pretrained": "t5-small"}, {"mem_xsum": metrics((0.1, 0.0, 0.2))}, date=1e9)
+    write_results(
+        results / "b", {"pretrained": "t5-small"}, {"mem_xsum": metrics((0.3, 0.2, 0.4))}, date=2e9,
+        extra={"config": {"model": "memtasks-hf", "model_args": {"pretrained": "t5-small"}}},
+    )
+    build_report(results, tmp_path / "out", "csv")
+    listed = read_csv(tmp_path / "out" / "csv" / "conflicts.csv")
+    assert [r["differs_in"] for r in listed[1:]] == ["model arguments model class=hf vs memtasks-hf"]
+
+
 def test_config_hash_ignores_model_arguments_copied_into_metadata_and_function_bodies():
     one = task_config("mem_xsum", pretrained="a", dtype="float32")
     other = task_config("mem_xsum", pretrained="b", dtype="float16")

@@ -265,6 +265,15 @@ def _interval(metrics: Mapping, metric: str) -> Rate:
     return Rate(*(_number(metrics.get(f"{metric}{bound},none")) for bound in BOUNDS))
 
 
+def _model_settings(config: Mapping, args: Mapping[str, str]) -> dict[str, str]:
+    """What of a run's model could change its generations: the lm-eval model class (``hf`` and
+    ``memtasks-hf`` give encoder-decoders different budgets) and the model arguments but placement."""
+    settings = {k: v for k, v in args.items() if k not in PLACEMENT_ARGS}
+    if config.get("model"):
+        settings["model class"] = str(config["model"])
+    return settings
+
+
 def samples_file(results_path: Path, task: str) -> Path | None:
     """lm-eval's per-sample log of ``task`` written with ``results_path``: same folder, same timestamp."""
     stamp = results_path.stem.removeprefix("results_")
@@ -418,7 +427,7 @@ def _read_results(path: Path, data: dict, manifests: StudyIndex, found: Collecti
                 prefix_tokens=prefix_tokens(task_config),
                 decoding=decoding(task_config),
                 samples=samples,
-                model_settings={k: v for k, v in args.items() if k not in PLACEMENT_ARGS},
+                model_settings=_model_settings(config, args),
                 nonmember={category: _interval(metrics, f"nonmember_{metric}") for category, metric in CATEGORY_METRICS.items()},
                 excess={category: _interval(metrics, f"excess_{metric}") for category, metric in CATEGORY_METRICS.items()},
                 nonmember_probes=int(_number(metrics.get("nonmember_probes,none", 0))),
