@@ -29,11 +29,13 @@ EXIT_INTERRUPTED = 130
 def build_parser() -> Parser:
     """The parser of every command; each subparser's defaults hold ``run`` and ``command_parser`` (itself)."""
     parser = Parser(prog="memtasks", description="Measure memorization of fine-tuning data.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="one of:")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="what to do (memtasks COMMAND --help for its options)"
+    )
     for module in COMMANDS:
         module.add_parser(commands)
-    for name, subparser in commands.choices.items():
-        if "command_parser" not in subparser._defaults:
+    for subparser in commands.choices.values():
+        if subparser.get_default("command_parser") is None:
             subparser.set_defaults(command_parser=subparser)
     return parser
 
