@@ -220,3 +220,13 @@ def test_a_memorization_task_prints_one_summary_line(corpus, decoder, capsys):
     assert len(out) == 1 and out[0].startswith("mem_xsum: ") and "excess" in out[0]
     assert run_lm_eval(_arguments(decoder, data_file), verbose=True) == 0
     assert "|mem_rate" in capsys.readouterr().out.replace(" ", "")
+
+
+def test_uploads_run_through_lm_evals_own_command_with_memtasks_folder(corpus, decoder, tmp_path):
+    # Without --redact, a run that asks lm-eval for uploads is lm-eval's own run command, given
+    # memtasks' folder beside the user's (no token here, so nothing is pushed).
+    _, data_file, _, _ = corpus
+    out = tmp_path / "out"
+    assert run_lm_eval(_arguments(decoder, data_file, "--output_path", str(out), "--hf_hub_log_args", "public_repo=False")) == 0
+    results = json.loads(next(out.rglob("results_*.json")).read_text())
+    assert results["config"]["model"] == MODEL_NAME and "mem_rate,none" in results["results"]["mem_xsum"]
