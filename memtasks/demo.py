@@ -8,7 +8,15 @@ and on as many held-out records it never saw (the non-member floor). It writes
 a study config and runs it with ``memtasks.study``; the result is the study's
 Table 2 in small (before, after, the paired difference) with each run's excess
 over its non-member floor. The pre-trained model's attention dispersion on
-both tasks (``memtasks attention``) is measured too, with heatmaps.
+both tasks (``memtasks attention``) is measured too, with heatmaps, and
+recorded in the study's manifest beside the probes.
+
+Each run writes into a folder of its own, by default a new
+``memtasks-demo/<date and time>/`` under the current directory; it never
+deletes or rewrites anything it did not write in that run (a folder that
+already holds files is refused, unless the run resumes there). Every path in
+its outputs is relative to that folder, so the folder can be moved or
+committed: ``results/demo`` is such a run, the committed reference.
 
 ``tiny=True`` runs the same study on a tiny T5 (and, with ``decoder``, a tiny
 GPT-2-style model) built from scratch, trained on all 100 records of each
@@ -19,19 +27,32 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Callable
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 
 import yaml
 
-from memtasks.attention import run_attention
+from memtasks.manifest import AttentionStep, StudyManifest, StudyModel, write_atomic
 from memtasks.report.analysis import Comparison
 from memtasks.report.views import comparisons_markdown
-from memtasks.study import compare_before_after, read_study_config, run_study
+from memtasks.study import (
+    StudyInputError,
+    check_writable,
+    compare_before_after,
+    read_study_config,
+    run_study,
+    working_directory,
+)
 
 TASKS = {"mem_xsum": "xsum", "mem_imdb": "imdb"}
 REAL_MODEL = "smollm2-135m"
+# The pre-trained model's name in the demo's study: not the model's own name, so a
+# report over several studies of SmolLM2 keeps the demo's runs apart from theirs.
+DEMO_MODEL = "smollm2-135m-demo"
+DEFAULT_ROOT = Path("memtasks-demo")
 # Records per task fine-tuned on (and as many held out): what a 2-core CPU
 # fine-tunes and probes in a few minutes.
 REAL_RECORDS = 10
@@ -51,7 +72,7 @@ def demo_config(epochs: int, tiny: bool = False, decoder: bool = False) -> dict:
         options = {"learning_rate": 0.01, "warmup_ratio": 0.05, "batch_size": 16, "max_source_tokens": 128, "max_target_tokens": 64}
         batch = "32"
     else:
-        models = [{"name": REAL_MODEL, "path": f"./models/{REAL_MODEL}", "size": "135M"}]
+        models = [{"name": DEMO_MODEL, "path": f"./models/{REAL_MODEL}", "size": "135M"}]
         # Inputs cut to 128 tokens keep the probes' first suffix words in what is trained on.
         options = {
             "learning_rate": 3e-4, "batch_size": 4, "max_source_tokens": 128, "max_target_tokens": 32, "eval_examples": 4,
@@ -70,66 +91,127 @@ def demo_config(epochs: int, tiny: bool = False, decoder: bool = False) -> dict:
     }
 
 
+def demo_folder(out_dir: str | Path | None = None, resume: bool = False, root: Path = DEFAULT_ROOT) -> Path:
+    """The folder a demo run writes into: ``out_dir``, else a new ``root/<date and time>``
+    (with ``resume``, the newest folder in ``root``)."""
+    if out_dir is not None:
+        return Path(out_dir)
+    if not resume:
+        return root / datetime.now().strftime("%Y-%m-%dT%H-%M-%S")
+    runs = sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else []
+    if not runs:
+        raise StudyInputError(f"{root}: no earlier demo run to resume")
+    return runs[-1]
+
+
 def run_demo(
-    out_dir: str | Path = "results/demo",
+    out_dir: str | Path | None = None,
     epochs: int | None = None,
     resume: bool = False,
     tiny: bool = False,
     decoder: bool = False,
     log: Callable[[str], None] = print,
 ) -> list[Comparison]:
-    """Run the demo into ``out_dir`` and return its comparisons.
+    """Run the demo into ``out_dir`` (default: see :func:`demo_folder`) and return its comparisons.
 
-    The demo starts from scratch, replacing an earlier run in ``out_dir``
-    (the committed one included); with ``resume`` it keeps the finished steps.
-    ``epochs`` defaults to 6 for the real model and 40 for the tiny ones.
-    ``tiny`` uses models built from scratch instead of SmolLM2; ``decoder``
-    then adds a tiny GPT-2-style model, whose loss covers the inputs too.
+    ``out_dir`` must be new or empty; with ``resume`` it holds an earlier run
+    whose finished steps are kept. Everything is checked before anything is
+    written: a refused run leaves nothing behind. ``epochs`` defaults to 6
+    for the real model and 40 for the tiny ones. ``tiny`` uses models built
+    from scratch instead of SmolLM2; ``decoder`` then adds a tiny
+    GPT-2-style model, whose loss covers the inputs too.
     """
     from memtasks.tiny import torch_threads
 
     if decoder and not tiny:
         raise ValueError("--decoder adds a tiny decoder to the tiny models: give --tiny too")
-    out = Path(out_dir)
-    if not resume and out.exists():
-        log(f"[fresh] removing the earlier demo run in {out}")
-        shutil.rmtree(out)
+    out = demo_folder(out_dir, resume)
+    if resume and not out.is_dir():
+        raise StudyInputError(f"{out}: no earlier demo run to resume")
+    if not resume and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise StudyInputError(
+            f"{out} already holds files: the demo writes into a new or empty folder "
+            "(--resume finishes an earlier run there; --out names another folder)"
+        )
+    if not tiny:
+        from memtasks.models import check_installed, registered
+
+        check_installed(registered(REAL_MODEL))
+    check_writable(out)
+    log(f"[demo] writing into {out}")
     data = out / "data"
     _write_data(data, None if tiny else REAL_RECORDS)
     if tiny:
         _build_tiny_models(out, data, decoder, log)
-        threads, model_dir = 1, out / "models" / "tiny-t5"
+        threads = 1
     else:
         from memtasks.models import get_model
 
-        model_dir = get_model(REAL_MODEL, out / "models" / REAL_MODEL, status=lambda line: log(f"[model] {line}"))
+        get_model(REAL_MODEL, out / "models" / REAL_MODEL, status=lambda line: log(f"[model] {line}"))
         # torch's own choice (OMP_NUM_THREADS, else every core) suits a 135M model.
         threads = None
     config_path = out / "study.yaml"
     config = demo_config(epochs or (TINY_EPOCHS if tiny else REAL_EPOCHS), tiny, decoder)
-    config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    write_atomic(config_path, yaml.safe_dump(config, sort_keys=False))
     # Tiny models run fastest on one thread; two threads on a busy 2-core machine
     # made their generation several times slower.
     with torch_threads(threads):
         manifest = run_study(read_study_config(config_path), log=log)
-        attention = out / "attention"
-        if not attention.exists():
-            log("[attention] attention dispersion of the pre-trained model on both tasks")
+        model = next(step.model for step in manifest.evals() if step.model.name == config["models"][0]["name"])
+        _measure_attention(manifest, model, tiny, log)
+    comparisons = compare_before_after(manifest)
+    write_atomic(out / "summary.md", format_comparisons(comparisons))
+    log(f"[demo] results, models and the table (summary.md) are in {out}/")
+    return comparisons
+
+
+def _measure_attention(manifest: StudyManifest, model: StudyModel, tiny: bool, log: Callable[[str], None]) -> None:
+    """The pre-trained model's attention dispersion on every task, into ``attention/``, as one step per task.
+
+    Measured in ``attention.partial/`` and moved into place once every file is
+    written (results files last); the steps are recorded after that.
+    """
+    from memtasks.attention import run_attention
+
+    out = manifest.root
+    steps = {task: f"{model.name}/attention/{task}" for task in TASKS}
+    if all(manifest.done(step) for step in steps.values()):
+        log(f"[done] {model.name}/attention")
+        return
+    log(f"[attention] attention dispersion of {model.name} on {', '.join(TASKS)}")
+    partial, final = out / "attention.partial", out / "attention"
+    shutil.rmtree(partial, ignore_errors=True)
+    started = time.time()
+    try:
+        with working_directory(out):
             runs = run_attention(
                 "hf",
-                f"pretrained={model_dir.resolve()}",
+                f"pretrained={model.path}",
                 list(TASKS),
                 layers="all",
-                output_path=attention,
-                plot_dir=attention / "heatmaps",
-                data_files={task: str(data / f"{name}_train.jsonl") for task, name in TASKS.items()},
+                output_path=f"{partial.name}/attention.json",
+                plot_dir=f"{partial.name}/heatmaps",
+                data_files={task: f"data/{name}_train.jsonl" for task, name in TASKS.items()},
                 max_input_tokens=512 if tiny else 256,
                 progress=False,
             )
-            _flatten(attention, [run.path for run in runs])
-    comparisons = compare_before_after(manifest)
-    (out / "summary.md").write_text(format_comparisons(comparisons), encoding="utf-8")
-    return comparisons
+        _publish(partial, final)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    seconds = round(time.time() - started, 1)
+    for run in runs:
+        results = (final / Path(run.path).relative_to(partial.name)).relative_to(out).as_posix()
+        manifest.record(AttentionStep(id=steps[run.task], task=run.task, model=model, results=results, seconds=seconds))
+
+
+def _publish(partial: Path, final: Path) -> None:
+    """Move every file of ``partial`` to the same place under ``final``; results files (JSON) last,
+    since a reader of the folder takes one for a finished run."""
+    files = sorted((p for p in partial.rglob("*") if p.is_file()), key=lambda p: (p.suffix == ".json", p.as_posix()))
+    for path in files:
+        target = final / path.relative_to(partial)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        path.replace(target)
 
 
 def _write_data(data: Path, records: int | None) -> None:
@@ -142,7 +224,7 @@ def _write_data(data: Path, records: int | None) -> None:
         text = entry.read_text(encoding="utf-8")
         if records is not None and entry.name.endswith(".jsonl"):
             text = "".join(line + "\n" for line in text.split("\n")[:records])
-        target.write_text(text, encoding="utf-8")
+        write_atomic(target, text)
 
 
 def _build_tiny_models(out: Path, data: Path, decoder: bool, log: Callable[[str], None]) -> None:
@@ -165,16 +247,6 @@ def _texts(data: Path) -> list[str]:
             record = json.loads(line)
             texts.extend(str(value) for value in record.values() if isinstance(value, str))
     return texts
-
-
-def _flatten(folder: Path, written: list[Path]) -> None:
-    """Move results files into ``folder`` itself: the subfolder they were written to is named after
-    the model's absolute path on this machine, which a committed demo run must not carry."""
-    for path in written:
-        if path.parent != folder:
-            path.replace(folder / path.name)
-            if not any(path.parent.iterdir()):
-                path.parent.rmdir()
 
 
 def format_comparisons(comparisons: list[Comparison]) -> str:

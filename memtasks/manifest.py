@@ -11,19 +11,26 @@ Its JSON form::
                "results": "runs/.../results_<date>.json", "samples": "runs/.../samples_mem_xsum_<date>.jsonl",
                "status": "done", "seconds": 24.6},
               {"id": "m-full-mem_xsum/finetune", "kind": "finetune", "model_dir": "models/m-full-mem_xsum",
-               "summary": {...}, "status": "done"}]}
+               "summary": {...}, "status": "done"},
+              {"id": "m/attention/mem_xsum", "kind": "attention", "task": "mem_xsum", "model": {...},
+               "results": "attention/attention_mem_xsum_<date>.json", "samples": null, "status": "done"}]}
 
 Paths are relative to the manifest's folder (a model's ``path`` too, when the
 model lives in the study folder; else it is a Hugging Face id or a path as the
 config gave it), so a study folder can be moved or committed. Reading is
 strict: a missing, misspelled or unknown field is a :class:`ManifestError`
 naming the file, the step and the field, never a silent default.
+
+A step is listed only once it has finished and its outputs are in place:
+the manifest is written to a temporary file renamed over the old one, so an
+interrupted run leaves the previous manifest, never a partial one.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,6 +124,18 @@ class FinetuneStep:
         return {"id": self.id, "kind": self.kind, "model_dir": self.model_dir, "summary": dict(self.summary), "status": self.status}
 
 
+@dataclass(frozen=True)
+class AttentionStep(EvalStep):
+    """``memtasks attention`` on one model and one task: its results file, in lm-eval's results shape.
+
+    An :class:`EvalStep` of another kind: it names the model of a results file
+    of one task, which is all the report needs to pair a model's attention
+    dispersion with its memorization.
+    """
+
+    kind = "attention"
+
+
 Step = EvalStep | FinetuneStep
 
 
@@ -162,6 +181,7 @@ class StudyManifest:
         return self.path.parent
 
     def evals(self) -> list[EvalStep]:
+        """Every step that wrote a results file of one task: lm-eval runs and attention measurements."""
         return [run for run in self.runs if isinstance(run, EvalStep)]
 
     def find(self, run_id: str) -> Step | None:
@@ -175,9 +195,7 @@ class StudyManifest:
         else:
             self.runs.append(run)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        temporary.replace(self.path)
+        write_atomic(self.path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     def done(self, run_id: str) -> bool:
         """Whether step ``run_id`` finished and its outputs are still there."""
@@ -186,6 +204,18 @@ class StudyManifest:
 
     def to_dict(self) -> dict[str, Any]:
         return {"study": self.study, "runs": [run.to_dict() for run in self.runs]}
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path`` and rename it to ``path``: readers see the old
+    file or the whole new one, never a part (the rename is atomic on one file system)."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 _OPTIONAL_STR = (str, type(None))
@@ -218,7 +248,7 @@ def _tuple(types: Any) -> tuple:
 
 def _step(entry: Any, where: str) -> Step:
     kind = entry.get("kind") if isinstance(entry, dict) else None
-    if kind == "eval":
+    if kind in ("eval", "attention"):
         fields = _fields(
             entry,
             where,
@@ -227,7 +257,7 @@ def _step(entry: Any, where: str) -> Step:
         )
         fields.pop("kind")
         fields["model"] = _model(fields["model"], f"{where}.model")
-        return EvalStep(**fields)
+        return (EvalStep if kind == "eval" else AttentionStep)(**fields)
     if kind == "finetune":
         fields = _fields(
             entry,
@@ -240,7 +270,7 @@ def _step(entry: Any, where: str) -> Step:
     if isinstance(entry, dict) and "kind" not in entry:
         raise ManifestError(f"{where}: field 'kind' is missing")
     shown = repr(kind) if isinstance(entry, dict) else type(entry).__name__
-    raise ManifestError(f"{where}: field 'kind' must be 'eval' or 'finetune', got {shown}")
+    raise ManifestError(f"{where}: field 'kind' must be 'eval', 'finetune' or 'attention', got {shown}")
 
 
 def _model(data: Any, where: str) -> StudyModel:

@@ -28,8 +28,12 @@ study is run again; an interrupted fine-tuning resumes.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from memtasks.finetune import FinetuneConfig, Runtime, finetune, read_summary
+from memtasks.harness import MODEL_NAME
 from memtasks.manifest import MANIFEST, EvalStep, FinetuneStep, StudyManifest, StudyModel
 from memtasks.tasks import task_spec
 
@@ -160,6 +165,37 @@ def _base_task(task: str, tasks: Sequence[str]) -> str:
     return next((t for t in sorted(tasks, key=len, reverse=True) if task == t or task.startswith(t + "_")), task)
 
 
+class StudyInputError(ValueError):
+    """What a study needs before it can start (a model, a data file, a writable folder); one line."""
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """One planned lm-eval run: step id, task, the model's identity and its ``--model_args``
+    (paths relative to the study folder, where lm-eval runs)."""
+
+    step: str
+    task: str
+    model: StudyModel
+    model_args: str
+
+
+@dataclass(frozen=True)
+class _Tuning:
+    """One planned fine-tuning and the probes of the models it makes."""
+
+    name: str
+    entry: ModelEntry
+    method: str
+    trained: tuple[str, ...]
+    config: FinetuneConfig
+    probes: tuple[_Probe, ...]
+
+    @property
+    def step(self) -> str:
+        return f"{self.name}/finetune"
+
+
 def run_study(
     config: StudyConfig,
     log: Callable[[str], None] = print,
@@ -168,99 +204,213 @@ def run_study(
     """Run every step of ``config`` that is not done yet; returns the manifest.
 
     ``evaluate`` runs lm-eval with a list of command-line arguments (default:
-    ``memtasks.harness.run_lm_eval``). Each probe run writes
-    ``runs/<step>/results_<date>.json`` and ``runs/<step>/samples_<task>_<date>.jsonl``
-    under the study folder: the output path is given as a ``.json`` file, so
-    lm-eval adds no folder named after the model's path on this machine.
+    ``memtasks.harness.run_lm_eval``). lm-eval runs inside the study folder and
+    is given paths relative to it (``pretrained=./models/...``, data files),
+    so the results it writes name no folder of this machine. Each probe run
+    writes ``runs/<step>/results_<date>.json`` and
+    ``runs/<step>/samples_<task>_<date>.jsonl``: the output path is given as a
+    ``.json`` file, so lm-eval adds no folder named after the model's path.
+
+    Before any step runs, every task, fine-tuning option, local model and data
+    file that a step still to run needs is checked, and the study folder must
+    be writable; a refused study writes nothing. A fine-tuning whose probes are
+    all done is not redone (its model folder, not committed with a study's
+    results, may be gone). A probe run is written into ``runs/<step>.partial``
+    and moved into place once lm-eval has finished; the manifest lists a step
+    only after its outputs are in place, so an interrupted step leaves nothing
+    that looks finished.
     """
     if evaluate is None:
         from memtasks.harness import run_lm_eval as evaluate
 
-    out = config.output_dir
+    out = config.output_dir.resolve()
     manifest = StudyManifest.load(out / MANIFEST, config.name)
     probe_tasks = {t: [t, *(f"{t}_{v}" for v in config.variants)] for t in config.tasks}
     for tasks in probe_tasks.values():
         for task in tasks:
             task_spec(task)
+    pretrained, tunings = _plan(config, out, probe_tasks)
+    pending = {probe.step for probe in [*pretrained.values(), *(p for t in tunings for p in t.probes)] if not manifest.done(probe.step)}
+    # A fine-tuning is redone only for a probe still to run (or when the manifest never listed it).
+    tunes = {t.step for t in tunings if any(p.step in pending for p in t.probes) or manifest.find(t.step) is None}
+    if pending or tunes:
+        _check_inputs(config, pretrained, tunings, pending, tunes)
+        check_writable(out)
 
-    def probe(run_id: str, model: StudyModel, model_args: str, tasks: Sequence[str]) -> None:
-        for task in tasks:
-            step = f"{run_id}/{task}"
-            if manifest.done(step):
-                log(f"[done] {step}")
-                continue
-            log(f"[probe] {step}")
-            run_dir = out / "runs" / step.replace("/", "__")
-            metadata = dict(config.metadata)
-            base = _base_task(task, config.tasks)
-            if base in config.data_files:
-                metadata["data_files"] = config.data_files[base]
-            if base in config.eval_data_files:
-                # The held-out records are never fine-tuned on (see memtasks.finetune): the task's non-members.
-                metadata["nonmember_data_files"] = config.eval_data_files[base]
-            started = time.time()
-            arguments = [
-                "--model", "hf",
-                "--model_args", model_args,
-                "--tasks", task,
-                "--output_path", str(run_dir / "results.json"),
-                "--log_samples",
-                *(["--metadata", json.dumps(metadata)] if metadata else []),
-                *config.lm_eval_args,
-            ]
-            code = evaluate(arguments)
-            results = _newest(run_dir, "results_*.json", started)
-            samples = _newest(run_dir, f"samples_{task}_*.jsonl", started)
-            if code != 0 or results is None or samples is None:
-                raise RuntimeError(f"{config.source}: lm-eval failed on {step} (exit code {code}); see its output above")
-            manifest.record(
-                EvalStep(
-                    id=step,
-                    task=task,
-                    model=model,
-                    results=_relative(results, out),
-                    samples=_relative(samples, out),
-                    seconds=round(time.time() - started, 1),
-                )
+    def probe(item: _Probe) -> None:
+        if item.step not in pending:
+            log(f"[done] {item.step}")
+            return
+        log(f"[probe] {item.step}")
+        started = time.time()
+        results, samples = _run_probe(config, out, item, evaluate)
+        manifest.record(
+            EvalStep(
+                id=item.step,
+                task=item.task,
+                model=item.model,
+                results=_relative(results, out),
+                samples=_relative(samples, out),
+                seconds=round(time.time() - started, 1),
             )
+        )
 
-    # Every fine-tuning config is built first, so a bad option stops the study before any step.
-    plans = {
-        entry.name: [(method, trained, _finetune_config(config, entry, method, trained)) for method in config.methods for trained in _mixtures(config)]
-        for entry in config.models
-    }
     for entry in config.models:
-        pretrained = StudyModel(name=entry.name, path=_model_path(entry.path, out), size=entry.size)
-        probe(f"{entry.name}/pretrained", pretrained, f"pretrained={entry.path}", [t for ts in probe_tasks.values() for t in ts])
-        for method, trained, tune in plans[entry.name]:
-            label = trained[0] if len(trained) == 1 else "multi"
-            name = f"{entry.name}-{method}-{label}"
-            model_dir = out / "models" / name
-            finished = read_summary(model_dir) if model_dir.is_dir() else None
-            done = bool(finished and finished.get("complete") and finished.get("config") == tune.identity())
-            log(f"[{'done' if done else 'finetune'}] {name}" + ("/finetune" if done else ""))
-            summary = finetune(tune, model_dir, Runtime(device=config.device))
-            kept = {k: summary.get(k) for k in ("base_model", "method", "tasks", "epoch_losses", "examples_seen", "seconds", "quality")}
-            if isinstance(kept["base_model"], str):
-                kept["base_model"] = _model_path(kept["base_model"], out)
-            manifest.record(FinetuneStep(id=f"{name}/finetune", model_dir=_relative(model_dir, out), summary=kept))
-            checkpoints = [(config.epochs, model_dir)]
-            if config.save_epochs:
-                checkpoints += [(e, model_dir / f"epoch-{e}") for e in range(1, config.epochs)]
-            for epochs, directory in checkpoints:
-                run_name = name if directory == model_dir else f"{name}/epoch-{epochs}"
-                model = StudyModel(
-                    name=run_name,
-                    path=_model_path(directory.resolve(), out),
-                    base=entry.name,
-                    method=method,
-                    trained_tasks=tuple(trained),
-                    epochs=epochs,
-                    size=entry.size,
-                    mixing=tune.mixing,
-                )
-                probe(run_name, model, _lm_eval_model_args(directory, entry.path, method), [t for task in trained for t in probe_tasks[task]])
+        for item in pretrained.values():
+            if item.model.name == entry.name:
+                probe(item)
+        for tuning in (t for t in tunings if t.entry == entry):
+            if tuning.step not in tunes:
+                log(f"[done] {tuning.step}")
+            else:
+                model_dir = out / "models" / tuning.name
+                finished = read_summary(model_dir) if model_dir.is_dir() else None
+                done = bool(finished and finished.get("complete") and finished.get("config") == tuning.config.identity())
+                log(f"[{'done' if done else 'finetune'}] {tuning.name}" + ("/finetune" if done else ""))
+                summary = finetune(tuning.config, model_dir, Runtime(device=config.device))
+                kept = {k: summary.get(k) for k in ("base_model", "method", "tasks", "epoch_losses", "examples_seen", "seconds", "quality")}
+                if isinstance(kept["base_model"], str):
+                    kept["base_model"] = _model_path(kept["base_model"], out)
+                step = FinetuneStep(id=tuning.step, model_dir=_relative(model_dir, out), summary=kept)
+                if manifest.find(step.id) != step:
+                    manifest.record(step)
+            for item in tuning.probes:
+                probe(item)
     return manifest
+
+
+def _plan(config: StudyConfig, out: Path, probe_tasks: Mapping[str, list[str]]) -> tuple[dict[str, _Probe], list[_Tuning]]:
+    """Every probe of a pre-trained model (by step id) and every fine-tuning with its probes, in run order;
+    every fine-tuning config is built here, so a bad option stops the study before any step."""
+    pretrained: dict[str, _Probe] = {}
+    tunings: list[_Tuning] = []
+    for entry in config.models:
+        model = StudyModel(name=entry.name, path=_model_path(entry.path, out), size=entry.size)
+        for task in (t for ts in probe_tasks.values() for t in ts):
+            step = f"{entry.name}/pretrained/{task}"
+            pretrained[step] = _Probe(step, task, model, f"pretrained={_argument_path(entry.path, out)}")
+        for method in config.methods:
+            for trained in _mixtures(config):
+                tune = _finetune_config(config, entry, method, trained)
+                name = f"{entry.name}-{method}-{trained[0] if len(trained) == 1 else 'multi'}"
+                model_dir = out / "models" / name
+                checkpoints = [(config.epochs, model_dir)]
+                if config.save_epochs:
+                    checkpoints += [(e, model_dir / f"epoch-{e}") for e in range(1, config.epochs)]
+                probes = []
+                for epochs, directory in checkpoints:
+                    run_name = name if directory == model_dir else f"{name}/epoch-{epochs}"
+                    model = StudyModel(
+                        name=run_name,
+                        path=_model_path(directory, out),
+                        base=entry.name,
+                        method=method,
+                        trained_tasks=tuple(trained),
+                        epochs=epochs,
+                        size=entry.size,
+                        mixing=tune.mixing,
+                    )
+                    arguments = _lm_eval_model_args(directory, entry.path, method, out)
+                    probes += [_Probe(f"{run_name}/{t}", t, model, arguments) for task in trained for t in probe_tasks[task]]
+                tunings.append(_Tuning(name, entry, method, tuple(trained), tune, tuple(probes)))
+    return pretrained, tunings
+
+
+def _check_inputs(
+    config: StudyConfig, pretrained: Mapping[str, _Probe], tunings: Sequence[_Tuning], pending: set[str], tunes: set[str]
+) -> None:
+    """Every local model and data file a step still to run needs exists; else one line saying what is missing
+    and, where it is known, what to run first."""
+    from memtasks.models import MODELS
+
+    names = {p.model.name for p in pretrained.values() if p.step in pending} | {t.entry.name for t in tunings if t.step in tunes}
+    for entry in config.models:
+        local = Path(entry.path)
+        if entry.name in names and local.is_absolute() and not local.is_dir():
+            shown = _shown(local)
+            hint = (
+                f": run `memtasks models get {local.name} {shown}` first"
+                if local.name in MODELS
+                else " (a local model is a folder saved by save_pretrained)"
+            )
+            raise StudyInputError(f"{config.source}: model {entry.name}: {shown} does not exist{hint}")
+    tasks = {_base_task(p.task, config.tasks) for p in pretrained.values() if p.step in pending}
+    tasks |= {_base_task(p.task, config.tasks) for t in tunings for p in t.probes if p.step in pending}
+    tasks |= {task for t in tunings if t.step in tunes for task in t.trained}
+    for key, files in (("data_files", config.data_files), ("eval_data_files", config.eval_data_files)):
+        for task in sorted(tasks & set(files)):
+            if not Path(files[task]).is_file():
+                raise StudyInputError(f"{config.source}: {key}.{task}: {_shown(files[task])} does not exist")
+
+
+def check_writable(folder: str | Path) -> None:
+    """Refuse, before any work, an output folder that cannot be made or written (one line); leaves nothing."""
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise StudyInputError(f"{_shown(folder)}: cannot be made: {_shown(existing)} is a file, not a folder")
+    try:
+        handle, name = tempfile.mkstemp(dir=existing, prefix=".memtasks-write-check-")
+    except OSError as error:
+        raise StudyInputError(f"{_shown(folder)}: cannot write in {_shown(existing)} ({error.strerror or error})") from None
+    os.close(handle)
+    os.unlink(name)
+
+
+@contextmanager
+def working_directory(folder: str | Path) -> Iterator[None]:
+    """The body runs with ``folder`` as the current directory; the previous one is restored after,
+    on an error or an interrupt too."""
+    previous = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+def _run_probe(config: StudyConfig, out: Path, item: _Probe, evaluate: Callable[[Sequence[str]], int]) -> tuple[Path, Path]:
+    """lm-eval on one probe step, written into ``runs/<step>.partial`` and moved to ``runs/<step>`` when
+    finished; the partial folder is removed whatever happens. Returns the results file and the samples log."""
+    folder = out / "runs" / item.step.replace("/", "__")
+    partial = folder.with_name(f"{folder.name}.partial")
+    metadata = dict(config.metadata)
+    base = _base_task(item.task, config.tasks)
+    if base in config.data_files:
+        metadata["data_files"] = _argument_path(config.data_files[base], out)
+    if base in config.eval_data_files:
+        # The held-out records are never fine-tuned on (see memtasks.finetune): the task's non-members.
+        metadata["nonmember_data_files"] = _argument_path(config.eval_data_files[base], out)
+    arguments = [
+        "--model", MODEL_NAME,
+        "--model_args", item.model_args,
+        "--tasks", item.task,
+        "--output_path", f"runs/{partial.name}/results.json",
+        "--log_samples",
+        *(["--metadata", json.dumps(metadata)] if metadata else []),
+        *config.lm_eval_args,
+    ]
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        partial.mkdir(parents=True)
+        with working_directory(out):
+            code = evaluate(arguments)
+        results = _only(partial, "results_*.json")
+        samples = _only(partial, f"samples_{item.task}_*.jsonl")
+        if code != 0 or results is None or samples is None:
+            raise RuntimeError(f"{config.source}: lm-eval failed on {item.step} (exit code {code}); see its output above")
+        folder.mkdir(parents=True, exist_ok=True)
+        # The results file last: it is what a reader of the folder takes for a finished run.
+        return results.replace(folder / results.name), samples.replace(folder / samples.name)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def _only(folder: Path, pattern: str) -> Path | None:
+    found = sorted(folder.glob(pattern))
+    return found[0] if len(found) == 1 else None
 
 
 def _relative(path: str | Path, root: Path) -> str:
@@ -277,6 +427,27 @@ def _model_path(path: str | Path, root: Path) -> str:
         return str(path)
     relative = _relative(path, root)
     return relative if Path(relative).is_absolute() else f"./{relative}"
+
+
+def _argument_path(path: str | Path, root: Path) -> str:
+    """A local path as lm-eval, running in the study folder ``root``, is given it: relative to ``root``
+    (``./models/m``, ``data/x.jsonl``, ``../m``); a Hugging Face id as it is."""
+    if not Path(path).is_absolute():
+        return str(path)
+    try:
+        relative = Path(os.path.relpath(Path(path).resolve(), root.resolve())).as_posix()
+    except ValueError:
+        # Another drive (Windows): no relative path exists.
+        return str(path)
+    return relative if relative.startswith("..") else f"./{relative}"
+
+
+def _shown(path: str | Path) -> str:
+    """A path as a message shows it: relative to the current directory when inside it."""
+    try:
+        return Path(path).resolve().relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _mixtures(config: StudyConfig) -> list[tuple[str, ...]]:
@@ -305,15 +476,10 @@ def _finetune_config(config: StudyConfig, entry: ModelEntry, method: str, tasks:
         raise ValueError(f"{config.source}: finetune.options: {error}") from None
 
 
-def _lm_eval_model_args(model_dir: Path, base: str, method: str) -> str:
+def _lm_eval_model_args(model_dir: Path, base: str, method: str, root: Path) -> str:
     if method == "lora":
-        return f"pretrained={base},peft={model_dir.resolve()}"
-    return f"pretrained={model_dir.resolve()}"
-
-
-def _newest(folder: Path, pattern: str, since: float) -> Path | None:
-    found = [p for p in folder.glob(pattern) if p.stat().st_mtime >= since - 1]
-    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+        return f"pretrained={_argument_path(base, root)},peft={_argument_path(model_dir, root)}"
+    return f"pretrained={_argument_path(model_dir, root)}"
 
 
 def compare_before_after(manifest: StudyManifest) -> list[Comparison]:

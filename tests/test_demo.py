@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 
-from memtasks.demo import TASKS, format_comparisons, run_demo
-from memtasks.manifest import StudyManifest
+from memtasks.attention.runner import results_path
+from memtasks.demo import DEMO_MODEL, TASKS, demo_folder, format_comparisons, run_demo
+from memtasks.manifest import AttentionStep, FinetuneStep, StudyManifest
 from memtasks.outcomes import RATE_NAMES
 from memtasks.report import build_report
+from memtasks.report.collect import collect
 from memtasks.report.views import CATEGORY_TITLES
 from memtasks.study import compare_before_after
 
@@ -40,12 +42,61 @@ def test_the_demo_and_the_report_show_the_same_before_after_numbers_for_the_comm
             assert demo_rows[(block, name)] == shown, (c.task, name)
 
 
-def test_demo_writes_the_table_results_and_heatmaps(tmp_path):
+def test_the_committed_demo_names_its_model_apart_from_other_studies_of_the_same_model():
+    names = {step.model.name for step in StudyManifest.read(COMMITTED / "manifest.json").evals()}
+    others = {
+        step.model.name
+        for path in COMMITTED.parent.glob("*/manifest.json")
+        if path.parent != COMMITTED
+        for step in StudyManifest.read(path).evals()
+    }
+    assert DEMO_MODEL in names and not names & others
+
+
+def test_the_committed_demo_records_its_attention_runs_so_the_report_names_their_model(tmp_path):
+    manifest = StudyManifest.read(COMMITTED / "manifest.json")
+    attention = [step for step in manifest.runs if isinstance(step, AttentionStep)]
+    assert sorted(step.task for step in attention) == sorted(TASKS)
+    assert all(step.model.name == DEMO_MODEL and step.model.method == "pretrained" for step in attention)
+    collection = collect(COMMITTED)
+    assert sorted((run.model.name, run.task) for run in collection.attention) == [(DEMO_MODEL, task) for task in sorted(TASKS)]
+
+
+def test_a_default_demo_run_gets_a_new_folder_of_its_own_and_resume_takes_the_newest(tmp_path):
+    root = tmp_path / "memtasks-demo"
+    first = demo_folder(root=root)
+    assert first.parent == root and not first.exists()
+    with pytest.raises(ValueError, match="no earlier demo run to resume"):
+        demo_folder(resume=True, root=root)
+    for name in ("2026-01-02T10-00-00", "2026-01-02T09-00-00"):
+        (root / name).mkdir(parents=True)
+    assert demo_folder(resume=True, root=root) == root / "2026-01-02T10-00-00"
+    assert demo_folder(tmp_path / "mine", resume=True, root=root) == tmp_path / "mine"
+
+
+def test_a_demo_into_a_folder_that_holds_files_is_refused_and_touches_nothing(tmp_path):
     out = tmp_path / "demo"
-    (out / "stale").mkdir(parents=True)
+    (out / "runs").mkdir(parents=True)
+    (out / "runs" / "kept.json").write_text("{}")
+    with pytest.raises(ValueError, match="already holds files"):
+        run_demo(out, tiny=True, log=lambda line: None)
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == ["runs", "runs/kept.json"]
+    with pytest.raises(ValueError, match="no earlier demo run to resume"):
+        run_demo(tmp_path / "none", resume=True, tiny=True, log=lambda line: None)
+    assert not (tmp_path / "none").exists()
+
+
+def test_attention_results_follow_lm_evals_output_path_rule():
+    date = "2026-01-02T10-00-00"
+    assert results_path("out/attention.json", "pretrained=/abs/m", "hf", "mem_xsum", date) == Path(f"out/attention_mem_xsum_{date}.json")
+    # A folder: lm-eval's folder named after the model, here its sanitized path.
+    assert results_path("out", "pretrained=/abs/m", "hf", "mem_xsum", date).parent.parent == Path("out")
+
+
+def test_demo_writes_the_table_results_and_heatmaps_with_paths_relative_to_its_folder(tmp_path):
+    out = tmp_path / "demo"
     comparisons = run_demo(out, epochs=1, tiny=True, log=lambda line: None)
 
-    assert not (out / "stale").exists()
     assert sorted(c.task for c in comparisons) == sorted(TASKS)
     for c in comparisons:
         assert c.before.model.name == "tiny-t5" and c.after.model.name == f"tiny-t5-full-{c.task}"
@@ -54,16 +105,36 @@ def test_demo_writes_the_table_results_and_heatmaps(tmp_path):
         for name in RATE_NAMES:
             assert c.difference.rates[name].value == pytest.approx(c.after.rates[name].value - c.before.rates[name].value)
     summary = (out / "summary.md").read_text()
+    assert summary == format_comparisons(comparisons)
     assert summary.count("| memorization |") == 2 and "### mem_xsum" in summary and "### mem_imdb" in summary
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert [run["id"] for run in manifest["runs"] if run["kind"] == "finetune"] == [
+    manifest = StudyManifest.read(out / "manifest.json")
+    assert [run.id for run in manifest.runs if isinstance(run, FinetuneStep)] == [
         "tiny-t5-full-mem_xsum/finetune",
         "tiny-t5-full-mem_imdb/finetune",
     ]
+    attention = [run for run in manifest.runs if isinstance(run, AttentionStep)]
+    assert [(run.id, run.model.path) for run in attention] == [(f"tiny-t5/attention/{t}", "./models/tiny-t5") for t in TASKS]
     # The attention results sit in the folder the demo chose, not in one named after the model's path.
-    assert len(list((out / "attention").glob("attention_mem_*.json"))) == 2
+    assert sorted(run.results for run in attention) == sorted(p.relative_to(out).as_posix() for p in (out / "attention").glob("*.json"))
     assert not any(p.is_dir() and p.name != "heatmaps" for p in (out / "attention").iterdir())
     assert (out / "attention" / "heatmaps" / "attention_average.png").exists()
+    # Nothing half-written is left, and no output names a folder of this machine.
+    assert not list(out.rglob("*.partial")) and not list(out.rglob("*.tmp"))
+    for path in [*out.glob("*.*"), *(out / "runs").rglob("*.*"), *(out / "attention").glob("*.json")]:
+        assert str(out.resolve()) not in path.read_text(encoding="utf-8"), path
+    assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(
+        f"{model}__{task}" for task in TASKS for model in ("tiny-t5__pretrained", f"tiny-t5-full-{task}")
+    )
 
-    again = run_demo(out, epochs=1, resume=True, tiny=True, log=lambda line: None)
+    def no_lm_eval(arguments):
+        raise AssertionError(f"lm-eval ran again: {arguments}")
+
+    written = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and "models" not in p.parts}
+    with patch("memtasks.harness.run_lm_eval", no_lm_eval), patch("memtasks.attention.run_attention", no_lm_eval):
+        again = run_demo(out, epochs=1, resume=True, tiny=True, log=lambda line: None)
     assert again == comparisons
+    # Resuming a finished run rewrites nothing but its table, with the same text.
+    assert {p: p.stat().st_mtime_ns for p in written if p.name not in ("summary.md", "study.yaml")} == {
+        p: t for p, t in written.items() if p.name not in ("summary.md", "study.yaml")
+    }
+    assert (out / "summary.md").read_text() == summary

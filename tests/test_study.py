@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from importlib import resources
 from pathlib import Path
 
@@ -12,9 +13,10 @@ import yaml
 from memtasks.manifest import StudyManifest, StudyModel
 from memtasks.outcomes import read_probe_outcomes
 from memtasks.probes import DEFAULT_HOLDOUT, held_out
-from memtasks.study import compare_before_after, read_study_config, run_study
+from memtasks.study import StudyInputError, compare_before_after, read_study_config, run_study
 from memtasks.tiny import build_tiny_model, torch_threads, train_tokenizer
 
+RESULTS = Path(__file__).parents[1] / "results"
 DEMO_DATA = Path(str(resources.files("memtasks") / "demo_data"))
 RECORDS = [json.loads(line) for line in (DEMO_DATA / "xsum_train.jsonl").read_text().splitlines()[:12]]
 MEMBERS = sum(not held_out(r["document"], DEFAULT_HOLDOUT) for r in RECORDS)
@@ -81,6 +83,11 @@ def test_the_manifest_points_at_every_result(study):
     assert Path(finetuned.results).parent.as_posix() == Path(finetuned.samples).parent.as_posix() == step_dir
     assert StudyManifest.read(manifest.path) == manifest
     results = json.loads((root / finetuned.results).read_text())
+    # lm-eval ran in the study folder on paths relative to it: its outputs name no folder of this machine.
+    assert results["config"]["model_args"]["pretrained"] == "./models/tiny-full-mem_xsum"
+    for step in manifest.evals():
+        for output in step.outputs():
+            assert str(config.parent.resolve()) not in (root / output).read_text()
     assert results["results"]["mem_xsum"]["probes,none"] == MEMBERS
     assert results["results"]["mem_xsum"]["nonmember_probes,none"] == 12 - MEMBERS
     assert len(read_probe_outcomes(root / finetuned.samples)) == MEMBERS
@@ -130,3 +137,96 @@ def test_unknown_tasks_and_options_fail_before_any_step(tmp_path):
     config = _write_config(tmp_path / "b.yaml", **base, tasks=["mem_xsum"], finetune={"options": {"learning_rat": 1}})
     with pytest.raises(ValueError, match="b.yaml: finetune.options: .*learning_rat"):
         run_study(read_study_config(config), evaluate=no_lm_eval)
+
+
+@pytest.mark.parametrize("committed", sorted(RESULTS.glob("*/study.yaml")), ids=lambda p: p.parent.name)
+def test_a_committed_study_runs_in_a_fresh_clone_without_its_models_and_data(tmp_path, committed):
+    # What a clone holds: the study folder without the models and data copies, which are not committed.
+    study = tmp_path / committed.parent.name
+    shutil.copytree(committed.parent, study, ignore=shutil.ignore_patterns("models", "data"))
+    before = {p: p.read_bytes() for p in study.rglob("*") if p.is_file()}
+
+    def no_lm_eval(arguments):
+        raise AssertionError(f"lm-eval ran: {arguments}")
+
+    manifest = run_study(read_study_config(study / "study.yaml"), log=lambda line: None, evaluate=no_lm_eval)
+    assert manifest == StudyManifest.read(study / "manifest.json") and manifest.evals()
+    # Every step is done: nothing is fine-tuned or probed again, and no file is written or rewritten.
+    assert {p: p.read_bytes() for p in study.rglob("*") if p.is_file()} == before
+
+
+def _fresh_config(root: Path, **changes) -> Path:
+    config = {
+        "name": "fresh",
+        "output_dir": "out",
+        "models": [{"name": "m", "path": "./models/smollm2-135m"}],
+        "tasks": ["mem_xsum"],
+        "data_files": {"mem_xsum": "xsum.jsonl"},
+        **changes,
+    }
+    return _write_config(root / "study.yaml", **config)
+
+
+def _never(arguments):
+    raise AssertionError("nothing may run")
+
+
+def test_a_study_missing_its_model_says_in_one_line_what_to_run_first_and_leaves_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "xsum.jsonl").write_text(json.dumps(RECORDS[0]) + "\n")
+    with pytest.raises(StudyInputError) as refused:
+        run_study(read_study_config(_fresh_config(tmp_path)), log=lambda line: None, evaluate=_never)
+    assert str(refused.value) == (
+        f"{tmp_path / 'study.yaml'}: model m: models/smollm2-135m does not exist: "
+        "run `memtasks models get smollm2-135m models/smollm2-135m` first"
+    )
+    config = _fresh_config(tmp_path, models=[{"name": "m", "path": "./my-model"}])
+    with pytest.raises(StudyInputError, match=r"model m: my-model does not exist \(a local model is a folder saved by save_pretrained\)$"):
+        run_study(read_study_config(config), log=lambda line: None, evaluate=_never)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["study.yaml", "xsum.jsonl"]
+
+
+def test_a_study_missing_a_data_file_or_a_writable_folder_is_refused_before_any_step(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models" / "smollm2-135m").mkdir(parents=True)
+    with pytest.raises(StudyInputError, match=r"study.yaml: data_files.mem_xsum: xsum.jsonl does not exist$"):
+        run_study(read_study_config(_fresh_config(tmp_path)), log=lambda line: None, evaluate=_never)
+    (tmp_path / "xsum.jsonl").write_text(json.dumps(RECORDS[0]) + "\n")
+    (tmp_path / "taken").write_text("a file, not a folder")
+    config = _fresh_config(tmp_path, output_dir="taken/out")
+    with pytest.raises(StudyInputError, match=r"^taken/out: cannot be made: taken is a file, not a folder$"):
+        run_study(read_study_config(config), log=lambda line: None, evaluate=_never)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models", "study.yaml", "taken", "xsum.jsonl"]
+
+
+def test_an_interrupted_step_leaves_no_output_that_looks_finished(tmp_path):
+    (tmp_path / "xsum.jsonl").write_text(json.dumps(RECORDS[0]) + "\n")
+    config = _fresh_config(tmp_path, models=[{"name": "m", "path": "org/m"}], tasks=["mem_xsum", "mem_imdb"])
+    calls = []
+
+    def lm_eval(arguments):
+        """Writes what lm-eval writes (results first, then the samples); Ctrl-C in the second run, between the two."""
+        output = Path(arguments[arguments.index("--output_path") + 1])
+        task = arguments[arguments.index("--tasks") + 1]
+        calls.append((Path.cwd(), output, arguments[arguments.index("--model_args") + 1]))
+        output.parent.mkdir(parents=True, exist_ok=True)
+        (output.parent / "results_2026-01-01T00-00-00.json").write_text(json.dumps({"results": {task: {}}}))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        (output.parent / f"samples_{task}_2026-01-01T00-00-00.jsonl").write_text("{}\n")
+        return 0
+
+    here = Path.cwd()
+    with pytest.raises(KeyboardInterrupt):
+        run_study(read_study_config(config), log=lambda line: None, evaluate=lm_eval)
+    out = tmp_path / "out"
+    # lm-eval ran inside the study folder with paths relative to it; the current directory is back.
+    assert Path.cwd() == here and [(cwd, args) for cwd, _, args in calls] == [(out, "pretrained=org/m")] * 2
+    assert all(not output.is_absolute() for _, output, _ in calls)
+    manifest = StudyManifest.read(out / "manifest.json")
+    assert [run.id for run in manifest.runs] == ["m/pretrained/mem_xsum"]
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        "manifest.json",
+        "runs/m__pretrained__mem_xsum/results_2026-01-01T00-00-00.json",
+        "runs/m__pretrained__mem_xsum/samples_mem_xsum_2026-01-01T00-00-00.jsonl",
+    ]

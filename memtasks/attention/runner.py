@@ -3,9 +3,13 @@
 The model loads exactly as ``lm_eval --model MODEL --model_args ARGS`` loads it
 (with ``attn_implementation=eager`` added, since other implementations return
 no attention weights); each task's (input, output) pairs come from its YAML's
-fine-tuning format. Results are written as lm-eval writes its own:
+fine-tuning format. Results are written where lm-eval writes its own:
 
     <output_path>/<model name, sanitized as lm-eval does>/attention_<task>_<date>.json
+    <folder>/<name>_<task>_<date>.json          (an output_path <folder>/<name>.json)
+
+An output path ending in ``.json`` gets no folder named after the model (for a
+local model, its path on this machine), as in lm-eval.
 """
 
 from __future__ import annotations
@@ -103,12 +107,16 @@ def task_pairs(
 
 
 def results_path(output_path: str | Path, model_args: str, model: str, task: str, date_id: str) -> Path:
-    """Where lm-eval would put this run's file: output_path / sanitized model name / attention_<task>_<date>.json."""
+    """Where lm-eval would put this run's file: ``<stem>_<task>_<date>.json`` beside an output path
+    ending in ``.json``; else output_path / sanitized model name / attention_<task>_<date>.json."""
+    path = Path(output_path)
+    if path.suffix == ".json":
+        return path.with_name(f"{path.stem}_{task}_{date_id}.json")
     from lm_eval.loggers.evaluation_tracker import GeneralConfigTracker
     from lm_eval.utils import sanitize_model_name
 
     name = GeneralConfigTracker._get_model_name(model_args) or model
-    return Path(output_path) / sanitize_model_name(name) / f"attention_{task}_{date_id}.json"
+    return path / sanitize_model_name(name) / f"attention_{task}_{date_id}.json"
 
 
 def results_json(run: TaskRun, spec: TaskSpec, model: str, model_args: str, config: Mapping[str, Any]) -> dict:
