@@ -1,11 +1,11 @@
 """``memtasks eval``: lm-eval's command line with memtasks' tasks added.
 
-Every argument but ``--redact`` and ``--verbose`` is lm-eval's and passes through untouched. Before
-lm-eval starts, two things are settled here because lm-eval would settle them
-slowly or not at all: a task name that looks like memtasks' (``mem_...``) but is
-neither memtasks' nor lm-eval's is refused with the nearest name (lm-eval would
-first spend about 20 s indexing its 14,683 tasks), and a Hugging Face model run
-without ``--batch_size`` gets ``DEFAULT_BATCH_SIZE`` instead of lm-eval's 1.
+Every argument but ``--redact`` and ``--verbose`` is lm-eval's and passes through
+untouched. Before lm-eval starts, two things are settled here because lm-eval would
+settle them slowly or not at all: a task name that looks like memtasks' (``mem_...``)
+but is neither memtasks' nor lm-eval's is refused with the nearest name (lm-eval
+would first spend about 20 s indexing its 14,683 tasks), and a model run in this
+process without ``--batch_size`` gets ``DEFAULT_BATCH_SIZE`` instead of lm-eval's 1.
 """
 
 from __future__ import annotations
