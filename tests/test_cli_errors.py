@@ -220,3 +220,11 @@ def test_json_metadata_of_attention_is_checked_on_the_command_line(capsys):
     code, _, err = run_main(capsys, "attention", "--model_args", "pretrained=x", "--tasks", "mem_xsum", "--metadata", json.dumps([1]))
     assert code == 2
     assert usage_then_one_error(err, "attention").endswith("argument --metadata: expected a JSON object, got '[1]'")
+
+
+def test_demo_resume_without_an_earlier_run_is_one_line_and_writes_nothing(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_main(capsys, "demo", "--resume", "--tiny")
+    assert code == 2 and out == ""
+    assert err.strip().splitlines() == ["memtasks demo: error: memtasks-demo: no earlier demo run to resume"]
+    assert list(tmp_path.iterdir()) == []

@@ -14,9 +14,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="the study in miniature, offline on a CPU: SmolLM2-135M fine-tuned on XSum and on IMDB records, "
         "probed before and after against held-out records",
     )
-    parser.add_argument("--out", type=Path, default=Path("results/demo"), help="output folder")
+    parser.add_argument(
+        "--out", type=Path,
+        help="output folder, new or empty (default: a new memtasks-demo/<date and time>; with --resume, the newest there)",
+    )
     parser.add_argument("--epochs", type=positive_int, help="fine-tuning epochs per task (default: 6; 40 with --tiny)")
-    parser.add_argument("--resume", action="store_true", help="keep the finished steps of an earlier run in --out")
+    parser.add_argument("--resume", action="store_true", help="finish an earlier run in --out, keeping its finished steps")
     parser.add_argument(
         "--tiny", action="store_true", help="tiny models built from scratch instead of SmolLM2 (nothing to install)"
     )
@@ -27,10 +30,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from memtasks.demo import format_comparisons, run_demo
+    from memtasks.demo import demo_folder, format_comparisons, run_demo
 
-    comparisons = run_demo(args.out, epochs=args.epochs, resume=args.resume, tiny=args.tiny, decoder=args.decoder)
+    out = demo_folder(args.out, args.resume)
+    comparisons = run_demo(out, epochs=args.epochs, resume=args.resume, tiny=args.tiny, decoder=args.decoder)
     print()
     print(format_comparisons(comparisons))
-    print(f"results, models and this table (summary.md) are in {args.out}/")
+    print(f"results, models and this table (summary.md) are in {out}/")
     return 0
