@@ -121,10 +121,64 @@ def _term_score(weight, freq, inverse_norm):
 
 
 @njit(cache=True, nogil=True)
-def _search(terms, weights, offsets, docs, freqs, norms, inverse, keys, k, total, seen, touched, buffer):
+def _gallop(values, start, target):
+    """First index >= ``start`` of sorted ``values`` whose value is >= ``target`` (exponential, then binary search)."""
+    n = values.shape[0]
+    if start >= n or values[start] >= target:
+        return start
+    low, step = start, 1
+    high = start + 1
+    while high < n and values[high] < target:
+        low = high
+        step *= 2
+        high = low + step
+    high = min(high, n)
+    # values[low] < target <= values[high] (or high == n).
+    return low + 1 + np.searchsorted(values[low + 1 : high], target)
+
+
+@njit(cache=True, nogil=True)
+def _new_top(top, n_top, updated, n_updated, total, in_top, buffer, k, threshold):
+    """The best k of the current top and the updated documents (all of them while fewer than k), and the k-th score."""
+    if n_top + n_updated < k:
+        for c in range(n_updated):
+            top[n_top] = updated[c]
+            in_top[updated[c]] = True
+            n_top += 1
+        return n_top, threshold
+    m = 0
+    for c in range(n_top):
+        buffer[m] = total[top[c]]
+        m += 1
+    for c in range(n_updated):
+        buffer[m] = total[updated[c]]
+        m += 1
+    threshold = np.partition(buffer[:m], m - k)[m - k]
+    # The documents above the k-th score (fewer than k), then as many at it as fit.
+    chosen = np.empty(k, np.int32)
+    n_chosen = 0
+    for above in (True, False):
+        for c in range(n_top + n_updated):
+            d = top[c] if c < n_top else updated[c - n_top]
+            if n_chosen < k and ((total[d] > threshold) if above else (total[d] == threshold)):
+                chosen[n_chosen] = d
+                n_chosen += 1
+    for c in range(n_top):
+        in_top[top[c]] = False
+    for c in range(k):
+        top[c] = chosen[c]
+        in_top[chosen[c]] = True
+    return k, threshold
+
+
+@njit(cache=True, nogil=True)
+def _search(terms, weights, offsets, docs, freqs, norms, inverse, keys, k, total, seen, touched, buffer,
+            updated, in_top):
     """The ``k`` best documents for one query: (document indices, float scores), best first.
 
-    Terms are visited from the highest weight down, every posting scored. Once
+    Terms are visited from the highest weight down, every posting scored,
+    keeping a current top k of partial scores (the previous top k and the
+    documents the term raised suffice: no other partial score changed). Once
     the k-th best partial score exceeds the sum of the weights left (no term
     scores above its weight), no document not yet seen can reach the top k;
     when the seen documents that still can (partial score + weights left >=
@@ -141,11 +195,13 @@ def _search(terms, weights, offsets, docs, freqs, norms, inverse, keys, k, total
         remaining[i] = remaining[i + 1] + np.float64(weights[order[i]])
         postings_left[i] = postings_left[i + 1] + offsets[terms[order[i]] + 1] - offsets[terms[order[i]]]
     n_touched = 0
-    best = 0.0
     threshold = 0.0
     switch = n_terms
+    top = np.empty(max(k, 1), np.int32)
+    n_top = 0
     for i in range(n_terms):
         t, weight = terms[order[i]], weights[order[i]]
+        n_updated = 0
         for p in range(offsets[t], offsets[t + 1]):
             d = docs[p]
             if not seen[d]:
@@ -153,38 +209,47 @@ def _search(terms, weights, offsets, docs, freqs, norms, inverse, keys, k, total
                 touched[n_touched] = d
                 n_touched += 1
             total[d] += np.float64(_term_score(weight, freqs[p], inverse[norms[d]]))
-            best = max(best, total[d])
+            # Below the k-th best before this term, a document stays below it.
+            if k > 0 and total[d] >= threshold and not in_top[d]:
+                updated[n_updated] = d
+                n_updated += 1
+        if k > 0:
+            n_top, threshold = _new_top(top, n_top, updated, n_updated, total, in_top, buffer, k, threshold)
         bound = np.float32(remaining[i + 1] * _SAFETY)
-        if 0 < k <= n_touched and i + 1 < n_terms and bound < np.float32(best):
-            # Partial scores only grow, so the k-th best is at least the last
-            # threshold: only the documents above it need partitioning.
-            above = 0
+        if 0 < k <= n_touched and i + 1 < n_terms and bound < np.float32(threshold):
+            # Count the documents that can still reach the top k, stopping as
+            # soon as there are too many to look up.
+            budget = postings_left[i + 1]
+            alive = 0
             for c in range(n_touched):
-                if total[touched[c]] >= threshold:
-                    buffer[above] = total[touched[c]]
-                    above += 1
-            if above >= k:
-                threshold = np.partition(buffer[:above], above - k)[above - k]
-            if bound < np.float32(threshold):
-                alive = 0
-                for c in range(n_touched):
-                    if np.float32((total[touched[c]] + remaining[i + 1]) * _SAFETY) >= np.float32(threshold):
-                        alive += 1
-                if alive * (n_terms - i - 1) * 24 < postings_left[i + 1]:
-                    switch = i + 1
-                    break
+                if np.float32((total[touched[c]] + remaining[i + 1]) * _SAFETY) >= np.float32(threshold):
+                    alive += 1
+                    if alive * (n_terms - i - 1) * 24 >= budget:
+                        break
+            if alive * (n_terms - i - 1) * 24 < budget:
+                switch = i + 1
+                break
+    for c in range(n_top):
+        in_top[top[c]] = False
     candidates = touched[:n_touched].copy()
     for j in range(switch, n_terms):
         keep = np.empty(candidates.shape[0], np.bool_)
         for c in range(candidates.shape[0]):
             keep[c] = np.float32((total[candidates[c]] + remaining[j]) * _SAFETY) >= np.float32(threshold)
         candidates = candidates[keep]
+        if j == switch:
+            # In increasing order, so that each posting list is walked forwards once.
+            candidates.sort()
         t, weight = terms[order[j]], weights[order[j]]
-        postings = docs[offsets[t] : offsets[t + 1]]
+        base = offsets[t]
+        postings = docs[base : offsets[t + 1]]
+        at = 0
         for d in candidates:
-            at = np.searchsorted(postings, d)
-            if at < postings.shape[0] and postings[at] == d:
-                total[d] += np.float64(_term_score(weight, freqs[offsets[t] + at], inverse[norms[d]]))
+            at = _gallop(postings, at, d)
+            if at == postings.shape[0]:
+                break
+            if postings[at] == d:
+                total[d] += np.float64(_term_score(weight, freqs[base + at], inverse[norms[d]]))
         if candidates.shape[0] > k:
             threshold = max(threshold, np.partition(total[candidates], candidates.shape[0] - k)[candidates.shape[0] - k])
     scores = np.empty(candidates.shape[0], np.float32)
@@ -228,7 +293,7 @@ _CHUNK = 256
 
 @njit(cache=True, nogil=True)
 def _search_many(tokens, bounds, first, last, idf, offsets, docs, freqs, norms, inverse, keys, k,
-                 total, seen, touched, buffer, position, found, scores):
+                 total, seen, touched, buffer, updated, in_top, position, found, scores):
     """Search queries ``first`` to ``last``: rows of ``found`` and ``scores``.
 
     A query's terms are its distinct indexed terms in order of first
@@ -253,7 +318,7 @@ def _search_many(tokens, bounds, first, last, idf, offsets, docs, freqs, norms, 
             position[terms[j]] = -1
             weights[j] = counts[j] * idf[terms[j]]
         chosen, best = _search(terms, weights, offsets, docs, freqs, norms, inverse, keys, k,
-                               total, seen, touched, buffer)
+                               total, seen, touched, buffer, updated, in_top)
         found[q, : chosen.shape[0]] = chosen
         scores[q, : chosen.shape[0]] = best
 
@@ -369,7 +434,8 @@ class BM25Index:
 
         def run(share: int) -> None:
             scratch = (np.zeros(n, np.float64), np.zeros(n, np.bool_), np.empty(n, np.int32),
-                       np.empty(n, np.float64), np.full(len(self._vocabulary), -1, np.int32))
+                       np.empty(n, np.float64), np.empty(n, np.int32), np.zeros(n, np.bool_),
+                       np.full(len(self._vocabulary), -1, np.int32))
             for first in range(shares[share], shares[share + 1], _CHUNK):
                 last = min(first + _CHUNK, shares[share + 1])
                 _search_many(tokens, bounds, first, last, *arrays, k, *scratch, found, scores)
