@@ -114,10 +114,26 @@ _SAFETY = 1.0 + 1e-6
 
 
 @njit(cache=True, nogil=True)
-def _term_score(weight, freq, inverse_norm):
-    # Two float operations, not one fused one, as in Java.
-    scaled = np.float32(freq) * inverse_norm
+def _term_score(weight, scaled):
+    # scaled = float(tf) * inv(dl), a float product as in Java, not fused with the rest.
     return weight - weight / (np.float32(1.0) + scaled)
+
+
+@njit(cache=True, nogil=True)
+def _impacts(offsets, docs, freqs, norms, inverse):
+    """Each posting's tf * inv(dl) (float, as in the score), and each term's largest.
+
+    A term's best score is then w - w / (1 + its largest): each float operation
+    of the score is monotonic, so no posting of the term scores above it.
+    """
+    n_terms = offsets.shape[0] - 1
+    scaled = np.empty(docs.shape[0], np.float32)
+    best = np.zeros(n_terms, np.float32)
+    for t in range(n_terms):
+        for p in range(offsets[t], offsets[t + 1]):
+            scaled[p] = np.float32(freqs[p]) * inverse[norms[docs[p]]]
+            best[t] = max(best[t], scaled[p])
+    return scaled, best
 
 
 @njit(cache=True, nogil=True)
@@ -172,19 +188,19 @@ def _new_top(top, n_top, updated, n_updated, total, in_top, buffer, k, threshold
 
 
 @njit(cache=True, nogil=True)
-def _search(terms, weights, offsets, docs, freqs, norms, inverse, keys, k, total, seen, touched, buffer,
+def _search(terms, weights, offsets, docs, scaled, max_scaled, keys, k, total, seen, touched, buffer,
             updated, in_top):
     """The ``k`` best documents for one query: (document indices, float scores), best first.
 
     Terms are visited from the highest weight down, every posting scored,
     keeping a current top k of partial scores (the previous top k and the
     documents the term raised suffice: no other partial score changed). Once
-    the k-th best partial score exceeds the sum of the weights left (no term
-    scores above its weight), no document not yet seen can reach the top k;
-    when the seen documents that still can (partial score + weights left >=
-    k-th best partial score) are few enough that looking the remaining terms
+    the k-th best partial score exceeds the sum of the best scores of the
+    terms left (MaxScore), no document not yet seen can reach the top k;
+    when the seen documents that still can (partial score + best scores left
+    >= k-th best partial score) are few enough that looking the remaining terms
     up for each is cheaper than reading their postings, the search switches to
-    those look-ups, dropping documents as the weights left shrink. The result
+    those look-ups, dropping documents as the best scores left shrink. The result
     is the exact top k of the exhaustive computation.
     """
     n_terms = terms.shape[0]
@@ -192,7 +208,9 @@ def _search(terms, weights, offsets, docs, freqs, norms, inverse, keys, k, total
     remaining = np.zeros(n_terms + 1)
     postings_left = np.zeros(n_terms + 1, np.int64)
     for i in range(n_terms - 1, -1, -1):
-        remaining[i] = remaining[i + 1] + np.float64(weights[order[i]])
+        weight = weights[order[i]]
+        top_score = _term_score(weight, max_scaled[terms[order[i]]])
+        remaining[i] = remaining[i + 1] + np.float64(top_score)
         postings_left[i] = postings_left[i + 1] + offsets[terms[order[i]] + 1] - offsets[terms[order[i]]]
     n_touched = 0
     threshold = 0.0
@@ -208,7 +226,7 @@ def _search(terms, weights, offsets, docs, freqs, norms, inverse, keys, k, total
                 seen[d] = True
                 touched[n_touched] = d
                 n_touched += 1
-            total[d] += np.float64(_term_score(weight, freqs[p], inverse[norms[d]]))
+            total[d] += np.float64(_term_score(weight, scaled[p]))
             # Below the k-th best before this term, a document stays below it.
             if k > 0 and total[d] >= threshold and not in_top[d]:
                 updated[n_updated] = d
@@ -249,7 +267,7 @@ def _search(terms, weights, offsets, docs, freqs, norms, inverse, keys, k, total
             if at == postings.shape[0]:
                 break
             if postings[at] == d:
-                total[d] += np.float64(_term_score(weight, freqs[base + at], inverse[norms[d]]))
+                total[d] += np.float64(_term_score(weight, scaled[base + at]))
         if candidates.shape[0] > k:
             threshold = max(threshold, np.partition(total[candidates], candidates.shape[0] - k)[candidates.shape[0] - k])
     scores = np.empty(candidates.shape[0], np.float32)
@@ -292,7 +310,7 @@ _CHUNK = 256
 
 
 @njit(cache=True, nogil=True)
-def _search_many(tokens, bounds, first, last, idf, offsets, docs, freqs, norms, inverse, keys, k,
+def _search_many(tokens, bounds, first, last, idf, offsets, docs, scaled, max_scaled, keys, k,
                  total, seen, touched, buffer, updated, in_top, position, found, scores):
     """Search queries ``first`` to ``last``: rows of ``found`` and ``scores``.
 
@@ -317,7 +335,7 @@ def _search_many(tokens, bounds, first, last, idf, offsets, docs, freqs, norms, 
         for j in range(n_terms):
             position[terms[j]] = -1
             weights[j] = counts[j] * idf[terms[j]]
-        chosen, best = _search(terms, weights, offsets, docs, freqs, norms, inverse, keys, k,
+        chosen, best = _search(terms, weights, offsets, docs, scaled, max_scaled, keys, k,
                                total, seen, touched, buffer, updated, in_top)
         found[q, : chosen.shape[0]] = chosen
         scores[q, : chosen.shape[0]] = best
@@ -395,13 +413,17 @@ class BM25Index:
         # count neither in N nor in the average length.
         doc_count = int(np.count_nonzero(lengths))
         avgdl = np.float32(lengths.sum() / doc_count) if doc_count else np.float32(1.0)
+        norms, inverse = encode_lengths(lengths), norm_inverses(avgdl)
+        scaled, max_scaled = _impacts(offsets, docs, freqs, norms, inverse)
         return {
             "offsets": offsets,
             "docs": docs,
             "freqs": freqs,
             "idf": idf(doc_freq, max(doc_count, 1)),
-            "norms": encode_lengths(lengths),
-            "inverse": norm_inverses(avgdl),
+            "norms": norms,
+            "inverse": inverse,
+            "scaled": scaled,
+            "max_scaled": max_scaled,
             "keys": keys,
             "lengths": lengths,
             "doc_freq": doc_freq,
@@ -426,8 +448,7 @@ class BM25Index:
         found = np.full((len(queries), k), -1, np.int64)
         scores = np.full((len(queries), k), np.nan, np.float32)
         n = len(index["keys"])
-        arrays = (index["idf"], index["offsets"], index["docs"], index["freqs"], index["norms"],
-                  index["inverse"], index["keys"])
+        arrays = (index["idf"], index["offsets"], index["docs"], index["scaled"], index["max_scaled"], index["keys"])
         bar = tqdm(total=len(queries), desc="retrieve", unit="query", disable=not progress)
         workers = max(1, min(workers, len(queries)))
         shares = np.linspace(0, len(queries), workers + 1).astype(int)
