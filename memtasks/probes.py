@@ -10,14 +10,17 @@ probed with the same prefixes, and prefix + suffix is exactly the original text
 
 from __future__ import annotations
 
+import errno
 import hashlib
-import json
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from memtasks.datafiles import decoded_lines, parse_json_line
 
 DEFAULT_PREFIX_TOKENS = 50
 DEFAULT_MIN_SUFFIX_TOKENS = 10
@@ -128,7 +131,7 @@ def make_probes(
     ``n`` is None or larger) are drawn without replacement with a fixed seed
     (numpy's PCG64, the same on every machine) and kept in dataset order.
     ``field`` may name a nested value with dots ("translation.en"). A record
-    without ``field`` or whose ``field`` is not a string raises a ValueError
+    without ``field`` (or with null there) or whose ``field`` is not a string raises a ValueError
     naming ``source``, the record and the field.
     """
     if prefix_tokens < 1 or min_suffix_tokens < 1:
@@ -142,6 +145,9 @@ def make_probes(
             text = field_value(record, field)
         except KeyError:
             raise ValueError(f"{source}: record {index}: field '{field}' is missing (fields: {', '.join(record)})") from None
+        if text is None:
+            # datasets fills a column that a record lacks with None.
+            raise ValueError(f"{source}: record {index}: field '{field}' is missing or null")
         if not isinstance(text, str):
             raise ValueError(f"{source}: record {index}: field '{field}' must be text, got {type(text).__name__}")
         if keep is not None and not keep(text):
@@ -165,22 +171,29 @@ def make_probes(
 
 
 def read_texts(path: str | Path, field: str = "text") -> list[str]:
-    """Texts of a JSONL file's ``field`` (``.jsonl``/``.json``) or the lines of a plain text file."""
+    """Texts of a JSONL file's ``field`` (``.jsonl``/``.json``) or the non-blank lines of a plain text file.
+
+    A UTF-8 byte order mark at the start is dropped; a line that is not valid
+    UTF-8, not valid JSON or without a text ``field`` raises a ValueError
+    naming the file and line, and so does a file with no text at all.
+    """
     path = Path(path)
-    lines = path.read_text(encoding="utf-8").split("\n")
-    if path.suffix not in (".jsonl", ".json"):
-        return [line for line in lines if line.strip()]
+    if not path.is_file():
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
     texts = []
-    for number, line in enumerate(lines, start=1):
+    for number, line in decoded_lines(path):
         if not line.strip():
             continue
+        if path.suffix not in (".jsonl", ".json"):
+            texts.append(line)
+            continue
         try:
-            value = field_value(json.loads(line), field)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}:{number}: invalid JSON ({error.msg})") from None
+            value = field_value(parse_json_line(line, f"{path}:{number}"), field)
         except KeyError:
             value = None
         if not isinstance(value, str):
             raise ValueError(f"{path}:{number}: field '{field}' is missing or not text")
         texts.append(value)
+    if not texts:
+        raise ValueError(f"{path}: no texts (the file is empty or holds only blank lines)")
     return texts

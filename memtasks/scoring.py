@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from memtasks.confidence import EvidenceConfidence
+from memtasks.datafiles import DataFileError, decoded_lines, parse_json_line
 from memtasks.detection import NO_ALIGNMENT, Alignment, Detector
 from memtasks.paraphrase import ParaphraseClassifier
 from memtasks.retrieval import RetrievalSettings
@@ -27,7 +28,7 @@ from memtasks.stats import BOOTSTRAP_SEED, INTERVAL_PERCENTILES, N_RESAMPLES, Ra
 MAX_GENERATION_CHARS = 100_000
 
 
-class ProbeFileError(ValueError):
+class ProbeFileError(DataFileError):
     """A probe file line that cannot be scored; the message names file, line and field."""
 
 
@@ -103,20 +104,18 @@ def read_probes(path: str | Path) -> list[Probe]:
     optional ``"member": false`` for probes of text the model was not fine-tuned on.
 
     Raises :class:`ProbeFileError` naming the file, line and field of the first
-    line that cannot be scored (invalid JSON, a missing or non-string field, a
-    duplicate id, a generation over ``MAX_GENERATION_CHARS``). Blank lines carry
-    no record and are skipped.
+    line that cannot be scored (invalid or too deeply nested JSON, a missing or
+    non-string field, a duplicate id, a generation over ``MAX_GENERATION_CHARS``),
+    or the file when it holds no probe. Blank lines carry no record and are
+    skipped; a UTF-8 byte order mark at the start is not part of the first line.
     """
     path = Path(path)
     probes: list[Probe] = []
     seen: dict[str, int] = {}
-    for number, line in enumerate(_read_lines(path), start=1):
+    for number, line in decoded_lines(path, ProbeFileError):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ProbeFileError(f"{path}:{number}: invalid JSON ({error.msg} at column {error.colno})") from None
+        record = parse_json_line(line, f"{path}:{number}", ProbeFileError)
         if not isinstance(record, dict):
             raise ProbeFileError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
         for name in ("id", "suffix", "generation"):
@@ -141,25 +140,9 @@ def read_probes(path: str | Path) -> list[Probe]:
             raise ProbeFileError(f"{path}:{number}: field 'member' must be true or false, got {json.dumps(member)}")
         seen[probe_id] = number
         probes.append(Probe(probe_id, record["suffix"], record["generation"], member))
+    if not probes:
+        raise ProbeFileError(f"{path}: no probes (the file is empty or holds only blank lines)")
     return probes
-
-
-def _read_lines(path: Path) -> list[str]:
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise ProbeFileError(f"{path}: cannot read ({error.strerror})") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise ProbeFileError(f"{path}:{line}: not valid UTF-8 (byte {error.start})") from None
-    # Split on "\n" only: JSON strings may hold U+2028 and other characters that
-    # str.splitlines() would treat as line breaks.
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    return lines
 
 
 def _corpus(probes: Sequence[Probe], corpus: Sequence[tuple[str, str]] | None) -> list[tuple[str, str]]:
@@ -252,6 +235,8 @@ def score_probes(
     (:class:`memtasks.confidence.EvidenceConfidence`). ``retrieval`` and
     ``corpus`` are those of :func:`classify_probes`.
     """
+    if not probes:
+        raise ValueError("no probes to score")
     detector = detector or Detector("memorization")
     retrieval = retrieval or RetrievalSettings()
     outcomes, timings = classify_probes(

@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from memtasks.datafiles import DataFileError, count_records, find_problem
 from memtasks.probes import DEFAULT_HOLDOUT, DEFAULT_SEED, field_value, held_out
 
 # Prefix-length and decoding variants of a dataset's task (mem_imdb_prefix10, mem_imdb_topk40, ...).
@@ -114,19 +115,15 @@ def load_records(
     Hugging Face dataset ``dataset_path``/``dataset_name``/``split``, loaded at
     ``revision`` (a branch, tag or commit: a loading-script dataset's
     ``refs/convert/parquet``) with any other ``load_dataset`` arguments in ``load_kwargs``.
+    A local file that is empty, not UTF-8, malformed or nested too deeply for
+    ``datasets`` raises :class:`memtasks.datafiles.DataFileError` naming
+    ``where``, the file and the line; a file's every record is a row, none skipped.
     """
     import datasets
 
     if data_files:
         files = [data_files] if isinstance(data_files, str) else list(data_files)
-        for file in files:
-            if not Path(file).is_file():
-                raise FileNotFoundError(f"{where}: data file {file} does not exist")
-        suffix = Path(files[0]).suffix.lstrip(".")
-        builder = LOCAL_FORMATS.get(suffix)
-        if builder is None:
-            raise ValueError(f"{files[0]}: cannot read .{suffix} files: use JSON, JSONL, CSV or parquet")
-        return datasets.load_dataset(builder, data_files=files, split="train"), files[0]
+        return _load_local(files, where), files[0]
     if dataset_path is None:
         raise ValueError(f"{where}: needs dataset_path or data_files in its metadata")
     if load_kwargs is not None and not isinstance(load_kwargs, Mapping):
@@ -135,6 +132,53 @@ def load_records(
     if revision:
         extra["revision"] = revision
     return datasets.load_dataset(dataset_path, dataset_name, split=split, **extra), f"{dataset_path}:{split}"
+
+
+def _load_local(files: Sequence[str], where: str):
+    """Local data files as one ``datasets.Dataset``, checked before and after ``datasets`` reads them.
+
+    Every record of the files becomes a row: a file that ``datasets`` cannot
+    read, or reads into another number of rows than it has records, is an
+    error naming the file and, where one is at fault, the line
+    (:mod:`memtasks.datafiles`).
+    """
+    import datasets
+
+    builders = set()
+    counts = []
+    for file in files:
+        if not Path(file).is_file():
+            raise FileNotFoundError(f"{where}: data file {file} does not exist")
+        suffix = Path(file).suffix.lstrip(".")
+        if suffix not in LOCAL_FORMATS:
+            raise ValueError(f"{where}: {file}: cannot read .{suffix} files: use JSON, JSONL, CSV or parquet")
+        builders.add(LOCAL_FORMATS[suffix])
+        counts.append(_checked(count_records, file, where))
+    if len(builders) > 1:
+        raise ValueError(f"{where}: data files {', '.join(files)} mix formats: give files of one format")
+    named = files[0] if len(files) == 1 else f"{files[0]} and {len(files) - 1} more"
+    try:
+        records = datasets.load_dataset(builders.pop(), data_files=list(files), split="train")
+    except (datasets.exceptions.DatasetGenerationError, ValueError) as error:
+        for file in files:
+            _checked(find_problem, file, where)
+        cause = error.__cause__ or error
+        raise DataFileError(f"{where}: cannot read {named}: {' '.join(str(cause).split()) or type(cause).__name__}") from None
+    if None not in counts and len(records) != sum(counts):
+        for file in files:
+            _checked(find_problem, file, where)
+        raise DataFileError(f"{where}: {named}: {sum(counts)} records in the file, but datasets read {len(records)}")
+    if len(records) == 0:
+        raise DataFileError(f"{where}: {named} holds no records")
+    return records
+
+
+def _checked(check, file: str, where: str):
+    """``check(file)``, its error prefixed with ``where``."""
+    try:
+        return check(file)
+    except DataFileError as error:
+        raise DataFileError(f"{where}: {error}") from None
 
 
 @dataclass(frozen=True)

@@ -50,19 +50,24 @@ def task_examples(
         revision=meta.get("revision"),
         load_kwargs=meta.get("load_kwargs"),
     )
+    where = f"{spec.where()}, {source}"
+    indices = list(range(len(records)))
     if training:
         options = {**spec.metadata, "holdout": holdout} if holdout is not None else spec.metadata
-        records = _members(records, spec.metadata["input_field"], options, where=f"{spec.where()}, {source}")
+        indices = _members(records, spec.metadata["input_field"], options, where)
     if limit is not None:
-        records = records.select(range(min(limit, len(records))))
-    where = f"{spec.where()}, {source}"
+        indices = indices[:limit]
+    if len(indices) != len(records):
+        records = records.select(indices)
+    # Errors name a record by its place in the file, whatever was left out before it.
     return [
         Example(spec.name, fmt.source(r, f"{where}: record {i}"), fmt.target(r, f"{where}: record {i}"), fmt.references(r))
-        for i, r in enumerate(records)
+        for i, r in zip(indices, records)
     ]
 
 
-def _members(records, field: str, options: Mapping, where: str):
+def _members(records, field: str, options: Mapping, where: str) -> list[int]:
+    """Indices of the records fine-tuned on: those outside the held-out slice (and those with no text, refused later)."""
     keep = []
     for index, record in enumerate(records):
         try:
@@ -71,7 +76,7 @@ def _members(records, field: str, options: Mapping, where: str):
             raise ValueError(f"{where}: record {index}: field '{field}' is missing (fields: {', '.join(record)})") from None
         if not isinstance(text, str) or is_member(text, options):
             keep.append(index)
-    return records if len(keep) == len(records) else records.select(keep)
+    return keep
 
 
 def mix(per_task: Mapping[str, list[Example]], mixing: str = "proportional", seed: int = 1234) -> list[Example]:

@@ -1,0 +1,186 @@
+"""Checks of local data files around ``datasets``' reading of them.
+
+``datasets`` reports an empty file as ``StopIteration``, a malformed JSON line
+without its file or line, and a deeply nested record as ``RecursionError``, an
+Arrow schema error or a crash. One pass over each file, line by line, finds
+what would crash it or leave it nothing to read before it starts; when it then
+fails on a file, a second pass, parsing every line, names the line. A UTF-8
+byte order mark at the start of a file is read as the editors that write it
+mean it: not part of the text."""
+
+from __future__ import annotations
+
+import codecs
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+# The deepest record (a flat object is 1 level) that datasets' Arrow reader
+# takes: one level more fails its schema, and far more crashes it.
+MAX_DEPTH = 63
+
+
+class DataFileError(ValueError):
+    """A local data file that cannot be read; the message names the file and, where there is one, the line."""
+
+
+def decoded_lines(path: str | Path, error: type[ValueError] = DataFileError) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of each line of a UTF-8 file, split on "\\n" only, a leading BOM dropped.
+
+    JSON strings may hold U+2028 and other characters that ``str.splitlines``
+    would take for line breaks. Raises ``error`` naming the file and line of
+    bytes that are not UTF-8 or of a file that cannot be opened.
+    """
+    path = Path(path)
+    try:
+        handle = path.open("rb")
+    except OSError as failure:
+        raise error(f"{path}: cannot read ({failure.strerror})") from None
+    with handle:
+        for number, raw in enumerate(handle, start=1):
+            if number == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8) :]
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as failure:
+                raise error(f"{path}:{number}: not valid UTF-8 (byte {failure.start} of the line)") from None
+            yield number, line.removesuffix("\n")
+
+
+def parse_json_line(line: str, where: str, error: type[ValueError] = DataFileError) -> Any:
+    """The JSON value of one line; ``error`` names ``where`` (``FILE:LINE``) for invalid or too deeply nested JSON."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as failure:
+        raise error(f"{where}: invalid JSON ({failure.msg} at column {failure.colno})") from None
+    except RecursionError:
+        raise error(f"{where}: invalid JSON (nested too deeply to read)") from None
+
+
+def count_records(path: str | Path) -> int | None:
+    """Number of records in a local JSON, JSONL, CSV or parquet file, after the checks that cost little.
+
+    Every file: not empty, UTF-8 (a BOM at the start allowed). JSONL (and a
+    ``.json`` file of one object per line): one record per non-blank line; a
+    line with more brackets than ``MAX_DEPTH`` is parsed and refused when it
+    nests deeper (Arrow would fail on it, or crash). A ``.json`` document (an
+    array of objects, or one object) is checked whole. CSV: a header and at
+    least one more line. None for CSV and parquet, whose rows are not counted here.
+    Raises :class:`DataFileError` naming the file and line of the first
+    problem, or the file when it holds no record; :func:`find_problem` checks
+    every line when ``datasets`` cannot read a file these checks passed.
+    """
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise DataFileError(f"{path}: the file is empty (no records)")
+    suffix = path.suffix.lower()
+    if suffix not in (".json", ".jsonl", ".csv"):
+        return None
+    if suffix == ".csv":
+        # A quoted field may span lines, so lines are no count of rows; a header alone is no record.
+        if sum(1 for _, line in decoded_lines(path) if line.strip()) < 2:
+            raise DataFileError(f"{path}: holds no records (a header and no rows)")
+        return None
+    if _is_json_document(path):
+        count = _count_json_document(path)
+    else:
+        count = 0
+        for number, line in decoded_lines(path):
+            if line.strip():
+                count += 1
+                if line.count("[") + line.count("{") > MAX_DEPTH:
+                    _check_depth(parse_json_line(line, f"{path}:{number}"), f"{path}:{number}")
+    if count == 0:
+        raise DataFileError(f"{path}: holds no records")
+    return count
+
+
+def find_problem(path: str | Path) -> None:
+    """Raise :class:`DataFileError` naming the first line of a JSON Lines file that is not a JSON object.
+
+    For a file :func:`count_records` passed but ``datasets`` could not read,
+    or read into another number of rows; returns when every line is a record.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in (".json", ".jsonl") or _is_json_document(path):
+        return
+    for number, line in decoded_lines(path):
+        if line.strip():
+            record = parse_json_line(line, f"{path}:{number}")
+            if not isinstance(record, dict):
+                raise DataFileError(f"{path}:{number}: expected a JSON object (one record per line), got {_kind(record)}")
+
+
+def _is_json_document(path: Path) -> bool:
+    """Whether a ``.json`` file is one JSON document rather than one object per line: its first line is no object."""
+    if path.suffix.lower() != ".json":
+        return False
+    first = next((line for _, line in decoded_lines(path) if line.strip()), "")
+    try:
+        return not isinstance(json.loads(first), dict)
+    except (json.JSONDecodeError, RecursionError):
+        return True
+
+
+def _count_json_document(path: Path) -> int:
+    """Records of a ``.json`` file that is one JSON document (an array of objects, or one object)."""
+    text = "\n".join(line for _, line in decoded_lines(path))
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as failure:
+        raise DataFileError(f"{path}:{failure.lineno}: invalid JSON ({failure.msg} at column {failure.colno})") from None
+    except RecursionError:
+        document = None
+    # In an array, each record is one level down.
+    limit = MAX_DEPTH + text.lstrip().startswith("[")
+    if document is None or _depth(document) > limit:
+        raise DataFileError(f"{path}:{_deep_line(text, limit)}: JSON nested too deeply (more than {MAX_DEPTH} levels)")
+    if isinstance(document, dict):
+        return 1
+    if not isinstance(document, list):
+        raise DataFileError(f"{path}: expected a JSON array of objects, one object, or one object per line; got {_kind(document)}")
+    for index, record in enumerate(document):
+        if not isinstance(record, dict):
+            raise DataFileError(f"{path}: record {index}: expected a JSON object, got {_kind(record)}")
+    return len(document)
+
+
+def _check_depth(record: Any, where: str) -> None:
+    if _depth(record) > MAX_DEPTH:
+        raise DataFileError(f"{where}: JSON nested too deeply (more than {MAX_DEPTH} levels)")
+
+
+def _depth(value: Any) -> int:
+    """Levels of arrays and objects in a JSON value (a flat object is 1), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
+
+
+def _deep_line(text: str, limit: int) -> int:
+    """The line of a JSON document on which its nesting first exceeds ``limit`` levels."""
+    level, line, in_string, escaped = 0, 1, False, False
+    for char in text:
+        if char == "\n":
+            line += 1
+        elif in_string:
+            escaped, in_string = (False, True) if escaped else (char == "\\", char != '"')
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            level += 1
+            if level > limit:
+                return line
+        elif char in "]}":
+            level -= 1
+    return line
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
