@@ -230,3 +230,14 @@ def test_uploads_run_through_lm_evals_own_command_with_memtasks_folder(corpus, d
     assert run_lm_eval(_arguments(decoder, data_file, "--output_path", str(out), "--hf_hub_log_args", "public_repo=False")) == 0
     results = json.loads(next(out.rglob("results_*.json")).read_text())
     assert results["config"]["model"] == MODEL_NAME and "mem_rate,none" in results["results"]["mem_xsum"]
+
+
+def test_a_missing_or_empty_data_file_is_refused_before_any_model_loads(tmp_path):
+    from memtasks.datafiles import DataFileError
+
+    never = str(tmp_path / "no-such-model")
+    with pytest.raises(LaunchError, match="data_files: .*missing.jsonl does not exist"):
+        run_lm_eval(_arguments(never, tmp_path / "missing.jsonl"))
+    (tmp_path / "empty.jsonl").write_text("")
+    with pytest.raises(DataFileError, match="empty.jsonl: the file is empty"):
+        run_lm_eval(_arguments(never, tmp_path / "empty.jsonl"))

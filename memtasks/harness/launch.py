@@ -153,6 +153,8 @@ def run_lm_eval(arguments: Sequence[str], redact: bool = False, verbose: bool = 
             "--apply_chat_template would wrap each probe's bare training prefix in a chat turn, "
             f"which is not what {', '.join(ours)} measure: run them without it"
         )
+    if ours:
+        check_data_files(settings.get("metadata"))
     namespace.include_path = paths
     if getattr(namespace, "model", None) is None and "model" not in settings:
         namespace.model = MODEL_NAME
@@ -161,6 +163,20 @@ def run_lm_eval(arguments: Sequence[str], redact: bool = False, verbose: bool = 
     if any(settings.get(name) for name in UPLOADS):
         return _run_lm_eval_cli(namespace)
     return _run(namespace, paths, include_defaults=bool(others), redact=redact, verbose=verbose)
+
+
+def check_data_files(metadata: Any) -> None:
+    """Refuse a run whose local data files (``--metadata``) are missing or unreadable before any model loads."""
+    from memtasks.datafiles import count_records
+
+    if not isinstance(metadata, dict):
+        return
+    for key in ("data_files", "nonmember_data_files"):
+        files = metadata.get(key)
+        for file in [files] if isinstance(files, str) else files or []:
+            if not Path(file).is_file():
+                raise LaunchError(f"--metadata {key}: {file} does not exist")
+            count_records(file)
 
 
 def _run_lm_eval_cli(namespace) -> int:
