@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -154,6 +157,43 @@ def _corpus(probes: Sequence[Probe], corpus: Sequence[tuple[str, str]] | None) -
     return corpus
 
 
+# How long loading the compiled kernels may take before the wait is explained: numba compiles
+# them on the first run (about 30 s of CPU) and loads them from its cache afterwards.
+NOTICE_AFTER_SECONDS = 2.0
+COMPILE_NOTICE = "compiling memtasks' retrieval and detection kernels (first run only, about 30 s)..."
+
+
+@contextmanager
+def _notice_if_slow(message: str, after: float = NOTICE_AFTER_SECONDS) -> Iterator[None]:
+    """Print ``message`` on stderr if the block is still running after ``after`` seconds."""
+    done = threading.Event()
+
+    def notice() -> None:
+        if not done.wait(after):
+            print(message, file=sys.stderr, flush=True)
+
+    thread = threading.Thread(target=notice, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+def compile_kernels(detector: Detector, retrieval: RetrievalSettings | None = None) -> None:
+    """Compile, or load from numba's cache, the kernels a scoring run uses, on a two-text example,
+    so that progress bars measure the work alone; says so on stderr when that takes long."""
+    with _notice_if_slow(COMPILE_NOTICE):
+        detector.align("A first sentence here. A second one.", "A first sentence here. Another one.")
+        if (retrieval or RetrievalSettings()).backend == "embedded":
+            from memtasks.retrieval import BM25Index
+
+            index = BM25Index()
+            index.add([0, 1], ["a first text", "another text"])
+            index.top_k(["a text"], k=1)
+
+
 def classify_probes(
     probes: Sequence[Probe],
     detector: Detector,
@@ -172,6 +212,7 @@ def classify_probes(
     """
     corpus = _corpus(probes, corpus)
     settings = retrieval or RetrievalSettings()
+    compile_kernels(detector, settings)
     started = time.perf_counter()
     with settings.open() as index:
         index.add(range(len(corpus)), [text for _, text in corpus], progress=progress)

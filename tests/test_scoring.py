@@ -332,3 +332,16 @@ def test_case_records_of_real_run(report, real_probes):
         for p, h in zip(plain["spans"], hashed["spans"]):
             assert h["suffix_sha256"] == hashlib.sha256(p["suffix_text"].encode("utf-8")).hexdigest()
             assert h["generation_sha256"] == hashlib.sha256(p["generation_text"].encode("utf-8")).hexdigest()
+
+
+def test_a_slow_first_compilation_is_explained_and_a_fast_load_is_silent(capsys):
+    import time as clock
+
+    from memtasks.scoring import _notice_if_slow
+
+    with _notice_if_slow("compiling (first run only)", after=0.05):
+        clock.sleep(0.3)
+    assert capsys.readouterr().err == "compiling (first run only)\n"
+    with _notice_if_slow("compiling (first run only)", after=5.0):
+        pass
+    assert capsys.readouterr().err == ""
