@@ -218,6 +218,9 @@ def classify_probes(
         index.add(range(len(corpus)), [text for _, text in corpus], progress=progress)
         candidates = index.top_k([p.generation for p in probes], k=k, workers=workers, progress=progress)
     retrieval_seconds = time.perf_counter() - started
+    if len(candidates) != len(probes):
+        # No rate from a partial answer: every probe must have its candidates.
+        raise RuntimeError(f"the {settings.backend} index answered {len(candidates)} candidate lists for {len(probes)} queries")
 
     # Only retrieved training texts go to the detector, each once.
     used = sorted({c for found in candidates for c in found})
@@ -230,7 +233,7 @@ def classify_probes(
     detection_seconds = time.perf_counter() - started
 
     outcomes = []
-    for probe, found in zip(probes, candidates):
+    for probe, found in zip(probes, candidates, strict=True):
         results = [next(alignments) for _ in found]
         outcome = ProbeOutcome(probe.id, "none")
         for rank, (candidate, alignment) in enumerate(zip(found, results), start=1):
