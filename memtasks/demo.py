@@ -161,7 +161,6 @@ def run_demo(
         _measure_attention(manifest, model, tiny, log)
     comparisons = compare_before_after(manifest)
     write_atomic(out / "summary.md", format_comparisons(comparisons))
-    log(f"[demo] results, models and the table (summary.md) are in {out}/")
     return comparisons
 
 
