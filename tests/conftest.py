@@ -3,9 +3,75 @@ from pathlib import Path
 
 import pytest
 
+# pytester runs the tier markers of this file in a folder of its own (tests/test_tiers.py).
+pytest_plugins = ("pytester",)
+
 # Tests never reach the Hugging Face hub: every model and tokenizer they load is built locally.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+# Test tiers (markers registered in pyproject.toml). `python -m pytest` runs every test; the fast
+# tier for development is `python -m pytest -m "not slow and not e2e"`.
+#
+# slow: a real pre-trained model or large shared data. Every test that uses one of these fixtures
+# (the converted SmolLM2) is slow.
+SLOW_FIXTURES = frozenset({"smollm2_dir"})
+# Tests marked here rather than in their own file: file name -> test function names (each
+# parametrization of them), or None for every test of the file. tests/test_tiers.py checks that
+# every name still exists.
+SLOW_TESTS: dict[str, frozenset[str] | None] = {
+    # The 62 MB PAN13 training corpus in ../shared.
+    "test_pan_measure.py": frozenset({"test_real_pan13_training_corpus"}),
+}
+# e2e: a whole run end to end: lm-eval evaluates a model, a model is fine-tuned (or trained to
+# memorize), or the installed memtasks command scores a file in a process of its own.
+E2E_TESTS: dict[str, frozenset[str] | None] = {
+    "test_lm_eval_e2e.py": None,
+    "test_demo.py": frozenset({"test_demo_writes_the_table_results_and_heatmaps_with_paths_relative_to_its_folder"}),
+    "test_launch.py": frozenset(
+        {
+            "test_memtasks_eval_and_lm_evals_simple_evaluate_generate_the_same",
+            "test_another_tasks_generations_are_unchanged_by_memtasks",
+            "test_redacted_runs_write_no_training_text_in_any_output_form",
+            "test_a_memorization_task_prints_one_summary_line",
+            "test_uploads_run_through_lm_evals_own_command_with_memtasks_folder",
+        }
+    ),
+    "test_study.py": frozenset(
+        {
+            "test_fine_tuning_for_many_epochs_makes_the_model_memorize_its_training_inputs",
+            "test_the_manifest_points_at_every_result",
+            "test_running_a_study_again_skips_finished_steps",
+        }
+    ),
+    "test_finetune.py": frozenset(
+        {
+            "test_full_finetuning_changes_the_weights_and_lowers_the_loss",
+            "test_lora_adapter_loads_in_lm_eval",
+            "test_multi_task_run_records_each_tasks_share",
+            "test_an_interrupted_run_resumes_where_it_stopped",
+            "test_epoch_checkpoints_load_like_the_final_model",
+        }
+    ),
+    "test_cli.py": frozenset({"test_console_script_exit_codes"}),
+}
+
+
+def _listed(table: dict[str, frozenset[str] | None], item: pytest.Item) -> bool:
+    if item.path.name not in table:
+        return False
+    names = table[item.path.name]
+    return names is None or getattr(item, "originalname", item.name) in names
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tiers before ``-m`` selects on them."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or _listed(SLOW_TESTS, item):
+            item.add_marker(pytest.mark.slow)
+        if _listed(E2E_TESTS, item):
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="session")

@@ -216,16 +216,18 @@ def test_build_rejects_bad_arguments(tmp_path, tokenizer):
         build_tiny_model("decoder", tokenizer, tmp_path / "y", d_model=64, heads=3)
 
 
-def test_memorize_rejects_empty_input(decoders):
+def test_memorize_rejects_empty_input_before_reading_the_model(tmp_path):
     with pytest.raises(ValueError, match="no texts"):
-        memorize(decoders[0], [])
+        memorize(tmp_path / "no-model", [])
     with pytest.raises(ValueError, match="blank"):
-        memorize(decoders[0], ["some text", "  "])
+        memorize(tmp_path / "no-model", ["some text", "  "])
 
 
 # --------------------------------------------------------------------------- memorization
+# The tests from here on train tiny models until they memorize their texts (tens of seconds).
 
 
+@pytest.mark.e2e
 def test_memorized_decoder_continues_training_texts(decoders, corpus):
     untrained, trained = decoders
     texts = corpus[1]
@@ -233,6 +235,7 @@ def test_memorized_decoder_continues_training_texts(decoders, corpus):
     assert reproduced(untrained, texts) == 0
 
 
+@pytest.mark.e2e
 def test_memorized_seq2seq_continues_training_texts(seq2seqs, corpus):
     untrained, trained = seq2seqs
     texts = corpus[1]
@@ -240,6 +243,7 @@ def test_memorized_seq2seq_continues_training_texts(seq2seqs, corpus):
     assert reproduced(untrained, texts) == 0
 
 
+@pytest.mark.e2e
 def test_memorize_keeps_the_model_loadable(decoders, tokenizer):
     from transformers import AutoModelForCausalLM
 
@@ -267,6 +271,7 @@ def generate_until(lm, prompts: list[str], max_gen_toks: int) -> list[str]:
     return lm.generate_until(requests, disable_tqdm=True)
 
 
+@pytest.mark.e2e
 def test_lm_eval_hflm_loads_and_generates_with_the_decoder(decoders, tokenizer, corpus):
     from lm_eval.models.huggingface import HFLM
 
@@ -284,6 +289,7 @@ def test_lm_eval_hflm_loads_and_generates_with_the_decoder(decoders, tokenizer, 
     assert hits >= 3
 
 
+@pytest.mark.e2e
 def test_lm_eval_hflm_loads_and_generates_with_the_seq2seq_model(seq2seqs, tokenizer, corpus):
     from lm_eval.models.huggingface import HFLM
 
