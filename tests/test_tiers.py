@@ -48,9 +48,9 @@ def test_the_fast_tier_leaves_out_what_the_tiers_mark(pytester):
         """,
         test_lm_eval_e2e="def test_anything():\n    pass\n",
     )
-    fast = pytester.runpytest("-v", "-m", "not slow and not e2e")
+    # In a process of its own: this session has imported modules of the same names.
+    fast = pytester.runpytest_subprocess("-v", "-m", "not slow and not e2e")
     fast.assert_outcomes(passed=1, deselected=3)
     fast.stdout.fnmatch_lines(["*::test_tasks_are_read_as_lm_eval_reads_them PASSED*"])
-    pytester.runpytest("-m", "e2e").assert_outcomes(passed=2, deselected=2)
-    pytester.runpytest("-m", "slow").assert_outcomes(passed=1, deselected=3)
-    pytester.runpytest().assert_outcomes(passed=4)
+    pytester.runpytest_subprocess("-m", "e2e").assert_outcomes(passed=2, deselected=2)
+    pytester.runpytest_subprocess("-m", "slow").assert_outcomes(passed=1, deselected=3)
