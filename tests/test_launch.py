@@ -241,3 +241,8 @@ def test_a_missing_or_empty_data_file_is_refused_before_any_model_loads(tmp_path
     (tmp_path / "empty.jsonl").write_text("")
     with pytest.raises(DataFileError, match="empty.jsonl: the file is empty"):
         run_lm_eval(_arguments(never, tmp_path / "empty.jsonl"))
+
+
+def test_lm_evals_validate_command_sees_memtasks_tasks(capsys):
+    assert run_lm_eval(["validate", "--tasks", "mem_xsum,mem_imdb_prefix10"]) == 0
+    assert "All tasks found and valid" in capsys.readouterr().out

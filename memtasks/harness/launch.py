@@ -42,6 +42,8 @@ LEAKING_CHANNELS = {
     "hf_hub_log_args": "--hf_hub_log_args uploads results and samples to the Hub before they could be redacted",
 }
 UPLOADS = ("wandb_args", "wandb_config_args", "trackio_args", "hf_hub_log_args")
+# lm-eval's commands that run no model: they pass through, with memtasks' folder to index.
+LISTING_COMMANDS = ("ls", "validate")
 
 
 class LaunchError(ValueError):
@@ -141,6 +143,8 @@ def run_lm_eval(arguments: Sequence[str], redact: bool = False, verbose: bool = 
     """
     if not arguments:
         raise LaunchError("memtasks eval needs lm-eval arguments: at least --tasks (see memtasks eval --help)")
+    if arguments[0] in LISTING_COMMANDS:
+        return _list_or_validate(arguments)
     namespace = parse_arguments(arguments)
     settings = effective_settings(namespace)
     names = task_names(settings)
@@ -177,6 +181,21 @@ def check_data_files(metadata: Any) -> None:
             if not Path(file).is_file():
                 raise LaunchError(f"--metadata {key}: {file} does not exist")
             count_records(file)
+
+
+def _list_or_validate(arguments: Sequence[str]) -> int:
+    """lm-eval's ``ls`` or ``validate`` command, with memtasks' task folder beside the user's."""
+    from lm_eval._cli.harness import HarnessCLI
+
+    saved, sys.argv = sys.argv, ["lm_eval", *arguments]
+    try:
+        cli = HarnessCLI()
+        namespace = cli.parse_args()
+    finally:
+        sys.argv = saved
+    namespace.include_path = include_paths({"include_path": namespace.include_path})
+    cli.execute(namespace)
+    return 0
 
 
 def _run_lm_eval_cli(namespace) -> int:
