@@ -153,6 +153,30 @@ def _gallop(values, start, target):
     return low + 1 + np.searchsorted(values[low + 1 : high], target)
 
 
+# How many times the search may score a new top k in full to raise its floor.
+_PILOT_ROUNDS = 8
+
+
+@njit(cache=True, nogil=True)
+def _in(values, n, value):
+    for c in range(n):
+        if values[c] == value:
+            return True
+    return False
+
+
+@njit(cache=True, nogil=True)
+def _whole_score(d, terms, weights, order, offsets, docs, scaled):
+    """Document ``d``'s score for all the query's terms, summed in the search's order (so the same double)."""
+    total = 0.0
+    for j in range(terms.shape[0]):
+        t = terms[order[j]]
+        at = offsets[t] + np.searchsorted(docs[offsets[t] : offsets[t + 1]], d)
+        if at < offsets[t + 1] and docs[at] == d:
+            total += np.float64(_term_score(weights[order[j]], scaled[at]))
+    return total
+
+
 @njit(cache=True, nogil=True)
 def _new_top(top, n_top, updated, n_updated, total, in_top, buffer, k, threshold):
     """The best k of the current top and the updated documents (all of them while fewer than k), and the k-th score."""
@@ -217,6 +241,12 @@ def _search(terms, weights, offsets, docs, scaled, max_scaled, keys, k, total, s
     switch = n_terms
     top = np.empty(max(k, 1), np.int32)
     n_top = 0
+    # The lowest score a document needs to place: the larger of the k-th best
+    # partial score and the k-th best whole score of documents scored in full.
+    floor = 0.0
+    pilot = np.empty(_PILOT_ROUNDS * max(k, 1), np.int32)
+    pilot_scores = np.empty(pilot.shape[0], np.float64)
+    n_pilot = 0
     for i in range(n_terms):
         t, weight = terms[order[i]], weights[order[i]]
         n_updated = 0
@@ -234,17 +264,30 @@ def _search(terms, weights, offsets, docs, scaled, max_scaled, keys, k, total, s
         if k > 0:
             n_top, threshold = _new_top(top, n_top, updated, n_updated, total, in_top, buffer, k, threshold)
         bound = np.float32(remaining[i + 1] * _SAFETY)
-        if 0 < k <= n_touched and i + 1 < n_terms and bound < np.float32(threshold):
+        if n_top == k > 0 and i + 1 < n_terms and bound >= np.float32(floor) and n_pilot + k <= pilot.shape[0]:
+            # Whole scores of the current top k: the k-th best of them is a
+            # score some k documents reach, so nothing below it can place.
+            grew = False
+            for c in range(k):
+                if not _in(pilot, n_pilot, top[c]):
+                    pilot[n_pilot] = top[c]
+                    pilot_scores[n_pilot] = _whole_score(top[c], terms, weights, order, offsets, docs, scaled)
+                    n_pilot += 1
+                    grew = True
+            if grew:
+                floor = max(floor, np.partition(pilot_scores[:n_pilot], n_pilot - k)[n_pilot - k])
+        floor = max(floor, threshold)
+        if 0 < k <= n_touched and i + 1 < n_terms and bound < np.float32(floor):
             # Count the documents that can still reach the top k, stopping as
             # soon as there are too many to look up.
             budget = postings_left[i + 1]
             alive = 0
             for c in range(n_touched):
-                if np.float32((total[touched[c]] + remaining[i + 1]) * _SAFETY) >= np.float32(threshold):
+                if np.float32((total[touched[c]] + remaining[i + 1]) * _SAFETY) >= np.float32(floor):
                     alive += 1
-                    if alive * (n_terms - i - 1) * 24 >= budget:
+                    if alive * (n_terms - i - 1) * 64 >= budget:
                         break
-            if alive * (n_terms - i - 1) * 24 < budget:
+            if alive * (n_terms - i - 1) * 64 < budget:
                 switch = i + 1
                 break
     for c in range(n_top):
@@ -253,7 +296,7 @@ def _search(terms, weights, offsets, docs, scaled, max_scaled, keys, k, total, s
     for j in range(switch, n_terms):
         keep = np.empty(candidates.shape[0], np.bool_)
         for c in range(candidates.shape[0]):
-            keep[c] = np.float32((total[candidates[c]] + remaining[j]) * _SAFETY) >= np.float32(threshold)
+            keep[c] = np.float32((total[candidates[c]] + remaining[j]) * _SAFETY) >= np.float32(floor)
         candidates = candidates[keep]
         if j == switch:
             # In increasing order, so that each posting list is walked forwards once.
@@ -269,7 +312,7 @@ def _search(terms, weights, offsets, docs, scaled, max_scaled, keys, k, total, s
             if postings[at] == d:
                 total[d] += np.float64(_term_score(weight, scaled[base + at]))
         if candidates.shape[0] > k:
-            threshold = max(threshold, np.partition(total[candidates], candidates.shape[0] - k)[candidates.shape[0] - k])
+            floor = max(floor, np.partition(total[candidates], candidates.shape[0] - k)[candidates.shape[0] - k])
     scores = np.empty(candidates.shape[0], np.float32)
     for c in range(candidates.shape[0]):
         scores[c] = np.float32(total[candidates[c]])
