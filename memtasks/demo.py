@@ -32,20 +32,15 @@ from collections.abc import Callable
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
-from memtasks.manifest import AttentionStep, StudyManifest, StudyModel, write_atomic
-from memtasks.report.analysis import Comparison
-from memtasks.report.views import comparisons_markdown
-from memtasks.study import (
-    StudyInputError,
-    check_writable,
-    compare_before_after,
-    read_study_config,
-    run_study,
-    working_directory,
-)
+from memtasks.manifest import AttentionStep, StudyManifest, StudyModel
+from memtasks.outputs import OutputFolderError, check_writable, working_directory, write_atomic
+
+if TYPE_CHECKING:
+    from memtasks.report.analysis import Comparison
 
 TASKS = {"mem_xsum": "xsum", "mem_imdb": "imdb"}
 REAL_MODEL = "smollm2-135m"
@@ -100,7 +95,7 @@ def demo_folder(out_dir: str | Path | None = None, resume: bool = False, root: P
         return root / datetime.now().strftime("%Y-%m-%dT%H-%M-%S")
     runs = sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else []
     if not runs:
-        raise StudyInputError(f"{root}: no earlier demo run to resume")
+        raise OutputFolderError(f"{root}: no earlier demo run to resume")
     return runs[-1]
 
 
@@ -121,15 +116,13 @@ def run_demo(
     from scratch instead of SmolLM2; ``decoder`` then adds a tiny
     GPT-2-style model, whose loss covers the inputs too.
     """
-    from memtasks.tiny import torch_threads
-
     if decoder and not tiny:
         raise ValueError("--decoder adds a tiny decoder to the tiny models: give --tiny too")
     out = demo_folder(out_dir, resume)
     if resume and not out.is_dir():
-        raise StudyInputError(f"{out}: no earlier demo run to resume")
+        raise OutputFolderError(f"{out}: no earlier demo run to resume")
     if not resume and out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise StudyInputError(
+        raise OutputFolderError(
             f"{out} already holds files: the demo writes into a new or empty folder "
             "(--resume finishes an earlier run there; --out names another folder)"
         )
@@ -138,6 +131,9 @@ def run_demo(
 
         check_installed(registered(REAL_MODEL))
     check_writable(out)
+    from memtasks.study import compare_before_after, read_study_config, run_study
+    from memtasks.tiny import torch_threads
+
     log(f"[demo] writing into {out}")
     data = out / "data"
     _write_data(data, None if tiny else REAL_RECORDS)
@@ -255,4 +251,6 @@ def format_comparisons(comparisons: list[Comparison]) -> str:
     ``excess`` is each run's member rate minus its rate on held-out text the
     model was never fine-tuned on: what the model reproduces beyond chance.
     """
+    from memtasks.report.views import comparisons_markdown
+
     return comparisons_markdown(comparisons)

@@ -30,11 +30,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from memtasks.outputs import write_atomic
 
 MANIFEST = "manifest.json"
 METHODS = ("pretrained", "full", "lora")
@@ -204,18 +205,6 @@ class StudyManifest:
 
     def to_dict(self) -> dict[str, Any]:
         return {"study": self.study, "runs": [run.to_dict() for run in self.runs]}
-
-
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it to ``path``: readers see the old
-    file or the whole new one, never a part (the rename is atomic on one file system)."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        temporary.replace(path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 _OPTIONAL_STR = (str, type(None))

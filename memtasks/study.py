@@ -30,22 +30,21 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from memtasks.finetune import FinetuneConfig, Runtime, finetune, read_summary
 from memtasks.harness import MODEL_NAME
 from memtasks.manifest import MANIFEST, EvalStep, FinetuneStep, StudyManifest, StudyModel
+from memtasks.outputs import check_writable, shown, working_directory
 from memtasks.tasks import task_spec
 
 if TYPE_CHECKING:
+    from memtasks.finetune import FinetuneConfig
     from memtasks.report.analysis import Comparison
 
 MIXTURES = ("single", "multi")
@@ -220,6 +219,8 @@ def run_study(
     only after its outputs are in place, so an interrupted step leaves nothing
     that looks finished.
     """
+    from memtasks.finetune import Runtime, finetune, read_summary
+
     if evaluate is None:
         from memtasks.harness import run_lm_eval as evaluate
 
@@ -327,48 +328,20 @@ def _check_inputs(
     for entry in config.models:
         local = Path(entry.path)
         if entry.name in names and local.is_absolute() and not local.is_dir():
-            shown = _shown(local)
+            where = shown(local)
             hint = (
-                f": run `memtasks models get {local.name} {shown}` first"
+                f": run `memtasks models get {local.name} {where}` first"
                 if local.name in MODELS
                 else " (a local model is a folder saved by save_pretrained)"
             )
-            raise StudyInputError(f"{config.source}: model {entry.name}: {shown} does not exist{hint}")
+            raise StudyInputError(f"{config.source}: model {entry.name}: {where} does not exist{hint}")
     tasks = {_base_task(p.task, config.tasks) for p in pretrained.values() if p.step in pending}
     tasks |= {_base_task(p.task, config.tasks) for t in tunings for p in t.probes if p.step in pending}
     tasks |= {task for t in tunings if t.step in tunes for task in t.trained}
     for key, files in (("data_files", config.data_files), ("eval_data_files", config.eval_data_files)):
         for task in sorted(tasks & set(files)):
             if not Path(files[task]).is_file():
-                raise StudyInputError(f"{config.source}: {key}.{task}: {_shown(files[task])} does not exist")
-
-
-def check_writable(folder: str | Path) -> None:
-    """Refuse, before any work, an output folder that cannot be made or written (one line); leaves nothing."""
-    folder = Path(folder)
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise StudyInputError(f"{_shown(folder)}: cannot be made: {_shown(existing)} is a file, not a folder")
-    try:
-        handle, name = tempfile.mkstemp(dir=existing, prefix=".memtasks-write-check-")
-    except OSError as error:
-        raise StudyInputError(f"{_shown(folder)}: cannot write in {_shown(existing)} ({error.strerror or error})") from None
-    os.close(handle)
-    os.unlink(name)
-
-
-@contextmanager
-def working_directory(folder: str | Path) -> Iterator[None]:
-    """The body runs with ``folder`` as the current directory; the previous one is restored after,
-    on an error or an interrupt too."""
-    previous = os.getcwd()
-    os.chdir(folder)
-    try:
-        yield
-    finally:
-        os.chdir(previous)
+                raise StudyInputError(f"{config.source}: {key}.{task}: {shown(files[task])} does not exist")
 
 
 def _run_probe(config: StudyConfig, out: Path, item: _Probe, evaluate: Callable[[Sequence[str]], int]) -> tuple[Path, Path]:
@@ -442,14 +415,6 @@ def _argument_path(path: str | Path, root: Path) -> str:
     return relative if relative.startswith("..") else f"./{relative}"
 
 
-def _shown(path: str | Path) -> str:
-    """A path as a message shows it: relative to the current directory when inside it."""
-    try:
-        return Path(path).resolve().relative_to(Path.cwd()).as_posix()
-    except ValueError:
-        return str(path)
-
-
 def _mixtures(config: StudyConfig) -> list[tuple[str, ...]]:
     mixtures = []
     if "single" in config.mixtures:
@@ -460,6 +425,8 @@ def _mixtures(config: StudyConfig) -> list[tuple[str, ...]]:
 
 
 def _finetune_config(config: StudyConfig, entry: ModelEntry, method: str, tasks: tuple[str, ...]) -> FinetuneConfig:
+    from memtasks.finetune import FinetuneConfig
+
     options = dict(config.finetune_options)
     try:
         return FinetuneConfig(

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from memtasks.manifest import AttentionStep, EvalStep, FinetuneStep, ManifestError, StudyManifest, StudyModel, write_atomic
+from memtasks.manifest import AttentionStep, EvalStep, FinetuneStep, ManifestError, StudyManifest, StudyModel
+from memtasks.outputs import write_atomic
 
 RESULTS = Path(__file__).parents[1] / "results"
 

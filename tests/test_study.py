@@ -12,6 +12,7 @@ import yaml
 
 from memtasks.manifest import StudyManifest, StudyModel
 from memtasks.outcomes import read_probe_outcomes
+from memtasks.outputs import OutputFolderError
 from memtasks.probes import DEFAULT_HOLDOUT, held_out
 from memtasks.study import StudyInputError, compare_before_after, read_study_config, run_study
 from memtasks.tiny import build_tiny_model, torch_threads, train_tokenizer
@@ -194,7 +195,7 @@ def test_a_study_missing_a_data_file_or_a_writable_folder_is_refused_before_any_
     (tmp_path / "xsum.jsonl").write_text(json.dumps(RECORDS[0]) + "\n")
     (tmp_path / "taken").write_text("a file, not a folder")
     config = _fresh_config(tmp_path, output_dir="taken/out")
-    with pytest.raises(StudyInputError, match=r"^taken/out: cannot be made: taken is a file, not a folder$"):
+    with pytest.raises(OutputFolderError, match=r"^taken/out: cannot be made: taken is a file, not a folder$"):
         run_study(read_study_config(config), log=lambda line: None, evaluate=_never)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["models", "study.yaml", "taken", "xsum.jsonl"]
 
