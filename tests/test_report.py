@@ -235,8 +235,8 @@ def test_runs_of_another_lm_eval_model_class_are_flagged_not_merged(tmp_path):
 
 
 def test_config_hash_ignores_model_arguments_copied_into_metadata_and_function_bodies():
-    one = task_config("mem_xsum", pretrained="a", dtype="float32")
-    other = task_config("mem_xsum", pretrained="b", dtype="float16")
+    one = task_config("mem_xsum", pretrained="a", dtype="float32", config_source="/work/a/task_configs/mem_xsum.yaml")
+    other = task_config("mem_xsum", pretrained="b", dtype="float16", config_source="/home/b/memtasks/task_configs/mem_xsum.yaml")
     other["process_results"] = "def _report(items, changed):\n    pass"
     args = {"pretrained": "x", "dtype": "y"}
     assert config_hash(one, args) == config_hash(other, args)
@@ -250,7 +250,7 @@ def test_config_hash_ignores_model_arguments_copied_into_metadata_and_function_b
         (lambda m: m["runs"][0].update(sample="x.jsonl"), r"runs\[0\]: unknown field 'sample'"),
         (lambda m: m["runs"][0]["model"].pop("method"), r"runs\[0\]\.model: field 'method' is missing"),
         (lambda m: m["runs"][0]["model"].update(epochs="3"), r"runs\[0\]\.model: field 'epochs' has the wrong type"),
-        (lambda m: m["runs"][0].update(kind="evaluation"), r"runs\[0\]: field 'kind' must be 'eval' or 'finetune'"),
+        (lambda m: m["runs"][0].update(kind="evaluation"), r"runs\[0\]: field 'kind' must be 'eval', 'finetune' or 'attention'"),
         (lambda m: m.update(run=m.pop("runs")), r"unknown field 'run'"),
     ],
 )

@@ -213,7 +213,8 @@ def identify_model(config: Mapping, from_manifest: ModelInfo | None = None) -> M
 def config_hash(task_config: Mapping, model_args: Mapping[str, str]) -> str:
     """A short hash of a task's config as it ran, without what only names the model or the code.
 
-    Dropped: model arguments that lm-eval copies into ``metadata``, and function
+    Dropped: model arguments that lm-eval copies into ``metadata``, the YAML's path
+    (``config_source``, which lm-eval adds there), and function
     bodies (``custom_dataset``, ``process_results``, aggregations) that lm-eval
     dumps as source code; a change of code is what the task ``version`` records.
     """
@@ -229,6 +230,8 @@ def config_hash(task_config: Mapping, model_args: Mapping[str, str]) -> str:
 
     config = clean(dict(task_config))
     metadata = dict(config.get("metadata") or {})
+    # Where the task's YAML lay on the machine that ran it says nothing about what ran.
+    metadata.pop("config_source", None)
     for key in model_args:
         metadata.pop(key, None)
     config["metadata"] = metadata
