@@ -23,8 +23,9 @@ SLOW_TESTS: dict[str, frozenset[str] | None] = {
     # The 62 MB PAN13 training corpus in ../shared.
     "test_pan_measure.py": frozenset({"test_real_pan13_training_corpus"}),
 }
-# e2e: a whole run end to end: lm-eval evaluates a model, a model is fine-tuned (or trained to
-# memorize), or the installed memtasks command scores a file in a process of its own.
+# e2e: a whole run end to end: lm-eval evaluates a model or runs a command of its own, a model is
+# fine-tuned (or trained to memorize), a memtasks command runs over a model, or the installed
+# console script runs in a process of its own.
 E2E_TESTS: dict[str, frozenset[str] | None] = {
     "test_lm_eval_e2e.py": None,
     "test_demo.py": frozenset({"test_demo_writes_the_table_results_and_heatmaps_with_paths_relative_to_its_folder"}),
@@ -35,6 +36,7 @@ E2E_TESTS: dict[str, frozenset[str] | None] = {
             "test_redacted_runs_write_no_training_text_in_any_output_form",
             "test_a_memorization_task_prints_one_summary_line",
             "test_uploads_run_through_lm_evals_own_command_with_memtasks_folder",
+            "test_lm_evals_validate_command_sees_memtasks_tasks",
         }
     ),
     "test_study.py": frozenset(
@@ -54,6 +56,9 @@ E2E_TESTS: dict[str, frozenset[str] | None] = {
         }
     ),
     "test_cli.py": frozenset({"test_console_script_exit_codes"}),
+    "test_cli_errors.py": frozenset(
+        {"test_console_script_usage_error_has_no_traceback", "test_a_refused_run_exits_2_through_the_console_script"}
+    ),
 }
 
 

@@ -350,6 +350,7 @@ def _png_shape(path: Path) -> tuple[int, ...]:
     return matplotlib.image.imread(path).shape
 
 
+@pytest.mark.e2e
 def test_command_seq2seq_writes_results_heatmaps_and_predicts_memorization(models, tmp_path, capsys):
     data = _task_data(tmp_path)
     rates = {"mem_xsum": 0.30, "mem_imdb": 0.05, "mem_squad_v2": 0.20}
@@ -393,6 +394,7 @@ def test_command_seq2seq_writes_results_heatmaps_and_predicts_memorization(model
         assert _png_shape(plots / name)[0] > 100
 
 
+@pytest.mark.e2e
 def test_command_decoder_only(models, tmp_path, capsys):
     data = _task_data(tmp_path)
     code = main(
