@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from memtasks.attention import measures
+from memtasks.attention import dispersion
 from memtasks.attention.capture import (
     AttentionInputError,
     AttentionModelError,
@@ -42,25 +42,25 @@ def _js_onehot_from_uniform(s: int) -> float:
 
 def test_uniform_rows_are_fully_dispersed():
     rows = np.full((3, 5, 8), 1 / 8)  # 3 heads, 5 output tokens, 8 input tokens
-    np.testing.assert_allclose(measures.cad(rows), 1.0)
-    np.testing.assert_allclose(measures.coverage(rows), 1.0)
-    np.testing.assert_allclose(measures.row_divergence(rows), 0.0, atol=1e-12)
+    np.testing.assert_allclose(dispersion.cad(rows), 1.0)
+    np.testing.assert_allclose(dispersion.coverage(rows), 1.0)
+    np.testing.assert_allclose(dispersion.row_divergence(rows), 0.0, atol=1e-12)
 
 
 def test_one_hot_rows_on_one_token_are_fully_concentrated():
     rows = np.zeros((4, 8))
     rows[:, 3] = 1
-    assert measures.cad(rows) == pytest.approx(0.0)
-    assert measures.coverage(rows) == pytest.approx(0.0)
-    assert measures.row_divergence(rows) == pytest.approx(0.0)
+    assert dispersion.cad(rows) == pytest.approx(0.0)
+    assert dispersion.coverage(rows) == pytest.approx(0.0)
+    assert dispersion.row_divergence(rows) == pytest.approx(0.0)
 
 
 def test_one_hot_rows_on_different_tokens_cover_the_input_without_dispersion():
     s = 6
     rows = np.eye(s)  # output token t looks only at input token t
-    assert measures.cad(rows) == pytest.approx(0.0)
-    assert measures.coverage(rows) == pytest.approx(1.0)
-    assert measures.row_divergence(rows) == pytest.approx(_js_onehot_from_uniform(s) / math.log(2))
+    assert dispersion.cad(rows) == pytest.approx(0.0)
+    assert dispersion.coverage(rows) == pytest.approx(1.0)
+    assert dispersion.row_divergence(rows) == pytest.approx(_js_onehot_from_uniform(s) / math.log(2))
 
 
 def test_half_and_half_rows():
@@ -68,19 +68,19 @@ def test_half_and_half_rows():
     rows = np.zeros((4, 8))
     rows[:2, :4] = 1 / 4
     rows[2:, 4:] = 1 / 4
-    assert measures.cad(rows) == pytest.approx(2 / 3)
-    assert measures.coverage(rows) == pytest.approx(1.0)
+    assert dispersion.cad(rows) == pytest.approx(2 / 3)
+    assert dispersion.coverage(rows) == pytest.approx(1.0)
     # JS(uniform on a half, uniform on all) = 3/4 ln(4/3), worked out by hand.
-    assert measures.row_divergence(rows) == pytest.approx(0.75 * math.log(4 / 3) / math.log(2))
+    assert dispersion.row_divergence(rows) == pytest.approx(0.75 * math.log(4 / 3) / math.log(2))
     # Every row on the same half: same CAD, coverage equal to it, no divergence.
     same = np.zeros((4, 8))
     same[:, :4] = 1 / 4
-    assert measures.coverage(same) == pytest.approx(2 / 3)
-    assert measures.row_divergence(same) == pytest.approx(0.0)
+    assert dispersion.coverage(same) == pytest.approx(2 / 3)
+    assert dispersion.row_divergence(same) == pytest.approx(0.0)
     # Two tokens with half the mass each: ln 2 / ln S.
     pair = np.zeros((1, 16))
     pair[0, [2, 9]] = 0.5
-    assert measures.cad(pair) == pytest.approx(0.25)
+    assert dispersion.cad(pair) == pytest.approx(0.25)
 
 
 def _kl_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -92,16 +92,16 @@ def _kl_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
 def test_coverage_minus_cad_is_the_mean_kl_from_the_average_row():
     rows = np.random.default_rng(0).dirichlet(np.full(10, 0.3), size=(2, 7))
     mean_kl = _kl_divergence(rows, rows.mean(axis=-2, keepdims=True)).mean(axis=-1)
-    np.testing.assert_allclose(measures.coverage(rows) - measures.cad(rows), mean_kl / math.log(10))
-    assert np.all(measures.coverage(rows) >= measures.cad(rows))
-    assert np.all((0 <= measures.row_divergence(rows)) & (measures.row_divergence(rows) <= 1))
+    np.testing.assert_allclose(dispersion.coverage(rows) - dispersion.cad(rows), mean_kl / math.log(10))
+    assert np.all(dispersion.coverage(rows) >= dispersion.cad(rows))
+    assert np.all((0 <= dispersion.row_divergence(rows)) & (dispersion.row_divergence(rows) <= 1))
 
 
 def test_measures_refuse_what_has_no_dispersion():
-    with pytest.raises(measures.AttentionRowError, match="at least 2"):
-        measures.cad(np.ones((3, 1)))
-    with pytest.raises(measures.AttentionRowError, match="no output token"):
-        measures.coverage(np.ones((0, 4)))
+    with pytest.raises(dispersion.AttentionRowError, match="at least 2"):
+        dispersion.cad(np.ones((3, 1)))
+    with pytest.raises(dispersion.AttentionRowError, match="no output token"):
+        dispersion.coverage(np.ones((0, 4)))
 
 
 def test_restrict_rows_drops_masked_columns_and_renormalizes():
@@ -112,20 +112,20 @@ def test_restrict_rows_drops_masked_columns_and_renormalizes():
             [0.0, 0.6, 0.3, 0.1],
         ]
     )
-    rows = measures.restrict_rows(attention, rows=[1, 2], columns=[1, 2])
+    rows = dispersion.restrict_rows(attention, rows=[1, 2], columns=[1, 2])
     np.testing.assert_allclose(rows, [[0.75, 0.25], [2 / 3, 1 / 3]])
     np.testing.assert_allclose(rows.sum(axis=-1), 1.0)
-    with pytest.raises(measures.AttentionRowError, match="record 7: an output token gives no attention"):
-        measures.restrict_rows(attention, rows=[2], columns=[0], where="record 7")
+    with pytest.raises(dispersion.AttentionRowError, match="record 7: an output token gives no attention"):
+        dispersion.restrict_rows(attention, rows=[2], columns=[0], where="record 7")
 
 
 def test_bootstrap_mean_interval():
     values = np.array([0.2, 0.4, 0.6, 0.8])
-    mean, low, high = measures.bootstrap_mean(values)
+    mean, low, high = dispersion.bootstrap_mean(values)
     assert mean == pytest.approx(0.5)
     assert 0.2 <= low < mean < high <= 0.8
-    assert measures.bootstrap_mean(values) == measures.bootstrap_mean(values)  # seeded
-    mean, low, high = measures.bootstrap_mean(np.full((5, 3), 0.7))
+    assert dispersion.bootstrap_mean(values) == dispersion.bootstrap_mean(values)  # seeded
+    mean, low, high = dispersion.bootstrap_mean(np.full((5, 3), 0.7))
     np.testing.assert_allclose([mean, low, high], 0.7)
 
 
@@ -212,8 +212,8 @@ def test_streamed_layers_match_the_full_attention_output(models, kind):
             else:
                 weights = model(input_ids=torch.tensor([pair.input_ids]), output_attentions=True).attentions
         for layer in range(2):
-            rows = measures.restrict_rows(weights[layer][0].numpy(), pair.rows, pair.columns)
-            for name, function in (("cad", measures.cad), ("coverage", measures.coverage), ("row_divergence", measures.row_divergence)):
+            rows = dispersion.restrict_rows(weights[layer][0].numpy(), pair.rows, pair.columns)
+            for name, function in (("cad", dispersion.cad), ("coverage", dispersion.coverage), ("row_divergence", dispersion.row_divergence)):
                 # Batched with padding (batch_size 2) and streamed per layer, yet the same as one unpadded pass.
                 np.testing.assert_allclose(result.values[name][i, layer], function(rows), rtol=1e-5, atol=1e-7)
     assert result.attention == ("cross" if encoder_decoder else "self")
@@ -261,7 +261,7 @@ def test_sub_model_declarations_are_followed(models):
         weights = model(
             input_ids=torch.tensor([pair.input_ids]), decoder_input_ids=torch.tensor([pair.decoder_input_ids]), output_attentions=True
         ).cross_attentions
-    expected = [measures.cad(measures.restrict_rows(w[0].numpy(), pair.rows, pair.columns)) for w in weights]
+    expected = [dispersion.cad(dispersion.restrict_rows(w[0].numpy(), pair.rows, pair.columns)) for w in weights]
     np.testing.assert_allclose(result.values["cad"][0], expected, rtol=1e-6)
 
 

@@ -6,15 +6,15 @@ each output token's attention is spread over the whole input, in sentiment,
 extractive QA and translation it is concentrated on a few input tokens.
 
 * :mod:`~memtasks.attention.capture`: teacher-forced forward passes, masks, one layer at a time;
-* :mod:`~memtasks.attention.measures`: CAD, coverage and row divergence (formulas there);
-* :mod:`~memtasks.attention.measure`: :func:`measure_attention` over (input, output) pairs;
+* :mod:`~memtasks.attention.dispersion`: CAD, coverage and row divergence of attention rows (formulas there);
+* :mod:`~memtasks.attention.measure`: :func:`measure_attention`, those measures of a model over (input, output) pairs;
 * :mod:`~memtasks.attention.runner`: :func:`run_attention`, the ``memtasks attention`` command;
 * :mod:`~memtasks.attention.plots`: heatmaps; :mod:`~memtasks.attention.predict`: Spearman with memorization.
 """
 
 from memtasks.attention.capture import AttentionInputError, AttentionModelError
 from memtasks.attention.measure import MEASURES, AttentionResult, measure_attention, select_layers
-from memtasks.attention.measures import AttentionRowError, cad, coverage, row_divergence
+from memtasks.attention.dispersion import AttentionRowError, cad, coverage, row_divergence
 from memtasks.attention.predict import Prediction, predict_memorization, read_metric, spearman
 from memtasks.attention.runner import TaskRun, run_attention
 

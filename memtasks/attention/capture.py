@@ -8,7 +8,7 @@ row t is the query position whose next token (teacher-forced) is output token
 y_t. Columns are real input tokens.
 
 Masked out, with each row renormalized over what is left
-(:func:`memtasks.attention.measures.restrict_rows`):
+(:func:`memtasks.attention.dispersion.restrict_rows`):
 
 * padding, and every special token of the tokenizer (BOS, EOS such as T5's
   ``</s>``, ``<pad>``) on the input side;

@@ -2,7 +2,7 @@
 
 Per sample s, selected layer l and head h, the renormalized output-to-input
 rows a_{s,l,h} (see :mod:`memtasks.attention.capture`) give CAD, coverage and
-row divergence (:mod:`memtasks.attention.measures`). A sample's value is the
+row divergence (:mod:`memtasks.attention.dispersion`). A sample's value is the
 mean over the selected layers and their heads; the task's value is the mean
 over samples, with a bootstrap interval over samples. Per-layer values are the
 mean over heads and samples of each layer; per-head values the mean over samples.
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from memtasks.attention import measures
+from memtasks.attention import dispersion
 from memtasks.attention.capture import (
     DECODER_SEPARATOR,
     AttentionModelError,
@@ -35,7 +35,7 @@ from memtasks.attention.capture import (
 )
 
 MEASURES = ("cad", "coverage", "row_divergence")
-_FUNCTIONS = {"cad": measures.cad, "coverage": measures.coverage, "row_divergence": measures.row_divergence}
+_FUNCTIONS = {"cad": dispersion.cad, "coverage": dispersion.coverage, "row_divergence": dispersion.row_divergence}
 # Single-sample heatmaps kept for the plots.
 SAMPLE_MAPS = 4
 
@@ -102,7 +102,7 @@ class AttentionResult:
         """Each measure's mean over samples with its 5th-95th percentile bootstrap interval."""
         out = {}
         for name in MEASURES:
-            mean, low, high = measures.bootstrap_mean(self.sample_values(name))
+            mean, low, high = dispersion.bootstrap_mean(self.sample_values(name))
             out[name] = (float(mean), float(low), float(high))
         return out
 
@@ -110,7 +110,7 @@ class AttentionResult:
         """Per selected layer: each measure's mean over heads and samples, with bootstrap bounds."""
         out: dict[str, list[float]] = {}
         for name in MEASURES:
-            mean, low, high = measures.bootstrap_mean(self.values[name].mean(axis=2))
+            mean, low, high = dispersion.bootstrap_mean(self.values[name].mean(axis=2))
             out[name], out[f"{name}_low"], out[f"{name}_high"] = mean.tolist(), low.tolist(), high.tolist()
         return out
 
@@ -144,7 +144,7 @@ class _Accumulator:
         for i, pair in enumerate(self.batch):
             # Cut the block out in torch first: only it is copied to float64.
             block = weights[i][:, pair.rows[0] : pair.rows[-1] + 1, pair.columns[0] : pair.columns[-1] + 1]
-            rows = measures.restrict_rows(
+            rows = dispersion.restrict_rows(
                 as_numpy(block),
                 [r - pair.rows[0] for r in pair.rows],
                 [c - pair.columns[0] for c in pair.columns],

@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from memtasks.attention import measures
 from memtasks.attention.capture import DECODER_SEPARATOR, AttentionInputError, AttentionModelError
 from memtasks.attention.measure import MEASURES, AttentionResult, measure_attention
+from memtasks.stats import BOOTSTRAP_SEED, INTERVAL_PERCENTILES, N_RESAMPLES
 from memtasks.tasks import FineTuningFormat, TaskSpec, load_records, task_spec
 
 DEFAULT_SAMPLES = 10
@@ -167,9 +167,9 @@ def results_json(run: TaskRun, spec: TaskSpec, model: str, model_args: str, conf
             "max_output_tokens": result.max_output_tokens,
             "include_instruction": result.include_instruction,
             "bootstrap": {
-                "resamples": measures.N_RESAMPLES,
-                "seed": measures.BOOTSTRAP_SEED,
-                "percentiles": list(measures.INTERVAL_PERCENTILES),
+                "resamples": N_RESAMPLES,
+                "seed": BOOTSTRAP_SEED,
+                "percentiles": list(INTERVAL_PERCENTILES),
             },
         },
     }
