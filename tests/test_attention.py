@@ -10,6 +10,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 import torch
+from tiny_training import load_tiny_model
 
 from memtasks.attention import dispersion
 from memtasks.attention.capture import (
@@ -22,7 +23,7 @@ from memtasks.attention.capture import (
 from memtasks.attention.measure import measure_attention, select_layers
 from memtasks.attention.predict import permutation_p_value, predict_memorization, ranks, read_metric, spearman
 from memtasks.cli import main
-from memtasks.tiny import build_tiny_model, load_tiny_model, train_tokenizer
+from memtasks.tiny import build_tiny_model, train_tokenizer
 
 torch.set_num_threads(1)
 

@@ -5,11 +5,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from tiny_training import memorize
 
 from memtasks.harness import run_lm_eval
 from memtasks.outcomes import METRICS
 from memtasks.probes import DEFAULT_HOLDOUT, held_out
-from memtasks.tiny import build_tiny_model, memorize, train_tokenizer
+from memtasks.tiny import build_tiny_model, train_tokenizer
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "xsum.jsonl"
 N_TEXTS = 16

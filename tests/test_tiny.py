@@ -1,4 +1,5 @@
-"""Tests for memtasks.tiny: tokenizer, tiny GPT-2 / T5 models, memorization, lm-eval loading."""
+"""Tests for memtasks.tiny (tokenizer, tiny GPT-2 / T5 models, lm-eval loading) and for the
+memorization helper the other tests train them with (tests/tiny_training.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_training import load_tiny_model, memorize
 
 from memtasks.tiny import (
     EOS_TOKEN,
@@ -15,8 +17,6 @@ from memtasks.tiny import (
     PAD_TOKEN,
     UNK_TOKEN,
     build_tiny_model,
-    load_tiny_model,
-    memorize,
     torch_threads,
     train_tokenizer,
 )

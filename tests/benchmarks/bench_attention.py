@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,7 +28,11 @@ from pathlib import Path
 import torch
 
 from memtasks.attention.measure import measure_attention
-from memtasks.tiny import build_tiny_model, load_tiny_model, train_tokenizer
+from memtasks.tiny import build_tiny_model, train_tokenizer
+
+# The tiny-model loader is a test helper, in tests/.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tiny_training import load_tiny_model  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "example_probes.jsonl"
 SIZES = {"decoder": {"d_model": 768, "layers": 12, "heads": 12}, "seq2seq": {"d_model": 512, "layers": 6, "heads": 8}}
