@@ -49,7 +49,7 @@ from pathlib import Path
 
 from memtasks.detection import Alignment, Detection, sentence_spans, word_spans
 from memtasks.detection.text import MIN_TOKEN_CHARS, english_stopwords
-from memtasks.paraphrase import HIGH, LOW
+from memtasks.outcomes import HIGH, LOW
 
 COEFFICIENTS_FILE = "confidence.json"
 THRESHOLD = 0.5

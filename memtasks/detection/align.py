@@ -15,8 +15,6 @@ from memtasks.detection.config import DetectorConfig
 from memtasks.detection.kernels import common_runs, pair_evidence, span_cosine
 from memtasks.detection.text import Document
 
-CATEGORIES = ("verbatim", "idea", "paraphrase")
-
 SentenceCase = tuple[int, int, int, int]
 
 
