@@ -21,6 +21,7 @@ detector, retriever or model code.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +63,16 @@ FAMILIES = ("", "nonmember_", "excess_")
 BOUNDS = {"": "value", "_low": "low", "_high": "high"}
 COUNTS = ("probes", "nonmember_probes", "skipped_too_short", "duplicates_folded")
 METRICS = tuple(f"{family}{name}{bound}" for family in FAMILIES for name in RATE_METRICS for bound in BOUNDS) + COUNTS
+
+# The suffix of a task's generated ablation variants (task_configs/_generate_configs.py):
+# prefix lengths and decoding strategies, mem_imdb_prefix10, mem_imdb_topk40, ...
+VARIANT_SUFFIX = re.compile(r"_(prefix|topk|topp|temp)\d+$")
+
+
+def base_task(task: str) -> str:
+    """The task a variant was generated from: ``mem_imdb_prefix10`` -> ``mem_imdb``."""
+    return VARIANT_SUFFIX.sub("", task)
+
 
 # The per-sample log field that holds a probe's outcome (lm-eval names it after the task's first metric).
 LOG_FIELD = "mem_rate"

@@ -12,7 +12,6 @@ is fine-tuned on, the study's "instruction + input -> output" format:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -21,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from memtasks.datafiles import DataFileError, count_records, find_problem
+from memtasks.outcomes import base_task
 from memtasks.probes import DEFAULT_HOLDOUT, DEFAULT_SEED, field_value, held_out
 
-# Prefix-length and decoding variants of a dataset's task (mem_imdb_prefix10, mem_imdb_topk40, ...).
-_VARIANT = re.compile(r"_(prefix|topk|topp|temp)\d+$")
 LOCAL_FORMATS = {"jsonl": "json", "json": "json", "csv": "csv", "parquet": "parquet"}
 
 
@@ -69,7 +67,7 @@ def task_spec(name: str, include_path: Sequence[str | Path] = ()) -> TaskSpec:
     index = _task_index(tuple(str(p) for p in include_path))
     entry = index.get(name)
     if entry is None:
-        known = sorted(n for n, e in index.items() if n.startswith("mem_") and e.kind.name == "TASK" and not _VARIANT.search(n))
+        known = sorted(n for n, e in index.items() if n.startswith("mem_") and e.kind.name == "TASK" and base_task(n) == n)
         raise ValueError(f"unknown task '{name}' (memorization tasks: {', '.join(known)}, and their variants)")
     if entry.kind.name != "TASK":
         raise ValueError(f"'{name}' is a {entry.kind.name.lower()}, not a task: name its tasks one by one")

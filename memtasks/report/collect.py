@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from memtasks.manifest import MANIFEST, ManifestError, StudyManifest, StudyModel
-from memtasks.outcomes import BOUNDS, CATEGORY_METRICS
+from memtasks.outcomes import BOUNDS, CATEGORY_METRICS, base_task
 from memtasks.probes import DEFAULT_PREFIX_TOKENS
 from memtasks.stats import Rate
 
@@ -45,7 +45,6 @@ REQUIRED_METRICS = ("mem_rate,none", "mem_rate_low,none", "mem_rate_high,none", 
 # Model arguments that place or batch the model without changing what it generates.
 PLACEMENT_ARGS = frozenset({"device", "device_map", "parallelize", "batch_size", "max_batch_size", "trust_remote_code"})
 _FUNCTION_SOURCE = re.compile(r"^\s*def \w+\(")
-_VARIANT = re.compile(r"_(prefix\d+|topk\d+|topp\d+|temp\d+)$")
 FINETUNE_MANIFEST = "memtasks_finetune.json"
 # JSON files of model folders (a study keeps its models under its results folder): never results.
 MODEL_FILES = frozenset(
@@ -116,7 +115,7 @@ class Run:
     @property
     def base_task(self) -> str:
         """The task without its ablation suffix: ``mem_imdb_prefix10`` -> ``mem_imdb``."""
-        return _VARIANT.sub("", self.task)
+        return base_task(self.task)
 
     @property
     def is_variant(self) -> bool:
