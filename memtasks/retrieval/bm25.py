@@ -155,6 +155,8 @@ def _gallop(values, start, target):
 
 # How many times the search may score a new top k in full to raise its floor.
 _PILOT_ROUNDS = 8
+# What one look-up of a document in a posting list costs, in postings read.
+_LOOKUP_COST = 64
 
 
 @njit(cache=True, nogil=True)
@@ -264,8 +266,10 @@ def _search(terms, weights, offsets, docs, scaled, max_scaled, keys, k, total, s
         if k > 0:
             n_top, threshold = _new_top(top, n_top, updated, n_updated, total, in_top, buffer, k, threshold)
         bound = np.float32(remaining[i + 1] * _SAFETY)
-        if n_top == k > 0 and i + 1 < n_terms and bound >= np.float32(floor) and n_pilot + k <= pilot.shape[0]:
-            # Whole scores of the current top k: the k-th best of them is a
+        if (n_top == k > 0 and i + 1 < n_terms and bound >= np.float32(floor) and n_pilot + k <= pilot.shape[0]
+                and k * n_terms * _LOOKUP_COST * 8 < postings_left[i + 1]):
+            # Whole scores of the current top k (k * terms look-ups, worth it
+            # when far more postings are left): the k-th best of them is a
             # score some k documents reach, so nothing below it can place.
             grew = False
             for c in range(k):
@@ -285,9 +289,9 @@ def _search(terms, weights, offsets, docs, scaled, max_scaled, keys, k, total, s
             for c in range(n_touched):
                 if np.float32((total[touched[c]] + remaining[i + 1]) * _SAFETY) >= np.float32(floor):
                     alive += 1
-                    if alive * (n_terms - i - 1) * 64 >= budget:
+                    if alive * (n_terms - i - 1) * _LOOKUP_COST >= budget:
                         break
-            if alive * (n_terms - i - 1) * 64 < budget:
+            if alive * (n_terms - i - 1) * _LOOKUP_COST < budget:
                 switch = i + 1
                 break
     for c in range(n_top):
