@@ -121,14 +121,15 @@ def lowercase_table() -> np.ndarray:
     Java maps each code point on its own (simple case mapping): "İ" -> "i" and
     "Σ" -> "σ" also at the end of a word, where ``str.lower`` gives "i̇" and "ς".
     """
-    points = np.arange(N_CODE_POINTS, dtype=np.uint32)
+    table = np.arange(N_CODE_POINTS, dtype=np.uint32)
+    # No character beyond the first three planes has a case mapping (planes 3
+    # to 16 hold ideographs, tags, selectors and private use only).
+    points = table[:0x30000]
     # Each character lowercased between line breaks: no final-sigma context; the
     # only character whose lowercase is longer than one (U+0130) is set by hand.
     keep = (points < 0xD800) | (points > 0xDFFF)
     keep[0x130] = False
     text = "\n".join(map(chr, points[keep].tolist())).lower()
-    lowered = np.frombuffer(text.encode("utf-32-le"), np.uint32)[::2]
-    table = points.copy()
-    table[keep] = lowered
-    table[0x130] = ord("i")
+    points[keep] = np.frombuffer(text.encode("utf-32-le"), np.uint32)[::2]
+    points[0x130] = ord("i")
     return table
