@@ -233,13 +233,11 @@ def test_uploads_run_through_lm_evals_own_command_with_memtasks_folder(corpus, d
 
 
 def test_a_missing_or_empty_data_file_is_refused_before_any_model_loads(tmp_path):
-    from memtasks.datafiles import DataFileError
-
     never = str(tmp_path / "no-such-model")
     with pytest.raises(LaunchError, match="data_files: .*missing.jsonl does not exist"):
         run_lm_eval(_arguments(never, tmp_path / "missing.jsonl"))
     (tmp_path / "empty.jsonl").write_text("")
-    with pytest.raises(DataFileError, match="empty.jsonl: the file is empty"):
+    with pytest.raises(LaunchError, match="data_files: .*empty.jsonl: the file is empty"):
         run_lm_eval(_arguments(never, tmp_path / "empty.jsonl"))
 
 

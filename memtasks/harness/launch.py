@@ -180,7 +180,10 @@ def check_data_files(metadata: Any) -> None:
         for file in [files] if isinstance(files, str) else files or []:
             if not Path(file).is_file():
                 raise LaunchError(f"--metadata {key}: {file} does not exist")
-            count_records(file)
+            try:
+                count_records(file)
+            except ValueError as error:
+                raise LaunchError(f"--metadata {key}: {error}") from None
 
 
 def _list_or_validate(arguments: Sequence[str]) -> int:
