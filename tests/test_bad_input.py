@@ -162,9 +162,9 @@ def test_bad_data_files_are_refused_naming_file_and_line(tmp_path, case):
 @pytest.mark.parametrize("case", ["empty", "malformed line", "too deep to parse", "deeper than arrow takes"])
 def test_eval_refuses_a_bad_data_file_in_one_line(capsys, tmp_path, case):
     path, message = bad_data(tmp_path, case)
-    # An empty file is refused before lm-eval starts; a bad line when the task reads the file.
+    # The cheap checks run before lm-eval starts; a malformed line is found when the task reads the file.
     line, _ = cli_error(capsys, "eval", "--model", "dummy", "--tasks", "mem_xsum", "--metadata", json.dumps({"data_files": str(path)}))
-    where = "--metadata data_files" if case == "empty" else "task mem_xsum"
+    where = "task mem_xsum" if case == "malformed line" else "--metadata data_files"
     assert line == f"memtasks eval: error: {where}: {message}"
 
 
