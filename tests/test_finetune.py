@@ -255,9 +255,9 @@ def test_quality_scores():
 
 
 def test_a_model_too_large_for_the_memory_left_is_refused_with_hints(tmp_path, models, data, monkeypatch):
-    from memtasks.finetune import train
+    from memtasks.finetune import memory
 
-    monkeypatch.setattr(train, "_available_memory", lambda device: (1024, "free GPU memory"))
+    monkeypatch.setattr(memory, "available_memory", lambda device: (1024, "free GPU memory"))
     with pytest.raises(FinetuneError, match=r"GiB of free GPU memory is left: try --method lora"):
         finetune(_config(models, data), tmp_path / "big", RUNTIME)
     assert read_summary(tmp_path / "big") is None
@@ -299,7 +299,7 @@ def _llama_135m():
 
 
 def test_the_memory_estimate_counts_activations_and_logits():
-    from memtasks.finetune.train import estimate_training_memory
+    from memtasks.finetune.memory import estimate_training_memory
 
     model = _llama_135m()
     parameters = model.num_parameters()
@@ -317,9 +317,9 @@ def test_the_memory_estimate_counts_activations_and_logits():
 
 
 def test_a_refused_run_leaves_nothing_behind(tmp_path, models, data, monkeypatch):
-    from memtasks.finetune import train
+    from memtasks.finetune import memory
 
-    monkeypatch.setattr(train, "_available_memory", lambda device: (1024, "available RAM"))
+    monkeypatch.setattr(memory, "available_memory", lambda device: (1024, "available RAM"))
     with pytest.raises(FinetuneError, match=r"needs about [\d.]+ GiB \(weights and optimizer state [\d.]+, activations [\d.]+, logits [\d.]+\)"):
         finetune(_config(models, data, "decoder"), tmp_path / "new", RUNTIME)
     assert not (tmp_path / "new").exists()
@@ -334,10 +334,10 @@ def test_a_refused_run_leaves_nothing_behind(tmp_path, models, data, monkeypatch
 
 @pytest.mark.slow
 def test_smollm2_at_the_default_batch_is_refused_when_ram_is_short_with_a_batch_that_fits(tmp_path, smollm2_dir, data, monkeypatch):
-    from memtasks.finetune import train
+    from memtasks.finetune import memory
 
     config = FinetuneConfig(tasks=("mem_xsum",), model=str(smollm2_dir), data_files={"mem_xsum": str(data["xsum_train.jsonl"])})
-    monkeypatch.setattr(train, "_available_memory", lambda device: (6 * 2**30, "available RAM"))
+    monkeypatch.setattr(memory, "available_memory", lambda device: (6 * 2**30, "available RAM"))
     out = tmp_path / "smollm2-xsum"
     with pytest.raises(FinetuneError) as refusal:
         finetune(config, out, RUNTIME)
@@ -350,10 +350,10 @@ def test_smollm2_at_the_default_batch_is_refused_when_ram_is_short_with_a_batch_
     assert 1 <= suggested < 8 and suggested * accumulation >= 8
     assert not out.exists()
     # Shorter inputs when even one example per batch is too much, then LoRA.
-    monkeypatch.setattr(train, "_available_memory", lambda device: (int(2.5 * 2**30), "available RAM"))
+    monkeypatch.setattr(memory, "available_memory", lambda device: (int(2.5 * 2**30), "available RAM"))
     with pytest.raises(FinetuneError, match=r"try --batch-size 1 --grad-accum 8 with --max-source-tokens \d+ and --max-target-tokens \d+$"):
         finetune(config, out, RUNTIME)
-    monkeypatch.setattr(train, "_available_memory", lambda device: (2**30, "available RAM"))
+    monkeypatch.setattr(memory, "available_memory", lambda device: (2**30, "available RAM"))
     with pytest.raises(FinetuneError, match=r"try --method lora \(only the adapter is trained\) or a device with more memory$"):
         finetune(config, out, RUNTIME)
     assert not out.exists()

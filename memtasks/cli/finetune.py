@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import fields
 from pathlib import Path
 
 from memtasks.cli.options import folders, fraction, names, positive_float, positive_int, probability, task_files
-
-# The choices of FinetuneConfig and Runtime, named here so that the help needs no torch.
-METHODS = ("full", "lora")
-MIXINGS = ("proportional", "equal")
-DEVICES = ("auto", "cpu", "cuda", "mps")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+from memtasks.finetune.config import DEVICES, METHODS, MIXINGS, PRECISIONS, FinetuneConfig, Runtime, read_summary
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -64,8 +60,6 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def configs(args: argparse.Namespace):
     """The ``FinetuneConfig`` and ``Runtime`` the parsed arguments ask for."""
-    from memtasks.finetune import FinetuneConfig, Runtime
-
     values = {
         **vars(args),
         "data_files": task_files(args.data_files, args.tasks, "--data-files"),
@@ -78,19 +72,46 @@ def configs(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from memtasks.finetune import finetune
+    from memtasks.finetune.train import finetune
 
     config, runtime = configs(args)
-    summary = finetune(config, args.output, runtime, overwrite=args.overwrite)
+    try:
+        summary = finetune(config, args.output, runtime, overwrite=args.overwrite)
+    except KeyboardInterrupt:
+        print(f"memtasks finetune: interrupted: {interrupted(args.output, args.overwrite)}", file=sys.stderr)
+        return 130
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
-    print(f"{args.output}: {summary['method']} fine-tuning of {summary['base_model']} on {', '.join(summary['tasks'])}")
-    for entry in summary.get("epoch_losses", []):
-        print(f"  epoch {entry['epoch']:>3}  loss {entry['loss']:.4f}")
-    print(f"  {summary.get('examples_seen', 0)} examples seen in {summary.get('seconds', 0):.0f} s")
-    for task, scores in summary.get("quality", {}).items():
-        shown = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in scores.items())
-        print(f"  held-out {task}: {shown}")
+    print(summary_line(args.output, summary))
     print(f"load it in lm-eval with --model hf --model_args {summary['lm_eval_model_args']}")
     return 0
+
+
+def summary_line(output: Path, summary: dict) -> str:
+    """A finished run in one line: what was trained, how long, its loss by epoch and its held-out quality."""
+    steps = summary.get("steps", 0)
+    resumed = summary.get("resumed_from_step")
+    parts = [
+        f"{output}: {summary['method']} fine-tuning of {summary['base_model']} on {', '.join(summary['tasks'])}",
+        f"{summary.get('epochs', 0)} epochs ({steps} steps{f', resumed at step {resumed}' if resumed else ''}, "
+        f"{summary.get('examples_seen', 0)} examples) in {summary.get('seconds', 0):.0f} s",
+    ]
+    losses = summary.get("epoch_losses") or []
+    if losses:
+        parts.append("loss by epoch " + " ".join(f"{entry['loss']:.4f}" for entry in losses))
+    for task, scores in summary.get("quality", {}).items():
+        shown = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in scores.items())
+        parts.append(f"held-out {task}: {shown}")
+    return "; ".join(parts)
+
+
+def interrupted(output: Path, overwrite: bool) -> str:
+    """What an interrupted run left in ``output``, and how to go on (not with ``--overwrite``, which starts over)."""
+    summary = read_summary(output) if output.is_dir() else None
+    if summary is None:
+        return f"nothing was written to {output}"
+    step = (summary.get("stopped") or {}).get("resume_from_step")
+    start = f"from step {step}" if step else "from the start"
+    again = "the same command without --overwrite" if overwrite else "the same command"
+    return f"{output} holds an unfinished run (complete: false); {again} resumes it {start}"

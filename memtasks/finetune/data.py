@@ -7,10 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from memtasks.finetune.config import MIXINGS
 from memtasks.probes import field_value
 from memtasks.tasks import FineTuningFormat, TaskSpec, is_member, load_records
-
-MIXINGS = ("proportional", "equal")
 
 
 @dataclass(frozen=True)
