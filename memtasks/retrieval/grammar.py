@@ -126,17 +126,20 @@ def compile_dfa(expression, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
     nfa = _Nfa()
     start = nfa.state()
     accept = nfa.build(expression, start)
-    # For each state, the states each class leads to.
-    by_class = [[[t for classes, t in moves if c in classes] for c in range(n_classes)] for moves in nfa.moves]
-    first = nfa.closure([start])
+    # For each state, the states each class leads to, each with its closure.
+    closures = [nfa.closure([state]) for state in range(len(nfa.moves))]
+    by_class = [
+        [frozenset().union(*(closures[t] for classes, t in moves if c in classes)) for c in range(n_classes)]
+        for moves in nfa.moves
+    ]
+    first = closures[start]
     index, order, rows = {first: 0}, [first], []
     while len(rows) < len(order):
         current = order[len(rows)]
         row = np.full(n_classes, -1, np.int16)
         for c in range(n_classes):
-            targets = {t for s in current for t in by_class[s][c]}
-            if targets:
-                nxt = nfa.closure(targets)
+            nxt = frozenset().union(*(by_class[s][c] for s in current))
+            if nxt:
                 if nxt not in index:
                     index[nxt] = len(order)
                     order.append(nxt)
