@@ -91,7 +91,7 @@ def check_redaction(settings: dict[str, Any]) -> None:
         if isinstance(value, dict) and name == "cache_requests":
             value = value.get("cache_requests") or value.get("rewrite_requests_cache")
         if value:
-            raise LaunchError(f"--redact: {why}; drop {name.join(('--', ''))} or run without --redact")
+            raise LaunchError(f"--redact: {why}; drop --{name} or run without --redact")
 
 
 def task_names(settings: dict[str, Any]) -> list[str]:
