@@ -28,6 +28,7 @@ rescored shortlist.
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -37,7 +38,7 @@ from numba import njit
 from tqdm.auto import tqdm
 
 from memtasks.retrieval.analysis import stopwords
-from memtasks.retrieval.vocabulary import Vocabulary, analyzed_ids
+from memtasks.retrieval.vocabulary import Vocabulary, analyzed_ids, scan_texts
 
 K1 = np.float32(1.2)
 B = np.float32(0.75)
@@ -433,14 +434,24 @@ class BM25Index:
         if len(np.unique(every)) != len(every):
             raise ValueError("document ids must be unique")
         bar = tqdm(total=len(texts), desc="index", unit="text", disable=not progress)
-        for batch in _batches(texts):
-            term_ids, lengths = analyzed_ids(batch, self._vocabulary)
-            self._term_ids.append(term_ids)
-            self._lengths.append(lengths)
-            bar.update(len(batch))
+        # Batches are scanned by two threads, one ahead of the numbering, which
+        # must follow the texts' order (term ids are given by first appearance).
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            pending: deque = deque()
+            for batch in _batches(texts):
+                pending.append(pool.submit(scan_texts, batch))
+                if len(pending) > 2:
+                    self._number(*pending.popleft().result(), bar)
+            while pending:
+                self._number(*pending.popleft().result(), bar)
         bar.close()
         self._keys.append(keys)
         self._frozen = None
+
+    def _number(self, points: np.ndarray, starts: np.ndarray, ends: np.ndarray, counts: np.ndarray, bar) -> None:
+        self._term_ids.append(self._vocabulary.ids(points, starts, ends))
+        self._lengths.append(counts)
+        bar.update(len(counts))
 
     def _index(self) -> dict:
         if self._frozen is None:

@@ -149,18 +149,24 @@ class Vocabulary:
         return vocabulary
 
 
-def analyzed_ids(texts: Sequence[str], vocabulary: Vocabulary, insert: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Term ids of all ``texts`` in order, and the number of terms of each text.
+def scan_texts(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The code points of ``texts`` joined by line breaks, their token spans, and the number of tokens of each text.
 
-    The texts are scanned as one: no token crosses the line break between two
-    texts, as no rule of the grammar matches a line break.
+    No token crosses the line break between two texts, as no rule of the
+    grammar matches a line break. The scan releases the GIL.
     """
     lengths = np.fromiter((len(t) for t in texts), np.int64, len(texts))
     points = code_points("\n".join(texts))
     starts = np.empty(points.shape[0], np.int64)
     ends = np.empty(points.shape[0], np.int64)
     n = scan(points, *scanner_tables(), starts, ends)
-    starts, ends = starts[:n], ends[:n]
+    starts, ends = starts[:n].copy(), ends[:n].copy()
     text_starts = np.cumsum(lengths + 1) - lengths - 1
     counts = np.diff(np.searchsorted(starts, text_starts, side="left"), append=n)
+    return points, starts, ends, counts
+
+
+def analyzed_ids(texts: Sequence[str], vocabulary: Vocabulary, insert: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Term ids of all ``texts`` in order, and the number of terms of each text."""
+    points, starts, ends, counts = scan_texts(texts)
     return vocabulary.ids(points, starts, ends, insert), counts
