@@ -154,12 +154,19 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, models, data, mon
     monkeypatch.setattr(transformers.Trainer, "training_step", crash_at_step_five)
     with pytest.raises(KeyboardInterrupt):
         finetune(config, tmp_path / "resumed", RUNTIME)
-    assert not read_summary(tmp_path / "resumed")["complete"]
+    stopped = read_summary(tmp_path / "resumed")
+    assert not stopped["complete"]
+    assert stopped["stopped"] == {"reason": "interrupted", "stage": "training", "resume_from_step": 4}
     monkeypatch.setattr(transformers.Trainer, "training_step", original)
 
     resumed = finetune(config, tmp_path / "resumed", RUNTIME)
-    assert resumed["resumed_from_step"] == 4
+    assert resumed["resumed_from_step"] == 4 and "stopped" not in resumed
     assert resumed["steps"] == uninterrupted["steps"] == 8
+    # The losses cover the whole run, the steps before the interruption included, and say so.
+    assert resumed["loss_steps"] == uninterrupted["loss_steps"] == [1, 8]
+    assert [e["steps"] for e in resumed["epoch_losses"]] == [[1, 4], [5, 8]]
+    assert [e["loss"] for e in resumed["epoch_losses"]] == pytest.approx([e["loss"] for e in uninterrupted["epoch_losses"]], abs=1e-5)
+    assert resumed["train_loss"] == pytest.approx(uninterrupted["train_loss"], abs=1e-5)
     straight, again = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
     assert all(torch.allclose(straight[k], again[k], atol=1e-5) for k in straight)
     # Finished: running it again trains nothing and returns the same summary.
@@ -357,3 +364,197 @@ def test_smollm2_at_the_default_batch_is_refused_when_ram_is_short_with_a_batch_
     with pytest.raises(FinetuneError, match=r"try --method lora \(only the adapter is trained\) or a device with more memory$"):
         finetune(config, out, RUNTIME)
     assert not out.exists()
+
+
+def test_losses_by_epoch_are_the_means_of_each_steps_logged_loss_and_name_their_steps():
+    from memtasks.finetune.train import step_losses
+
+    # Steps 1-6 with loss equal to the step, 3 steps an epoch; the Trainer's closing log has no "loss".
+    history = [{"loss": float(step), "step": step, "epoch": step / 3} for step in range(1, 7)]
+    history.append({"train_loss": 3.5, "train_runtime": 1.0, "step": 6})
+    assert step_losses(history, steps_per_epoch=3) == {
+        "epoch_losses": [{"epoch": 1, "loss": 2.0, "steps": [1, 3]}, {"epoch": 2, "loss": 5.0, "steps": [4, 6]}],
+        "train_loss": 3.5,
+        "loss_steps": [1, 6],
+    }
+
+
+def _cli_argv(models, data, out: Path, *extra: str, model: Path | None = None) -> list[str]:
+    return [
+        "finetune", "--task", "mem_xsum", "--model", str(model or models["decoder"]), "--output", str(out),
+        "--epochs", "2", "--batch-size", "4", "--learning-rate", "0.01", "--max-source-tokens", "64",
+        "--max-target-tokens", "24", "--device", "cpu", "--save-steps", "2",
+        "--data-files", str(data["xsum_train.jsonl"]), "--eval-data-files", str(data["xsum_heldout.jsonl"]), *extra,
+    ]
+
+
+def test_a_fine_tune_shows_one_bar_one_summary_line_and_no_warnings(tmp_path, models, data, capfd):
+    import re
+    import shutil
+    import warnings
+
+    from memtasks.cli import main
+
+    # A GPT-2 with LoRA, whose tokenizer has no pad token: each of these used to bring a warning.
+    model = tmp_path / "no-pad"
+    shutil.copytree(models["decoder"], model)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(model)
+    tokenizer.pad_token = None
+    tokenizer.save_pretrained(model)
+    out = tmp_path / "out"
+    capfd.readouterr()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(_cli_argv(models, data, out, "--method", "lora", model=model)) == 0
+    stdout, stderr = capfd.readouterr()
+
+    assert [f"{w.category.__name__}: {w.message}" for w in caught] == []
+    lines = stdout.splitlines()
+    assert len(lines) == 2 and "{'loss'" not in stdout
+    assert lines[0].startswith(f"{out}: lora fine-tuning of {model} on mem_xsum; 2 epochs (8 steps, 32 examples) in ")
+    assert re.search(r"; loss by epoch \d+\.\d{4} \d+\.\d{4}; held-out mem_xsum: rouge1 ", lines[0])
+    assert lines[1] == f"load it in lm-eval with --model hf --model_args pretrained={model},peft={out.resolve()}"
+    # stderr holds the frames of the training bar and of the held-out generations' bar, nothing else.
+    frames = [frame.strip() for frame in re.split(r"[\r\n]", stderr) if frame.strip()]
+    assert frames and all(frame.startswith(("fine-tuning", "held-out")) for frame in frames), frames
+    assert re.search(r"fine-tuning, epoch 2/2: 100%.* 8/8 .*loss=\d+\.\d{4}\]", stderr)
+    assert read_summary(out)["complete"]
+
+
+def test_refusals_come_before_torch_is_imported(tmp_path, models, data):
+    import subprocess
+    import sys
+
+    occupied = tmp_path / "occupied"
+    occupied.mkdir()
+    (occupied / "notes.txt").write_text("mine")
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    missing = tmp_path / "missing.jsonl"
+    cases = [
+        (["--model", str(tmp_path / "no-model")], f"model {tmp_path / 'no-model'} does not exist (a local model is a directory saved by save_pretrained)"),
+        (["--data-files", str(missing)], f"training data file {missing} of mem_xsum does not exist"),
+        (["--eval-data-files", str(missing)], f"held-out data file {missing} of mem_xsum does not exist"),
+        (["--output", str(a_file / "out")], f"output {a_file / 'out'} cannot be created: {a_file} is a file"),
+        (["--output", str(occupied)], f"{occupied} is not empty and holds no memtasks run: choose a new output directory or pass --overwrite"),
+    ]
+    # Later options take the place of the earlier ones of the same name.
+    argvs = [_cli_argv(models, data, tmp_path / "out", *change) for change, _ in cases]
+    code = (
+        "import contextlib, io, json, sys\nfrom memtasks.cli import main\nanswers = []\n"
+        f"for argv in {argvs!r}:\n"
+        "    err = io.StringIO()\n"
+        "    with contextlib.redirect_stderr(err):\n"
+        "        answers.append([main(argv), err.getvalue()])\n"
+        "heavy = [m for m in ('torch', 'transformers', 'datasets', 'lm_eval') if m in sys.modules]\n"
+        "print(json.dumps([answers, heavy]))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    answers, heavy = json.loads(done.stdout.splitlines()[-1])
+    assert answers == [[2, f"memtasks finetune: error: {message}\n"] for _, message in cases]
+    assert heavy == []
+    assert not (tmp_path / "out").exists() and [p.name for p in occupied.iterdir()] == ["notes.txt"]
+
+
+def test_a_misspelled_task_is_refused_with_the_nearest_task(tmp_path, models, data):
+    with pytest.raises(FinetuneError, match=r"^unknown task 'mem_xsun'; did you mean mem_xsum\?$"):
+        finetune(_config(models, data, tasks=("mem_xsun",), data_files={}, eval_data_files={}), tmp_path / "out", RUNTIME)
+    # A group is not suggested: it cannot be fine-tuned on.
+    with pytest.raises(ValueError, match=r"^unknown task 'mem_papr' \(memorization tasks: "):
+        finetune(_config(models, data, tasks=("mem_papr",), data_files={}, eval_data_files={}), tmp_path / "out", RUNTIME)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+        MemoryError(),
+        RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: you tried to allocate 4096 bytes"),
+    ],
+    ids=["cuda", "python", "torch-cpu"],
+)
+def test_running_out_of_memory_while_training_is_one_line_with_what_to_change(tmp_path, models, data, capsys, monkeypatch, error):
+    from memtasks.cli import main
+
+    original = transformers.Trainer.training_step
+    calls = {"n": 0}
+
+    def out_of_memory_at_step_three(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise error
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(transformers.Trainer, "training_step", out_of_memory_at_step_three)
+    out = tmp_path / "out"
+    assert main(_cli_argv(models, data, out, "--json")) == 2
+    stdout, stderr = capsys.readouterr()
+    assert stdout == ""
+    assert stderr.splitlines() == [
+        f"memtasks finetune: error: out of memory while training {models['decoder']} with batches of 4: "
+        "start again with --overwrite and --batch-size 2 --grad-accum 2 (the same effective batch) or --method lora"
+    ]
+    summary = read_summary(out)
+    assert not summary["complete"] and summary["stopped"] == {"reason": "out of memory", "stage": "training", "resume_from_step": 2}
+
+
+def test_running_out_of_memory_in_the_held_out_generations_keeps_the_trained_model(tmp_path, models, data, capsys, monkeypatch):
+    from memtasks.cli import main
+    from memtasks.finetune import train
+
+    generate = train.generate
+
+    def out_of_memory_at_batches_of_more_than_two(model, tokenizer, encoder_decoder, sources, config, runtime):
+        if runtime.eval_batch_size > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return generate(model, tokenizer, encoder_decoder, sources, config, runtime)
+
+    monkeypatch.setattr(train, "generate", out_of_memory_at_batches_of_more_than_two)
+    out = tmp_path / "out"
+    assert main(_cli_argv(models, data, out, "--json", "--eval-batch-size", "4")) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"memtasks finetune: error: out of memory while generating held-out outputs of the fine-tuned {models['decoder']} "
+        "in batches of 4: run the same command with --eval-batch-size 2 (the trained model is kept)"
+    ]
+    assert read_summary(out)["stopped"] == {"reason": "out of memory", "stage": "held-out generation", "resume_from_step": 8}
+
+    # As the advice says: the run resumes after its last step, trains nothing more and measures its quality.
+    assert main(_cli_argv(models, data, out, "--json", "--eval-batch-size", "2")) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["complete"] and summary["resumed_from_step"] == 8 and summary["loss_steps"] == [1, 8]
+    assert summary["quality"]["mem_xsum"]["examples"] == 4
+    assert not (out / "checkpoints").exists()
+
+
+def test_ctrl_c_stops_fine_tuning_and_leaves_its_folder_marked_unfinished(tmp_path, models, data):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    argv = _cli_argv(models, data, out, "--epochs", "1000")
+    script = Path(sys.executable).parent / "memtasks"
+    process = subprocess.Popen([str(script), *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 120
+        while not list((out / "checkpoints").glob("checkpoint-*/trainer_state.json")):
+            assert process.poll() is None and time.monotonic() < deadline, process.stderr.read() if process.poll() is not None else "no checkpoint in 120 s"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        # 1000 epochs take minutes: an interrupt that is not honoured at once ends in a timeout here.
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 130 and stdout == "" and "Traceback" not in stderr
+    summary = read_summary(out)
+    assert summary["complete"] is False and summary["stopped"]["reason"] == "interrupted"
+    assert summary["stopped"]["stage"] == "training" and summary["stopped"]["resume_from_step"] >= 2
+    assert stderr.splitlines()[-1] == (
+        f"memtasks finetune: interrupted: {out} holds an unfinished run (complete: false); "
+        f"the same command resumes it from step {summary['stopped']['resume_from_step']}"
+    )

@@ -51,7 +51,12 @@ class TrainingProgress(TrainerCallback):
             self.bar.set_postfix(loss=f"{sum(self.losses) / len(self.losses):.4f}")
 
     def on_train_end(self, args, state, control, **kwargs):
-        self.bar.close()
+        self.close()
+
+    def close(self) -> None:
+        """End the bar's line; also for a run stopped by an exception, which the Trainer tells no callback."""
+        if self.bar is not None:
+            self.bar.close()
 
 
 class EpochCheckpoints(TrainerCallback):

@@ -62,7 +62,8 @@ __all__ = [
     "read_summary",
 ]
 
-TRAINING, SAVING, GENERATING = "training", "saving the model", "generating held-out outputs"
+# The stages a run can be stopped in, as its summary's "stopped" entry names them.
+TRAINING, SAVING, GENERATING = "training", "saving", "held-out generation"
 
 
 def finetune(config: FinetuneConfig, output_dir: str | Path, runtime: Runtime = Runtime(), overwrite: bool = False) -> dict:
@@ -138,7 +139,7 @@ def finetune(config: FinetuneConfig, output_dir: str | Path, runtime: Runtime = 
             if not _out_of_memory(error):
                 raise
             write_summary(out, {**summary, "stopped": _stopped("out of memory", stage, out)})
-            raise MemoryError(_out_of_memory_message(config, runtime, stage, features)) from None
+            raise MemoryError(_out_of_memory_message(config, runtime, stage, out)) from None
 
     summary.update(_model_args(out, config))
     summary["epochs"] = config.epochs
@@ -177,10 +178,23 @@ def _stopped(reason: str, stage: str, out: Path) -> dict:
     return {"reason": reason, "stage": stage, "resume_from_step": _checkpoint_step(out)}
 
 
+def _checkpoints(out: Path) -> dict[int, Path]:
+    """The complete checkpoints in ``out`` by step.
+
+    The Trainer writes a checkpoint's ``trainer_state.json`` last: a folder without it
+    was interrupted while being written, and cannot be resumed from.
+    """
+    found = {}
+    for path in (out / CHECKPOINTS).glob("checkpoint-*"):
+        step = path.name.removeprefix("checkpoint-")
+        if step.isdigit() and (path / "trainer_state.json").is_file():
+            found[int(step)] = path
+    return found
+
+
 def _checkpoint_step(out: Path) -> int | None:
-    """The step of the last checkpoint in ``out``: where running the same command again starts from."""
-    steps = [int(p.name.rsplit("-", 1)[1]) for p in (out / CHECKPOINTS).glob("checkpoint-*") if p.name.rsplit("-", 1)[1].isdigit()]
-    return max(steps, default=None)
+    """The step of the last complete checkpoint in ``out``: where running the same command again starts from."""
+    return max(_checkpoints(out), default=None)
 
 
 def _out_of_memory(error: Exception) -> bool:
@@ -193,13 +207,15 @@ def _out_of_memory(error: Exception) -> bool:
     )
 
 
-def _out_of_memory_message(config: FinetuneConfig, runtime: Runtime, stage: str, features: list[dict[str, list[int]]]) -> str:
+def _out_of_memory_message(config: FinetuneConfig, runtime: Runtime, stage: str, out: Path) -> str:
+    """One line: where memory ran out, and what to change."""
+    if stage == SAVING:
+        return f"out of memory while saving the fine-tuned model into {out}: free some memory and run the same command again (the trained model is kept)"
     if stage == GENERATING:
-        what = f"out of memory while {stage} of {config.model} in batches of {runtime.eval_batch_size}"
-    else:
-        longest = max((len(f["input_ids"]) + len(f["labels"]) for f in features), default=0)
-        what = f"out of memory while {stage} for {config.model} with batches of {config.batch_size} examples of up to {longest} tokens"
-    return f"{what}: {out_of_memory_advice(config, runtime, 'generation' if stage == GENERATING else 'training')}"
+        what = f"out of memory while generating held-out outputs of the fine-tuned {config.model} in batches of {runtime.eval_batch_size}"
+        return f"{what}: {out_of_memory_advice(config, runtime, 'generation')}"
+    what = f"out of memory while training {config.model} with batches of {config.batch_size}"
+    return f"{what}: {out_of_memory_advice(config, runtime, 'training')}"
 
 
 @contextlib.contextmanager
@@ -338,7 +354,6 @@ def _train(
     summary: dict,
 ) -> dict:
     from transformers import DataCollatorForSeq2Seq, PrinterCallback, Trainer, TrainingArguments
-    from transformers.trainer_utils import get_last_checkpoint
 
     from memtasks.finetune.callbacks import EpochCheckpoints, TrainingProgress
 
@@ -366,7 +381,8 @@ def _train(
         dataloader_num_workers=0,
         **precision,
     )
-    callbacks = [TrainingProgress(config.epochs, runtime.progress)]
+    progress = TrainingProgress(config.epochs, runtime.progress)
+    callbacks = [progress]
     if config.save_epochs:
         callbacks.append(EpochCheckpoints(out, tokenizer, lambda folder, epoch: {**summary, **_model_args(folder, config), "epochs": epoch, "complete": True}))
     trainer = Trainer(
@@ -379,15 +395,19 @@ def _train(
     )
     # With disable_tqdm the Trainer prints every log instead of drawing a bar: TrainingProgress does both jobs.
     trainer.remove_callback(PrinterCallback)
-    resume = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
-    trainer.train(resume_from_checkpoint=resume)
+    step = _checkpoint_step(out)
+    resume = str(checkpoints / f"checkpoint-{step}") if step is not None else None
+    try:
+        trainer.train(resume_from_checkpoint=resume)
+    finally:
+        progress.close()
     steps_per_epoch = trainer.state.max_steps // config.epochs
     return {
         "model": trainer.model,
         **step_losses(trainer.state.log_history, steps_per_epoch),
         "steps": trainer.state.global_step,
         "examples_seen": len(features) * config.epochs,
-        "resumed_from_step": int(Path(resume).name.rsplit("-", 1)[1]) if resume else None,
+        "resumed_from_step": step,
     }
 
 
