@@ -26,7 +26,6 @@ import inspect
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -365,8 +364,8 @@ def _settings_of(item: ProbeResult) -> tuple[ProbeSource, ScoringSettings]:
     return ProbeSource(**data["source"]), ScoringSettings(**data["scoring"])
 
 
-@lru_cache(maxsize=2)
 def _classifier(model: str):
+    # Loaded once per task run (the rates are computed once), and let go with it.
     from memtasks.paraphrase import ParaphraseClassifier
 
     return ParaphraseClassifier(model)
