@@ -230,6 +230,8 @@ def load_probes(**metadata):
     _check_scoring(settings, drawn.source)
     probes = drawn.members.probes + drawn.nonmembers.probes
     count = len(probes)
+    # lm-eval hands an aggregation only the per-document records, so the task's settings travel
+    # in each row (one string, the same for all), and search_corpus: split is redrawn from them.
     scoring = json.dumps({"source": _jsonable(spec), "scoring": _jsonable(settings)}, sort_keys=True)
     rows = {
         "id": [p.id for p in probes],
