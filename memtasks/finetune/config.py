@@ -8,11 +8,12 @@ before torch or transformers are imported (they take seconds to load).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from memtasks.outputs import check_writable, write_atomic
 
 SUMMARY_FILE = "memtasks_finetune.json"
 CHECKPOINTS = "checkpoints"
@@ -114,18 +115,7 @@ def validate(config: FinetuneConfig, runtime: Runtime, output_dir: str | Path) -
             for path in [paths] if isinstance(paths, str) else paths:
                 if not Path(path).is_file():
                     raise FinetuneError(f"{kind} data file {path} of {task} does not exist")
-    _check_writable(Path(output_dir))
-
-
-def _check_writable(out: Path) -> None:
-    """Refuse an output folder that could not be created or written, before anything is trained."""
-    if out.exists() and not out.is_dir():
-        raise FinetuneError(f"output {out} is a file, not a folder")
-    existing = next(folder for folder in (out, *out.absolute().parents) if folder.exists())
-    if not existing.is_dir():
-        raise FinetuneError(f"output {out} cannot be created: {existing} is a file")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise FinetuneError(f"output {out} cannot be written: no write permission in {existing}")
+    check_writable(output_dir)
 
 
 def looks_like_path(model: str) -> bool:
@@ -183,6 +173,4 @@ def read_summary(model_dir: str | Path) -> dict | None:
 def write_summary(out: Path, summary: dict) -> None:
     """Write ``summary`` into ``out`` whole or not at all: an interrupt leaves the previous one."""
     out.mkdir(parents=True, exist_ok=True)
-    temporary = out / (SUMMARY_FILE + ".tmp")
-    temporary.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    temporary.replace(out / SUMMARY_FILE)
+    write_atomic(out / SUMMARY_FILE, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
