@@ -94,7 +94,7 @@ def summary_line(output: Path, summary: dict) -> str:
     resumed = summary.get("resumed_from_step")
     parts = [
         f"{output}: {summary['method']} fine-tuning of {summary['base_model']} on {', '.join(summary['tasks'])}",
-        f"{summary.get('epochs', 0)} epochs ({steps} steps{f', resumed at step {resumed}' if resumed else ''}, "
+        f"{_count(summary.get('epochs', 0), 'epoch')} ({_count(steps, 'step')}{f', resumed at step {resumed}' if resumed else ''}, "
         f"{summary.get('examples_seen', 0)} examples) in {summary.get('seconds', 0):.0f} s",
     ]
     losses = summary.get("epoch_losses") or []
@@ -104,6 +104,10 @@ def summary_line(output: Path, summary: dict) -> str:
         shown = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in scores.items())
         parts.append(f"held-out {task}: {shown}")
     return "; ".join(parts)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def interrupted(output: Path, overwrite: bool) -> str:
