@@ -175,12 +175,14 @@ def build_tiny_model(
             dropout_rate=0.0,
             pad_token_id=pad_id,
             eos_token_id=eos_id,
+            # The tokenizer names a bos token: without it here, the Trainer warns that the tokenizer's tokens are new.
+            bos_token_id=bos_id,
             decoder_start_token_id=pad_id,
         )
         torch.manual_seed(seed)
         model = T5ForConditionalGeneration(config)
         generation = GenerationConfig(
-            eos_token_id=eos_id, pad_token_id=pad_id, decoder_start_token_id=pad_id
+            bos_token_id=bos_id, eos_token_id=eos_id, pad_token_id=pad_id, decoder_start_token_id=pad_id
         )
     else:
         raise ValueError(f"kind must be 'decoder' or 'seq2seq', not {kind!r}")
