@@ -244,3 +244,12 @@ def test_a_missing_or_empty_data_file_is_refused_before_any_model_loads(tmp_path
 def test_lm_evals_validate_command_sees_memtasks_tasks(capsys):
     assert run_lm_eval(["validate", "--tasks", "mem_xsum,mem_imdb_prefix10"]) == 0
     assert "All tasks found and valid" in capsys.readouterr().out
+
+
+def test_a_model_whose_fine_tuning_did_not_finish_is_refused(corpus, tmp_path):
+    _, data_file, _, _ = corpus
+    model = tmp_path / "half-trained"
+    model.mkdir()
+    (model / "memtasks_finetune.json").write_text(json.dumps({"complete": False, "stopped": {"reason": "interrupted"}}))
+    with pytest.raises(LaunchError, match="unfinished fine-tuning run"):
+        run_lm_eval(_arguments(model, data_file))

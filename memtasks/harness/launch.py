@@ -159,6 +159,7 @@ def run_lm_eval(arguments: Sequence[str], redact: bool = False, verbose: bool = 
         )
     if ours:
         check_data_files(settings.get("metadata"))
+        check_finished_model(settings.get("model_args"))
     namespace.include_path = paths
     if getattr(namespace, "model", None) is None and "model" not in settings:
         namespace.model = MODEL_NAME
@@ -184,6 +185,21 @@ def check_data_files(metadata: Any) -> None:
                 count_records(file)
             except ValueError as error:
                 raise LaunchError(f"--metadata {key}: {error}") from None
+
+
+def check_finished_model(model_args: Any) -> None:
+    """Refuse a model folder whose fine-tuning stopped before it finished: its rates would be a half-trained model's."""
+    from memtasks.finetune.config import read_summary
+
+    pretrained = model_args.get("pretrained") if isinstance(model_args, dict) else None
+    if not pretrained or not Path(str(pretrained)).is_dir():
+        return
+    summary = read_summary(str(pretrained))
+    if summary is not None and summary.get("complete") is False:
+        raise LaunchError(
+            f"model {pretrained} holds an unfinished fine-tuning run (complete: false): "
+            "the memtasks finetune command that made it resumes it"
+        )
 
 
 def _list_or_validate(arguments: Sequence[str]) -> int:
