@@ -31,7 +31,9 @@ class HelpFormatter(argparse.HelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         default = action.default
-        shown = default not in (None, False, argparse.SUPPRESS) and default != []
+        # A flag's default is "not given"; store_false's True would read as if the flag were on.
+        is_flag = isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction))
+        shown = not is_flag and default not in (None, False, argparse.SUPPRESS) and default != []
         if shown and action.option_strings and "%(default)" not in text:
             text += " (default: %(default)s)"
         return text
