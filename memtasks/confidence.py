@@ -48,6 +48,7 @@ from importlib import resources
 from pathlib import Path
 
 from memtasks.detection import Alignment, Detection, sentence_spans, word_spans
+from memtasks.detection.stemming import stem
 from memtasks.detection.text import MIN_TOKEN_CHARS, english_stopwords
 from memtasks.outcomes import HIGH, LOW
 
@@ -59,12 +60,7 @@ Case = tuple[str, str, Alignment]
 _APOSTROPHE = re.compile("['’]")
 
 
-@lru_cache(maxsize=1)
-def _stem():
-    # Imported on first use, as the detector does: importing nltk takes seconds.
-    from nltk.stem import SnowballStemmer
-
-    return lru_cache(maxsize=65536)(SnowballStemmer("english").stem)
+_stem = lru_cache(maxsize=65536)(stem)
 
 
 def content_words(text: str) -> set[str]:
@@ -72,12 +68,12 @@ def content_words(text: str) -> set[str]:
     with a letter or digit and are not stop words, Snowball-stemmed; and the
     non-ASCII tokens of 1 or 2 characters that start with a letter, which is how
     the tokenizer gives each letter of Han, kana, Thai, ... (unstemmed)."""
-    stopwords, stem = english_stopwords(), _stem()
+    stopwords = english_stopwords()
     out = set()
     for a, b in word_spans(text):
         word = text[a:b].lower()
         if len(word) >= MIN_TOKEN_CHARS and word[0].isalnum() and word not in stopwords:
-            out.add(stem(word))
+            out.add(_stem(word))
         elif not word.isascii() and word[0].isalpha():
             out.add(word)
     return out

@@ -21,6 +21,7 @@ from importlib import resources
 import numpy as np
 
 from memtasks.detection.kernels import WORD_END, WORD_START, index_document
+from memtasks.detection.stemming import stem
 
 MIN_TOKEN_CHARS = 3
 MIN_SENTENCE_TOKENS = 3
@@ -154,13 +155,12 @@ def word_spans(text: str) -> list[tuple[int, int]]:
 
 
 def _stemmer(name: str):
-    # Imported here: importing nltk takes seconds, which commands that never
-    # stem (``memtasks --help``, ``pan-eval`` errors) should not pay.
-    from nltk.stem import PorterStemmer, SnowballStemmer
-
     if name == "snowball":
-        return SnowballStemmer("english").stem
+        return stem
     if name == "porter":
+        # Imported here: importing nltk takes seconds, which only this option pays.
+        from nltk.stem import PorterStemmer
+
         return PorterStemmer().stem
     raise ValueError(f"unknown stemmer {name!r}: use 'snowball' or 'porter'")
 
