@@ -42,12 +42,16 @@ def decoder(corpus):
     return build_tiny_model("decoder", tokenizer, root / "gpt2")
 
 
-def _arguments(model_dir, data_file, *extra, model=MODEL_NAME):
+def _arguments(model_dir, data_file, *extra, model=MODEL_NAME, **metadata):
+    metadata = {"data_files": str(data_file), "n_probes": 8, **metadata}
     return [
         "--model", model, "--model_args", f"pretrained={model_dir},dtype=float32", "--tasks", "mem_xsum",
-        "--device", "cpu", "--batch_size", "8", "--metadata", json.dumps({"data_files": str(data_file), "n_probes": 8}),
-        *extra,
+        "--device", "cpu", "--batch_size", "8", "--metadata", json.dumps(metadata), *extra,
     ]
+
+
+def _not_json(constant: str):
+    raise AssertionError(f"{constant} is not JSON")
 
 
 def _generations(samples: Path) -> dict[str, str]:
@@ -58,10 +62,13 @@ def _generations(samples: Path) -> dict[str, str]:
 def test_memtasks_eval_and_lm_evals_simple_evaluate_generate_the_same(corpus, seq2seq):
     root, data_file, _, _ = corpus
     out = root / "memtasks-eval"
-    assert run_lm_eval(_arguments(seq2seq, data_file, "--output_path", str(out), "--log_samples")) == 0
+    # Without non-members their rates are unscored: null, where NaN would not be JSON.
+    assert run_lm_eval(_arguments(seq2seq, data_file, "--output_path", str(out), "--log_samples", nonmember_probes=0)) == 0
     ours = _generations(next(out.rglob("samples_mem_xsum_*.jsonl")))
-    results = json.loads(next(out.rglob("results_*.json")).read_text())
+    # Strict JSON: no NaN or Infinity anywhere in the results file.
+    results = json.loads(next(out.rglob("results_*.json")).read_text(), parse_constant=_not_json)
     assert results["config"]["model"] == MODEL_NAME
+    assert results["results"]["mem_xsum"]["nonmember_mem_rate,none"] is None
 
     # The same task under lm-eval's own API, with the registered class and memtasks' folder as include path.
     script = f"""
@@ -70,7 +77,7 @@ import memtasks.harness.model
 from lm_eval import simple_evaluate
 from lm_eval.tasks import TaskManager
 manager = TaskManager(include_path={str(task_configs_dir())!r}, include_defaults=False,
-                      metadata={{"data_files": {str(data_file)!r}, "n_probes": 8}})
+                      metadata={{"data_files": {str(data_file)!r}, "n_probes": 8, "nonmember_probes": 0}})
 results = simple_evaluate(model="memtasks-hf", model_args="pretrained={seq2seq},dtype=float32", tasks=["mem_xsum"],
                           device="cpu", batch_size=8, task_manager=manager, log_samples=True)
 json.dump({{s["doc"]["id"]: s["resps"][0][0] for s in results["samples"]["mem_xsum"]}}, sys.stdout)
