@@ -185,7 +185,7 @@ def compile_kernels(detector: Detector, retrieval: RetrievalSettings | None = No
     """Compile, or load from numba's cache, the kernels a scoring run uses, on a two-text example,
     so that progress bars measure the work alone; says so on stderr when that takes long."""
     with _notice_if_slow(COMPILE_NOTICE):
-        detector.align("A first sentence here. A second one.", "A first sentence here. Another one.")
+        detector.warm_up()
         if (retrieval or RetrievalSettings()).backend == "embedded":
             from memtasks.retrieval import BM25Index
 
@@ -213,24 +213,33 @@ def classify_probes(
     corpus = _corpus(probes, corpus)
     settings = retrieval or RetrievalSettings()
     compile_kernels(detector, settings)
+    generations = [p.generation for p in probes]
     started = time.perf_counter()
-    with settings.open() as index:
-        index.add(range(len(corpus)), [text for _, text in corpus], progress=progress)
-        candidates = index.top_k([p.generation for p in probes], k=k, workers=workers, progress=progress)
-    retrieval_seconds = time.perf_counter() - started
-    if len(candidates) != len(probes):
-        # No rate from a partial answer: every probe must have its candidates.
-        raise RuntimeError(f"the {settings.backend} index answered {len(candidates)} candidate lists for {len(probes)} queries")
-
-    # Only retrieved training texts go to the detector, each once.
-    used = sorted({c for found in candidates for c in found})
+    with detector.preprocessor(workers, expected_texts=2 * len(probes)) as preprocessor:
+        # The detector's workers preprocess the generations while the index is
+        # built and searched, on whatever core retrieval leaves idle (without
+        # workers, that is done here and now).
+        pending_generations = preprocessor.submit(generations)
+        detection_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        with settings.open() as index:
+            index.add(range(len(corpus)), [text for _, text in corpus], progress=progress)
+            candidates = index.top_k(generations, k=k, workers=workers, progress=progress)
+        retrieval_seconds = time.perf_counter() - started
+        if len(candidates) != len(probes):
+            # No rate from a partial answer: every probe must have its candidates.
+            raise RuntimeError(
+                f"the {settings.backend} index answered {len(candidates)} candidate lists for {len(probes)} queries"
+            )
+        started = time.perf_counter()
+        # Only retrieved training texts go to the detector, each once.
+        used = sorted({c for found in candidates for c in found})
+        suffixes = [corpus[c][1] for c in used]
+        batches = preprocessor.collect([preprocessor.submit(suffixes), pending_generations], progress)
     slot = {c: i for i, c in enumerate(used)}
-    n = len(used)
-    texts = [corpus[c][1] for c in used] + [p.generation for p in probes]
-    pairs = [(slot[c], n + i) for i, found in enumerate(candidates) for c in found]
-    started = time.perf_counter()
-    alignments = iter(detector.align_pairs(texts, pairs, workers=workers, progress=progress))
-    detection_seconds = time.perf_counter() - started
+    pairs = [(slot[c], len(used) + i) for i, found in enumerate(candidates) for c in found]
+    alignments = iter(detector.align_batches(suffixes + generations, batches, pairs, workers=workers, progress=progress))
+    detection_seconds += time.perf_counter() - started
 
     outcomes = []
     for probe, found in zip(probes, candidates, strict=True):

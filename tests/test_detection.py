@@ -9,8 +9,10 @@ The hand-made examples follow the spirit of Zeng et al. 2024, Tables 3 and 4
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
+import signal
 from pathlib import Path
 
 import pytest
@@ -532,3 +534,21 @@ def test_scoring_does_not_import_nltk():
         "content_words('Words being stemmed.'); print('nltk' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def _killed(*args):
+    """A worker task that dies as the system's out-of-memory killer ends a process."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@pytest.mark.parametrize("task", ["_preprocess_texts", "_align_chunk"])
+def test_a_killed_worker_stops_the_run_with_what_to_do(detector, monkeypatch, task):
+    # More than the work that runs without workers, in both steps.
+    texts = [f"Text number {i} has a few words. It has two sentences, about topic {i % 7}." for i in range(1200)]
+    pairs = [(i, (i + 1) % len(texts)) for i in range(len(texts))]
+    monkeypatch.setattr(detector_module, task, _killed)
+    with pytest.raises(detector_module.WorkerKilledError, match=r"worker process was killed.*fewer --workers"):
+        detector.align_pairs(texts, pairs, workers=2)
+    monkeypatch.undo()
+    # The next run starts new workers and completes.
+    assert len(detector.align_pairs(texts, pairs, workers=2)) == len(pairs)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -345,3 +347,23 @@ def test_a_slow_first_compilation_is_explained_and_a_fast_load_is_silent(capsys)
     with _notice_if_slow("compiling (first run only)", after=5.0):
         pass
     assert capsys.readouterr().err == ""
+
+
+def _killed(*args):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_killed_detection_worker_is_one_line_with_what_to_do(capsys, monkeypatch):
+    from memtasks.cli import main
+
+    import memtasks.detection.detector as detector_module
+
+    monkeypatch.setattr(detector_module, "_preprocess_texts", _killed)
+    # Workers even for the 600 texts of the example probes.
+    monkeypatch.setattr(detector_module, "_MIN_CHUNKS_FOR_WORKERS", 1)
+    code = main(["score", str(Path(__file__).parent / "data" / "example_probes.jsonl"), "--json", "--workers", "2"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("memtasks score: error: a detection worker process was killed")
+    assert "--workers" in err and "smaller input" in err

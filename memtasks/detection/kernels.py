@@ -379,3 +379,38 @@ def pair_evidence(susp, src, words_s, ngrams_s, words_g, ngrams_g, th1, th2, min
     pairs."""
     copies = common_runs(words_s, ngrams_s, 0, words_s.shape[0], words_g, ngrams_g, 0, words_g.shape[0], minlen)
     return pair_similarities(susp, src, th1, th2), copies
+
+
+@njit(cache=True, nogil=True)
+def pairs_with_evidence(fields, offsets, pairs, th1, th2, minlen):  # pragma: no cover - compiled
+    """Which pairs of a set of documents have a seed or a whole-text copy, in one call.
+
+    ``fields`` are the documents' ``arrays`` followed by their ``words`` and
+    ``ngrams``, each concatenated over all documents; ``offsets[f][d]`` is
+    where document ``d`` starts in ``fields[f]``. A pair without either has no
+    alignment (see ``align_documents``), which is most pairs: they are settled
+    here with no call per pair from Python.
+    """
+    found = np.zeros(pairs.shape[0], np.bool_)
+    for p in range(pairs.shape[0]):
+        s, g = pairs[p, 0], pairs[p, 1]
+        susp = (
+            fields[0][offsets[0][s] : offsets[0][s + 1]], fields[1][offsets[1][s] : offsets[1][s + 1]],
+            fields[2][offsets[2][s] : offsets[2][s + 1]], fields[3][offsets[3][s] : offsets[3][s + 1]],
+            fields[4][offsets[4][s] : offsets[4][s + 1]], fields[5][offsets[5][s] : offsets[5][s + 1]],
+            fields[6][offsets[6][s] : offsets[6][s + 1]], fields[7][offsets[7][s] : offsets[7][s + 1]],
+        )
+        src = (
+            fields[0][offsets[0][g] : offsets[0][g + 1]], fields[1][offsets[1][g] : offsets[1][g + 1]],
+            fields[2][offsets[2][g] : offsets[2][g + 1]], fields[3][offsets[3][g] : offsets[3][g + 1]],
+            fields[4][offsets[4][g] : offsets[4][g + 1]], fields[5][offsets[5][g] : offsets[5][g + 1]],
+            fields[6][offsets[6][g] : offsets[6][g + 1]], fields[7][offsets[7][g] : offsets[7][g + 1]],
+        )
+        similarities, copies = pair_evidence(
+            susp, src,
+            fields[8][offsets[8][s] : offsets[8][s + 1]], fields[9][offsets[9][s] : offsets[9][s + 1]],
+            fields[8][offsets[8][g] : offsets[8][g + 1]], fields[9][offsets[9][g] : offsets[9][g + 1]],
+            th1, th2, minlen,
+        )
+        found[p] = similarities[0].shape[0] > 0 or copies.shape[0] > 0
+    return found

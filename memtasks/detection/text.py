@@ -371,6 +371,8 @@ def preprocess(text: str, encoder: TermEncoder) -> Document:
 
 
 _ARRAY_FIELDS = tuple(f for f in Document.__dataclass_fields__ if f != "text")
+# Document.arrays, then the words and their n-gram index.
+_KERNEL_FIELDS = ("vocab", "entry_vocab", "sf", "term_ptr", "term_entries", "counts", "rows", "sizes", "words", "ngrams")
 
 
 @dataclass(frozen=True)
@@ -394,8 +396,25 @@ class DocumentBatch:
             offsets[name] = np.concatenate(([0], np.cumsum([len(p) for p in parts]))).astype(np.int64)
         return cls(arrays, offsets)
 
+    @classmethod
+    def join(cls, batches: list[DocumentBatch]) -> DocumentBatch:
+        """One batch of the documents of ``batches``, in order."""
+        arrays, offsets = {}, {}
+        for name in _ARRAY_FIELDS:
+            arrays[name] = np.concatenate([b.arrays[name] for b in batches])
+            shifts = np.cumsum([0] + [len(b.arrays[name]) for b in batches[:-1]])
+            offsets[name] = np.concatenate(
+                [b.offsets[name][:-1] + shift for b, shift in zip(batches, shifts)] + [[len(arrays[name])]]
+            ).astype(np.int64)
+        return cls(arrays, offsets)
+
     def __len__(self) -> int:
         return len(self.offsets["starts"]) - 1
+
+    def kernel_fields(self) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+        """The fields :func:`~memtasks.detection.kernels.pairs_with_evidence` reads (each
+        document's ``arrays``, ``words`` and ``ngrams``, concatenated) and their offsets."""
+        return tuple(self.arrays[name] for name in _KERNEL_FIELDS), tuple(self.offsets[name] for name in _KERNEL_FIELDS)
 
     def document(self, index: int, text: str) -> Document:
         """The ``index``-th document of the batch, whose text is ``text``."""
