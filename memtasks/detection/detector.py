@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from memtasks.detection.align import NO_ALIGNMENT, Alignment, align_documents
 from memtasks.detection.config import DetectorConfig, get_config
 from memtasks.detection.kernels import pairs_with_evidence
-from memtasks.detection.text import Document, DocumentBatch, TermEncoder, preprocess
+from memtasks.detection.text import Document, DocumentBatch, TermEncoder, preprocess, preprocess_batch
 
 _CHUNK = 256
 # Work this small runs in the calling process: starting worker processes
@@ -40,7 +40,7 @@ def _preprocess_texts(stemmer: str, remove_stopwords: bool, texts: list[str]) ->
     encoder = _encoders.get((stemmer, remove_stopwords))
     if encoder is None:
         encoder = _encoders[stemmer, remove_stopwords] = TermEncoder(stemmer, remove_stopwords)
-    return DocumentBatch.pack([preprocess(text, encoder) for text in texts])
+    return preprocess_batch(texts, encoder)
 
 
 def _document(index: int) -> Document:
@@ -204,9 +204,11 @@ class Detector:
     def warm_up(self) -> None:
         """Compile, or load from numba's cache, every kernel that aligning pairs runs;
         done before workers are forked, so that each does not do it again."""
-        document = self.preprocess("A warm-up sentence with several words. It aligns with itself word for word.")
+        text = "A warm-up sentence with several words. It aligns with itself word for word."
+        batch = preprocess_batch([text], self._encoder)
+        document = batch.document(0, text)
         align_documents(document, document, self.config)
-        fields, offsets = DocumentBatch.pack([document]).kernel_fields()
+        fields, offsets = batch.kernel_fields()
         pairs_with_evidence(fields, offsets, np.zeros((1, 2), np.int64), self.config.th1, self.config.th2, self.config.verbatim_minlen)
 
     def preprocessor(self, workers: int = 1, expected_texts: int = 0) -> Preprocessor:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+from numba.typed import List
 
 
 @njit(cache=True, nogil=True)
@@ -414,3 +415,107 @@ def pairs_with_evidence(fields, offsets, pairs, th1, th2, minlen):  # pragma: no
         )
         found[p] = similarities[0].shape[0] > 0 or copies.shape[0] > 0
     return found
+
+
+@njit(cache=True, nogil=True)
+def _joined(parts):  # pragma: no cover - compiled
+    """The 1-D arrays of the typed list ``parts`` end to end, and where each starts (and the end)."""
+    offsets = np.zeros(len(parts) + 1, np.int64)
+    for i in range(len(parts)):
+        offsets[i + 1] = offsets[i] + parts[i].shape[0]
+    out = np.empty(offsets[-1], parts[0].dtype)
+    for i in range(len(parts)):
+        out[offsets[i] : offsets[i + 1]] = parts[i]
+    return out, offsets
+
+
+@njit(cache=True, nogil=True)
+def _joined_words(parts):  # pragma: no cover - compiled
+    """:func:`_joined` for word arrays (a row per word)."""
+    offsets = np.zeros(len(parts) + 1, np.int64)
+    for i in range(len(parts)):
+        offsets[i + 1] = offsets[i] + parts[i].shape[0]
+    out = np.empty((offsets[-1], 3), np.int32)
+    for i in range(len(parts)):
+        out[offsets[i] : offsets[i + 1]] = parts[i]
+    return out, offsets
+
+
+@njit(cache=True, nogil=True)
+def index_batch(rows, term_table, word_table, part_lengths, part_ptr, sentence_starts, sentence_ends, sentence_ptr, min_terms):  # pragma: no cover - compiled
+    """:func:`index_document` for many texts in one call, their arrays concatenated.
+
+    Text ``d`` has the tokens ``rows[t0:t1]`` (``t0`` counted from ``part_ptr``:
+    a text's parts are gap, token, gap, ..., token, gap, so ``(parts - 1) / 2``
+    tokens), the parts' lengths ``part_lengths[part_ptr[d]:part_ptr[d + 1]]``
+    and the sentence spans ``sentence_starts/ends[sentence_ptr[d]:sentence_ptr[d + 1]]``.
+    Returns the fields of :class:`~memtasks.detection.text.Document` but the
+    text (starts, ends, terms, counts, ptr, rows, sizes, vocab, entry_vocab,
+    sf, term_ptr, term_entries, words, ngrams), each concatenated over the
+    texts, then the offsets of each text in each of them.
+    """
+    starts_l = List()
+    ends_l = List()
+    terms_l = List()
+    counts_l = List()
+    ptr_l = List()
+    rows_l = List()
+    sizes_l = List()
+    vocab_l = List()
+    entry_vocab_l = List()
+    sf_l = List()
+    term_ptr_l = List()
+    term_entries_l = List()
+    words_l = List()
+    ngrams_l = List()
+    first_token = 0
+    for d in range(part_ptr.size - 1):
+        lengths = part_lengths[part_ptr[d] : part_ptr[d + 1]]
+        n_tokens = (lengths.size - 1) // 2
+        offsets = np.cumsum(lengths)
+        bounds_start = sentence_starts[sentence_ptr[d] : sentence_ptr[d + 1]]
+        bounds_end = sentence_ends[sentence_ptr[d] : sentence_ptr[d + 1]]
+        sentences, words, ngrams = index_document(
+            rows[first_token : first_token + n_tokens], term_table, word_table, offsets, bounds_start, min_terms
+        )
+        first_token += n_tokens
+        (first, last, entry_rows, terms, counts, ptr, sizes, vocab, entry_vocab, sf, term_ptr, term_entries) = sentences
+        starts = np.empty(first.size, np.int64)
+        ends = np.empty(last.size, np.int64)
+        for k in range(first.size):
+            starts[k] = bounds_start[first[k]]
+            ends[k] = bounds_end[last[k]]
+        starts_l.append(starts)
+        ends_l.append(ends)
+        terms_l.append(terms)
+        counts_l.append(counts)
+        ptr_l.append(ptr)
+        rows_l.append(entry_rows)
+        sizes_l.append(sizes)
+        vocab_l.append(vocab)
+        entry_vocab_l.append(entry_vocab)
+        sf_l.append(sf)
+        term_ptr_l.append(term_ptr)
+        term_entries_l.append(term_entries)
+        words_l.append(words)
+        ngrams_l.append(ngrams)
+    starts, o_starts = _joined(starts_l)
+    ends, o_ends = _joined(ends_l)
+    terms, o_terms = _joined(terms_l)
+    counts, o_counts = _joined(counts_l)
+    ptr, o_ptr = _joined(ptr_l)
+    entry_rows, o_rows = _joined(rows_l)
+    sizes, o_sizes = _joined(sizes_l)
+    vocab, o_vocab = _joined(vocab_l)
+    entry_vocab, o_entry_vocab = _joined(entry_vocab_l)
+    sf, o_sf = _joined(sf_l)
+    term_ptr, o_term_ptr = _joined(term_ptr_l)
+    term_entries, o_term_entries = _joined(term_entries_l)
+    words, o_words = _joined_words(words_l)
+    ngrams, o_ngrams = _joined(ngrams_l)
+    fields = (starts, ends, terms, counts, ptr, entry_rows, sizes, vocab, entry_vocab, sf, term_ptr, term_entries, words, ngrams)
+    offsets = (
+        o_starts, o_ends, o_terms, o_counts, o_ptr, o_rows, o_sizes, o_vocab, o_entry_vocab, o_sf, o_term_ptr,
+        o_term_entries, o_words, o_ngrams,
+    )
+    return fields, offsets

@@ -17,6 +17,8 @@ word, so "R1 ends with S" is ``r1 >= len(S)`` once the word ends with S.
 
 from __future__ import annotations
 
+import re
+
 _VOWELS = frozenset("aeiouy")
 _DOUBLES = ("bb", "dd", "ff", "gg", "mm", "nn", "pp", "rr", "tt")
 _LI_ENDINGS = frozenset("cdeghkmnrt")
@@ -36,7 +38,8 @@ _EXCEPTIONS = {
 }
 
 # Prefixes whose R1 starts right after them, whatever their letters.
-_R1_PREFIXES = (("gener", 5), ("arsen", 5), ("commun", 6))
+_R1_PREFIXES = ("gener", "arsen", "commun")
+_VOWEL_THEN_OTHER = re.compile("[aeiouy][^aeiouy]")
 
 # Steps 2 and 3: suffix -> what replaces it, tried longest first.
 #   int n: the last n letters go (the regions shrink with the word);
@@ -65,9 +68,12 @@ class _Endings:
     def __init__(self, endings):
         self._endings = frozenset(endings)
         self._lengths = sorted({len(e) for e in self._endings}, reverse=True)
+        self._last_letters = frozenset(e[-1] for e in self._endings)
 
     def longest(self, text: str) -> str | None:
         """The longest suffix that ``text`` ends with, or None."""
+        if text[-1:] not in self._last_letters:
+            return None
         for n in self._lengths:
             if text[-n:] in self._endings:
                 return text[-n:]
@@ -86,21 +92,15 @@ _STEP4 = _Endings((
 
 def _regions(word: str) -> tuple[int, int]:
     """Lengths of R1 and R2: R1 follows the first non-vowel after a vowel, R2 the next such place in R1."""
-    start1 = len(word)
-    for prefix, length in _R1_PREFIXES:
+    for prefix in _R1_PREFIXES:
         if word.startswith(prefix):
-            start1 = length
+            start1 = len(prefix)
             break
     else:
-        for i in range(1, len(word)):
-            if word[i] not in _VOWELS and word[i - 1] in _VOWELS:
-                start1 = i + 1
-                break
-    start2 = len(word)
-    for i in range(start1 + 1, len(word)):
-        if word[i] not in _VOWELS and word[i - 1] in _VOWELS:
-            start2 = i + 1
-            break
+        found = _VOWEL_THEN_OTHER.search(word)
+        start1 = found.end() if found else len(word)
+    found = _VOWEL_THEN_OTHER.search(word, start1)
+    start2 = found.end() if found else len(word)
     return len(word) - start1, len(word) - start2
 
 
@@ -254,17 +254,20 @@ def stem(word: str) -> str:
         return word
     if word in _EXCEPTIONS:
         return _EXCEPTIONS[word]
-    word = word.replace("\u2019", "'").replace("\u2018", "'").replace("\u201b", "'")
+    if not word.isascii():
+        word = word.replace("\u2019", "'").replace("\u2018", "'").replace("\u201b", "'")
     if word.startswith("'"):
         word = word[1:]
-    # A y that is a consonant (at the start, or after a vowel) becomes Y, which no rule takes for a vowel.
-    letters = list(word)
-    if letters and letters[0] == "y":
-        letters[0] = "Y"
-    for i in range(1, len(letters)):
-        if letters[i] == "y" and letters[i - 1] in _VOWELS:
-            letters[i] = "Y"
-    w = _Word("".join(letters))
+    if "y" in word:
+        # A y that is a consonant (at the start, or after a vowel) becomes Y, which no rule takes for a vowel.
+        letters = list(word)
+        if letters[0] == "y":
+            letters[0] = "Y"
+        for i in range(1, len(letters)):
+            if letters[i] == "y" and letters[i - 1] in _VOWELS:
+                letters[i] = "Y"
+        word = "".join(letters)
+    w = _Word(word)
     _step0(w)
     _step1a(w)
     _step1b(w)

@@ -14,13 +14,15 @@ import json
 import re
 import unicodedata
 import zlib
+from itertools import chain
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
 import numpy as np
 
-from memtasks.detection.kernels import WORD_END, WORD_START, index_document
+from memtasks.detection.kernels import WORD_END, WORD_START, index_batch
 from memtasks.detection.stemming import stem
 
 MIN_TOKEN_CHARS = 3
@@ -341,33 +343,45 @@ def preprocess(text: str, encoder: TermEncoder) -> Document:
     The text is tokenized once: its tokens are both the words of the verbatim
     comparison and, by the sentence they lie in, the sources of the terms.
     """
-    bounds = np.asarray(sentence_spans(text), dtype=np.int64).reshape(-1, 2)
-    # Split around the tokens: gap, token, gap, ..., token, gap. The cumulative
-    # lengths of the parts are then the tokens' offsets, with no match object
-    # per token.
-    parts = _tokenizer(text).split(text)
-    tokens = parts[1::2]
+    return preprocess_batch([text], encoder).document(0, text)
+
+
+def preprocess_batch(texts: Sequence[str], encoder: TermEncoder) -> DocumentBatch:
+    """The documents of ``texts`` (one or more; see :func:`preprocess`), packed: the
+    Python work per text is finding its sentences and tokens, the rest is one compiled call."""
+    if not texts:
+        raise ValueError("no texts to preprocess")
+    tokens: list[str] = []
+    part_lengths: list[int] = []
+    part_counts = np.empty(len(texts), np.int64)
+    bounds: list[int] = []
+    sentence_counts = np.empty(len(texts), np.int64)
+    for i, text in enumerate(texts):
+        spans = sentence_spans(text)
+        bounds.extend(chain.from_iterable(spans))
+        sentence_counts[i] = len(spans)
+        # Split around the tokens: gap, token, gap, ..., token, gap. The
+        # cumulative lengths of the parts are then the tokens' offsets, with no
+        # match object per token.
+        parts = _tokenizer(text).split(text)
+        tokens.extend(parts[1::2])
+        part_lengths.extend(map(len, parts))
+        part_counts[i] = len(parts)
     rows = encoder.rows(tokens)
-    offsets = np.cumsum(np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)))
-    sentences, words, ngrams = index_document(rows, encoder.term_table, encoder.word_table, offsets, bounds[:, 0], MIN_SENTENCE_TOKENS)
-    (first, last, rows, terms, counts, ptr, sizes, vocab, entry_vocab, sf, term_ptr, term_entries) = sentences
-    return Document(
-        text=text,
-        starts=bounds[first, 0],
-        ends=bounds[last, 1],
-        terms=terms,
-        counts=counts,
-        ptr=ptr,
-        rows=rows,
-        sizes=sizes,
-        vocab=vocab,
-        entry_vocab=entry_vocab,
-        sf=sf,
-        term_ptr=term_ptr,
-        term_entries=term_entries,
-        words=words,
-        ngrams=ngrams,
+    spans = np.fromiter(bounds, dtype=np.int64, count=len(bounds)).reshape(-1, 2)
+    fields, offsets = index_batch(
+        rows, encoder.term_table, encoder.word_table, np.fromiter(part_lengths, dtype=np.int64, count=len(part_lengths)),
+        _pointers(part_counts), np.ascontiguousarray(spans[:, 0]), np.ascontiguousarray(spans[:, 1]),
+        _pointers(sentence_counts), MIN_SENTENCE_TOKENS,
     )
+    return DocumentBatch(dict(zip(_ARRAY_FIELDS, fields)), dict(zip(_ARRAY_FIELDS, offsets)))
+
+
+def _pointers(counts: np.ndarray) -> np.ndarray:
+    """Where each of consecutive runs of ``counts`` items starts, and the end."""
+    pointers = np.zeros(len(counts) + 1, np.int64)
+    np.cumsum(counts, out=pointers[1:])
+    return pointers
 
 
 _ARRAY_FIELDS = tuple(f for f in Document.__dataclass_fields__ if f != "text")
@@ -386,15 +400,6 @@ class DocumentBatch:
 
     arrays: dict[str, np.ndarray]
     offsets: dict[str, np.ndarray]
-
-    @classmethod
-    def pack(cls, documents: list[Document]) -> DocumentBatch:
-        arrays, offsets = {}, {}
-        for name in _ARRAY_FIELDS:
-            parts = [getattr(d, name) for d in documents]
-            arrays[name] = np.concatenate(parts) if parts else np.zeros(0)
-            offsets[name] = np.concatenate(([0], np.cumsum([len(p) for p in parts]))).astype(np.int64)
-        return cls(arrays, offsets)
 
     @classmethod
     def join(cls, batches: list[DocumentBatch]) -> DocumentBatch:
