@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -181,17 +181,14 @@ def _notice_if_slow(message: str, after: float = NOTICE_AFTER_SECONDS) -> Iterat
         thread.join()
 
 
-def compile_kernels(detector: Detector, retrieval: RetrievalSettings | None = None) -> None:
-    """Compile, or load from numba's cache, the kernels a scoring run uses, on a two-text example,
-    so that progress bars measure the work alone; says so on stderr when that takes long."""
-    with _notice_if_slow(COMPILE_NOTICE):
-        detector.warm_up()
-        if (retrieval or RetrievalSettings()).backend == "embedded":
-            from memtasks.retrieval import BM25Index
+def _warm_up_retrieval(retrieval: RetrievalSettings) -> None:
+    """Compile, or load from numba's cache, the embedded index's kernels on a two-text example."""
+    if retrieval.backend == "embedded":
+        from memtasks.retrieval import BM25Index
 
-            index = BM25Index()
-            index.add([0, 1], ["a first text", "another text"])
-            index.top_k(["a text"], k=1)
+        index = BM25Index()
+        index.add([0, 1], ["a first text", "another text"])
+        index.top_k(["a text"], k=1)
 
 
 def classify_probes(
@@ -212,15 +209,19 @@ def classify_probes(
     """
     corpus = _corpus(probes, corpus)
     settings = retrieval or RetrievalSettings()
-    compile_kernels(detector, settings)
     generations = [p.generation for p in probes]
-    started = time.perf_counter()
-    with detector.preprocessor(workers, expected_texts=2 * len(probes)) as preprocessor:
-        # The detector's workers preprocess the generations while the index is
-        # built and searched, on whatever core retrieval leaves idle (without
-        # workers, that is done here and now).
-        pending_generations = preprocessor.submit(generations)
-        detection_seconds = time.perf_counter() - started
+    with ExitStack() as stack:
+        # The kernels are compiled (first run) or loaded before any progress bar
+        # starts, so that bars time the work alone; said on stderr when slow.
+        with _notice_if_slow(COMPILE_NOTICE):
+            preprocessor = stack.enter_context(detector.preprocessor(workers, expected_texts=2 * len(probes)))
+            # The detector's workers preprocess the generations while the index
+            # is built and searched, on whatever core retrieval leaves idle
+            # (without workers, that is done here and now).
+            started = time.perf_counter()
+            pending_generations = preprocessor.submit(generations)
+            detection_seconds = time.perf_counter() - started
+            _warm_up_retrieval(settings)
         started = time.perf_counter()
         with settings.open() as index:
             index.add(range(len(corpus)), [text for _, text in corpus], progress=progress)
