@@ -6,7 +6,9 @@ suffix; stand-in generations that copy, paraphrase or do not match), writes
 them as JSONL and runs ``memtasks score FILE --json`` in a child process, as a
 user would, ``--repeat`` times. Prints the wall time of each whole command
 (start-up, reading, retrieval, detection, bootstrap and output) and the
-retrieval and detection seconds the command reports, e.g.:
+retrieval and detection seconds the command reports (the detector's workers
+preprocess the generations while retrieval runs, so the two overlap and
+"the rest" is start-up, reading, bootstrap and output at most), e.g.:
 
     python tests/benchmarks/bench_score.py                          # 10,000 probes, ~60-word suffixes
     python tests/benchmarks/bench_score.py --n 1000 --window 670    # 1,000 probes, ~620-word suffixes
