@@ -267,3 +267,15 @@ def test_pan_eval_missing_corpus_exits_2(capsys, tmp_path):
     code, out, err = run_main(capsys, "pan-eval", tmp_path / "nowhere", "--json")
     assert code == 2
     assert len(err.splitlines()) == 1 and str(tmp_path / "nowhere") in err
+
+
+def test_score_cases_file_is_checked_before_scoring_and_written_whole(tmp_path, capsys):
+    example = Path(__file__).parent / "data" / "example_probes.jsonl"
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main(["score", str(example), "--cases", str(blocker / "cases.jsonl"), "--json"]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    cases = tmp_path / "new" / "cases.jsonl"
+    assert main(["score", str(example), "--cases", str(cases), "--json"]) == 0
+    assert sorted(p.name for p in cases.parent.iterdir()) == ["cases.jsonl"]
+    assert all(json.loads(line)["id"] for line in cases.read_text().splitlines())

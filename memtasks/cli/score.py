@@ -51,10 +51,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _score(args: argparse.Namespace) -> int:
     from memtasks.detection import Detector, default_workers
+    from memtasks.outputs import check_writable, write_atomic
     from memtasks.retrieval import RetrievalSettings
     from memtasks.scoring import case_records, read_probes, score_with_floor
 
     retrieval = RetrievalSettings.resolve(args.retrieval, args.query_stopwords, args.es_index)
+    if args.cases:
+        check_writable(args.cases.parent)
     probes = read_probes(args.input)
     members = [p for p in probes if p.member]
     nonmembers = [p for p in probes if not p.member]
@@ -71,10 +74,14 @@ def _score(args: argparse.Namespace) -> int:
     )
     report, floor = result.members, result.nonmembers
     if args.cases:
-        with open(args.cases, "w", encoding="utf-8") as handle:
-            for group, scored in ((members, report), (nonmembers, floor)):
-                for record in case_records(group, scored.outcomes, redact=args.redact) if scored else ():
-                    handle.write(json.dumps({**record, "member": group is members}, ensure_ascii=False) + "\n")
+        lines = [
+            json.dumps({**record, "member": group is members}, ensure_ascii=False) + "\n"
+            for group, scored in ((members, report), (nonmembers, floor))
+            for record in (case_records(group, scored.outcomes, redact=args.redact) if scored else ())
+        ]
+        # Whole or not at all: an interrupted run leaves no cases file that looks complete.
+        args.cases.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(args.cases, "".join(lines))
     if args.json:
         extra = (
             {
