@@ -558,3 +558,17 @@ def test_ctrl_c_stops_fine_tuning_and_leaves_its_folder_marked_unfinished(tmp_pa
         f"memtasks finetune: interrupted: {out} holds an unfinished run (complete: false); "
         f"the same command resumes it from step {summary['stopped']['resume_from_step']}"
     )
+
+
+def test_full_fine_tuning_of_a_135m_model_at_batch_8_by_512_is_refused_with_less_memory_than_it_needs(monkeypatch):
+    """The defaults that were killed by the kernel near 11 GB: refused before training, with a change that fits."""
+    from memtasks.finetune import memory
+
+    model = _llama_135m()
+    features = [{"input_ids": [1] * 512, "labels": [1] * 512}] * 8
+    config = FinetuneConfig(tasks=("mem_xsum",), model="HuggingFaceTB/SmolLM2-135M-Instruct")
+    monkeypatch.setattr(memory, "available_memory", lambda device: (6 * 2**30, "free RAM"))
+    with pytest.raises(FinetuneError, match=r"needs about .* 6\.0 GiB of free RAM is left: try --batch-size \d --grad-accum \d+"):
+        memory.check_memory(model, features, False, config, RUNTIME, mixed_precision=False)
+    monkeypatch.setattr(memory, "available_memory", lambda device: (64 * 2**30, "free RAM"))
+    memory.check_memory(model, features, False, config, RUNTIME, mixed_precision=False)
