@@ -290,3 +290,15 @@ def test_tokenizer_text_with_a_byte_order_mark_is_read(tmp_path):
     deep.write_text(json.dumps({"text": "t"}) + '\n{"text": ' + "[" * 100_000 + "]" * 100_000 + "}\n", encoding="utf-8")
     with pytest.raises(ValueError, match=f"^{re.escape(str(deep))}:2: invalid JSON \\(nested too deeply to read\\)$"):
         read_texts(deep)
+
+
+@pytest.mark.parametrize("case", ["empty", "malformed line"])
+def test_attention_refuses_a_bad_data_file_in_one_line_before_loading_the_model(capsys, tmp_path, case):
+    path, message = bad_data(tmp_path, case)
+    out = tmp_path / "attention"
+    line, _ = cli_error(
+        capsys, "attention", "--model", "hf", "--model_args", f"pretrained={tmp_path / 'no-such-model'}",
+        "--tasks", "mem_xsum", "--data_files", f"mem_xsum={path}", "--device", "cpu", "--output_path", out,
+    )
+    assert line.startswith("memtasks attention: error: task mem_xsum") and line.endswith(f": {message}")
+    assert not out.exists()
