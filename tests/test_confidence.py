@@ -10,28 +10,14 @@ from pathlib import Path
 import pytest
 
 from memtasks.confidence import FEATURES, Evidence, EvidenceConfidence, content_words, evidence, load_coefficients, names
-from memtasks.detection import Alignment, Detection, Detector
+from memtasks.detection import Detection, Detector
 from memtasks.paraphrase import HIGH, LOW
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TOOLS = Path(__file__).resolve().parent / "tools"
+sys.path.insert(0, str(TOOLS))
+from planted_pairs import COINCIDENCES, one_sentence_case  # noqa: E402
 
-# One-sentence topical coincidences that a pre-trained model's run counted as paraphrase (issue 11).
-COINCIDENCES = [
-    (
-        "Last month I took a home pregnancy test it came back negative.",
-        "I took it again a week later and it came back negative.",
-    ),
-    (
-        "Ebola is spread by direct contact with the bodily fluids of an infected person.",
-        "The Ebola virus is spread through close contact with infected bodily fluids, including blood, sweat, "
-        "and other bodily materials.",
-    ),
-    (
-        "It is the first final we have been in as New Zealand.",
-        "have been reported in the capital, Christchurch, and have been linked to the New Zealand Rail Fishers.",
-    ),
-]
 
 # Real training text (SQuAD v2 and IMDB suffixes of tests/data/example_probes.jsonl)
 # and paraphrases written by hand: other words, other order, sentences merged.
@@ -63,10 +49,6 @@ def grader() -> EvidenceConfidence:
 @pytest.fixture(scope="module")
 def detector() -> Detector:
     return Detector("memorization")
-
-
-def one_sentence_case(suffix: str, generation: str) -> tuple[str, str, Alignment]:
-    return suffix, generation, Alignment("paraphrase", (Detection(0, len(suffix), 0, len(generation)),))
 
 
 @pytest.mark.parametrize("suffix, generation", COINCIDENCES)

@@ -28,33 +28,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from memtasks.confidence import EvidenceConfidence
-from memtasks.detection import Alignment, Detection
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-from planted_pairs import DATA, SEED, SOURCES, graded, planted_set, rates_table  # noqa: E402
-
-# (training suffix, generation) pairs that a pre-trained model's run counted as paraphrase.
-COINCIDENCES = (
-    (
-        "Last month I took a home pregnancy test it came back negative.",
-        "I took it again a week later and it came back negative.",
-    ),
-    (
-        "Ebola is spread by direct contact with the bodily fluids of an infected person.",
-        "The Ebola virus is spread through close contact with infected bodily fluids, including blood, sweat, "
-        "and other bodily materials.",
-    ),
-    (
-        "It is the first final we have been in as New Zealand.",
-        "have been reported in the capital, Christchurch, and have been linked to the New Zealand Rail Fishers.",
-    ),
-)
-
-
-def one_sentence_case(suffix: str, generation: str) -> tuple[str, str, Alignment]:
-    """The case as the detector reported it: one paraphrase detection spanning both sentences."""
-    return suffix, generation, Alignment("paraphrase", (Detection(0, len(suffix), 0, len(generation)),))
-
+from planted_pairs import COINCIDENCES, DATA, SEED, SOURCES, graded, one_sentence_case, planted_set, rates_table  # noqa: E402
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -64,7 +64,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from memtasks.confidence import EvidenceConfidence
-from memtasks.detection import Alignment, Detector, get_config, sentence_spans, word_spans
+from memtasks.detection import Alignment, Detection, Detector, get_config, sentence_spans, word_spans
 from memtasks.paraphrase import HIGH, LOW
 from memtasks.probes import make_probes
 from memtasks.retrieval import BM25Index
@@ -506,6 +506,28 @@ def planted_set(
     planted = [p for d in datasets for p in plant(d, half, seed=seed, data_dir=data_dir, max_records=max_records)]
     return score(planted, workers=workers)
 
+# (training suffix, generation) pairs that a pre-trained model's run counted as paraphrase.
+COINCIDENCES = (
+    (
+        "Last month I took a home pregnancy test it came back negative.",
+        "I took it again a week later and it came back negative.",
+    ),
+    (
+        "Ebola is spread by direct contact with the bodily fluids of an infected person.",
+        "The Ebola virus is spread through close contact with infected bodily fluids, including blood, sweat, "
+        "and other bodily materials.",
+    ),
+    (
+        "It is the first final we have been in as New Zealand.",
+        "have been reported in the capital, Christchurch, and have been linked to the New Zealand Rail Fishers.",
+    ),
+)
+
+
+def one_sentence_case(suffix: str, generation: str) -> tuple[str, str, Alignment]:
+    """The case as the detector reported it: one paraphrase detection spanning both sentences."""
+    return suffix, generation, Alignment("paraphrase", (Detection(0, len(suffix), 0, len(generation)),))
+
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -532,3 +554,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 if __name__ == "__main__":
     sys.exit(main())
+
