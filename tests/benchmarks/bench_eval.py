@@ -24,8 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+from bench_retrieval import word_stream
 FIELDS = {
     "xsum.jsonl": ["document"],
     "imdb.jsonl": ["text"],
@@ -38,14 +37,7 @@ PREFIX_WORDS = 20
 
 
 def passages(n: int, seed: int = 7) -> list[str]:
-    words: list[str] = []
-    for name, fields in FIELDS.items():
-        for line in (DATA / name).read_text(encoding="utf-8").split("\n"):
-            if not line.strip():
-                continue
-            record = json.loads(line)
-            for field in fields:
-                words += str(record.get(field) or "").split()
+    words = word_stream(FIELDS)
     starts = np.random.default_rng(seed).choice(len(words) - WORDS_PER_PASSAGE, size=n, replace=False)
     return list(dict.fromkeys(" ".join(words[s : s + WORDS_PER_PASSAGE]) for s in starts.tolist()))
 

@@ -35,9 +35,10 @@ FIELDS = {
 }
 
 
-def word_stream() -> list[str]:
+def word_stream(fields_of: dict[str, list[str]] = FIELDS) -> list[str]:
+    """Every word of the named text fields of ../shared/data, file by file, in order."""
     words: list[str] = []
-    for name, fields in FIELDS.items():
+    for name, fields in fields_of.items():
         for line in (DATA / name).read_text(encoding="utf-8").split("\n"):
             if not line.strip():
                 continue
