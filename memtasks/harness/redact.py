@@ -8,8 +8,6 @@ anywhere in it, whichever task wrote it, becomes ``sha256:<hex>``.
 from __future__ import annotations
 
 import hashlib
-import json
-from pathlib import Path
 from typing import Any
 
 # lm-eval's own fields that carry no document or generation text.
@@ -52,18 +50,3 @@ def redact_sample(sample: dict[str, Any], outcome_fields: frozenset[str] = froze
             redacted[key] = _hashed(value)
     return redacted
 
-
-def redact_samples_file(path: Path, outcome_fields: frozenset[str] = frozenset()) -> None:
-    """Rewrite a samples ``.jsonl`` file with every sample redacted; a line that is not JSON is hashed whole."""
-    lines = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        try:
-            sample = json.loads(line)
-        except ValueError:
-            lines.append(json.dumps(digest(line)))
-            continue
-        record = redact_sample(sample, outcome_fields) if isinstance(sample, dict) else _hashed(sample)
-        lines.append(json.dumps(record, ensure_ascii=False))
-    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
