@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from memtasks.manifest import AttentionStep, StudyManifest, StudyModel
-from memtasks.outputs import OutputFolderError, check_writable, working_directory, write_atomic
+from memtasks.outputs import OutputFolderError, check_apart, check_writable, working_directory, write_atomic
 
 if TYPE_CHECKING:
     from memtasks.report.analysis import Comparison
@@ -126,6 +126,7 @@ def run_demo(
             f"{out} already holds files: the demo writes into a new or empty folder "
             "(--resume finishes an earlier run there; --out names another folder)"
         )
+    check_apart([("--out", out)], [("memtasks' demo data", Path(str(resources.files("memtasks") / "demo_data")))])
     if not tiny:
         from memtasks.models import check_installed, registered
 

@@ -37,6 +37,8 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
+from memtasks.outputs import check_apart
+
 MARKER_FILE = "memtasks_model.json"
 
 
@@ -157,6 +159,7 @@ def get_model(
     if state not in ("absent", "empty") and not overwrite:
         raise ModelError(f"{target} {state}: choose another folder or pass --overwrite")
     source = gguf_path(model)
+    check_apart([("the folder", target)], [(f"{model.package}'s model file", source)])
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.parent / f".{target.name}.partial-{uuid.uuid4().hex[:8]}"
     started = time.monotonic()

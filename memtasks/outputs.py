@@ -2,6 +2,7 @@
 
 - :func:`write_atomic`: a file written to a temporary name and renamed at the end;
 - :func:`check_writable`: an output folder checked before any work, creating nothing;
+- :func:`check_apart`: an output that is, holds or lies inside one of a run's inputs, refused before any work;
 - :func:`working_directory`: a tool run inside its output folder, so the paths it
   records are relative to that folder and name nothing of this machine.
 """
@@ -10,13 +11,17 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 
 class OutputFolderError(ValueError):
     """An output folder that cannot be used (not writable, or holding what a run must not touch); one line."""
+
+
+class OutputOverInputError(OutputFolderError):
+    """An output path that is one of a run's inputs, holds one, or lies inside one; one line naming both."""
 
 
 def write_atomic(path: str | Path, text: str) -> None:
@@ -45,6 +50,54 @@ def check_writable(folder: str | Path) -> None:
         raise OutputFolderError(f"{shown(folder)}: cannot write in {shown(existing)} ({error.strerror or error})") from None
     os.close(handle)
     os.unlink(name)
+
+
+def check_apart(
+    outputs: Iterable[tuple[str, str | Path | None]],
+    inputs: Iterable[tuple[str, str | Path | None]],
+    inside: bool = True,
+) -> None:
+    """Refuse, before any work, an output that would write over an input: one that is an input (the same
+    path, through a symbolic link, or the same file under another name), holds one, or (when ``inside``)
+    lies inside one. An output never destroys an input.
+
+    ``outputs`` and ``inputs`` are ``(what, path)`` pairs, ``what`` naming the path in the message
+    (``"--cases"``, ``"the input"``); a ``None`` path is skipped, and so is an input that does not
+    exist (a Hugging Face id, say: nothing of it is on this disk). ``inside=False`` lets an output lie
+    inside an input folder that the run never reads back (``memtasks report``'s default ``RESULTS/report``).
+    Raises :class:`OutputOverInputError` naming both paths.
+    """
+    present = [(what, Path(path), _resolved(path)) for what, path in inputs if path is not None and os.path.lexists(path)]
+    for out_what, out_path in outputs:
+        if out_path is None:
+            continue
+        out = _resolved(out_path)
+        for in_what, in_path, source in present:
+            if out == source or _same_file(out, source):
+                relation = "is"
+            elif source.is_relative_to(out):
+                relation = "holds"
+            elif inside and out.is_relative_to(source):
+                relation = "is inside"
+            else:
+                continue
+            raise OutputOverInputError(
+                f"{out_what} {out_path} {relation} {in_what} {in_path}: "
+                "an output never writes over an input; choose another output path"
+            )
+
+
+def _resolved(path: str | Path) -> Path:
+    """``path`` absolute, with ``~``, ``..`` and every symbolic link of it resolved."""
+    return Path(os.path.realpath(Path(path).expanduser()))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two existing paths are one file (hard links)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 @contextmanager

@@ -40,7 +40,7 @@ import yaml
 
 from memtasks.harness import MODEL_NAME
 from memtasks.manifest import MANIFEST, EvalStep, FinetuneStep, StudyManifest, StudyModel
-from memtasks.outputs import check_writable, shown, working_directory
+from memtasks.outputs import OutputOverInputError, check_apart, check_writable, shown, working_directory
 from memtasks.tasks import task_spec
 
 if TYPE_CHECKING:
@@ -236,6 +236,7 @@ def run_study(
     tunes = {t.step for t in tunings if any(p.step in pending for p in t.probes) or manifest.find(t.step) is None}
     if pending or tunes:
         _check_inputs(config, pretrained, tunings, pending, tunes)
+        _check_outputs_apart(config, out, tunings, tunes)
         check_writable(out)
 
     def probe(item: _Probe) -> None:
@@ -342,6 +343,21 @@ def _check_inputs(
         for task in sorted(tasks & set(files)):
             if not Path(files[task]).is_file():
                 raise StudyInputError(f"{config.source}: {key}.{task}: {shown(files[task])} does not exist")
+
+
+def _check_outputs_apart(config: StudyConfig, out: Path, tunings: Sequence[_Tuning], tunes: set[str]) -> None:
+    """No file or folder the study writes (its manifest, its runs, the models it fine-tunes) is, holds or lies
+    inside its config, a data file or a local model: a study's folder may hold its own inputs, as the demo's does."""
+    outputs = [("the study's manifest", shown(out / MANIFEST)), ("the study's runs folder", shown(out / "runs"))]
+    outputs += [(f"the fine-tuned model folder of {t.name}", shown(out / "models" / t.name)) for t in tunings if t.step in tunes]
+    inputs = [("the study config", config.source)]
+    for key, files in (("data_files", config.data_files), ("eval_data_files", config.eval_data_files)):
+        inputs += [(f"{key}.{task}", shown(path)) for task, path in files.items()]
+    inputs += [(f"the model of {entry.name}", shown(entry.path)) for entry in config.models if Path(entry.path).is_absolute()]
+    try:
+        check_apart(outputs, inputs)
+    except OutputOverInputError as error:
+        raise StudyInputError(f"{config.source}: {error}") from None
 
 
 def _run_probe(config: StudyConfig, out: Path, item: _Probe, evaluate: Callable[[Sequence[str]], int]) -> tuple[Path, Path]:

@@ -426,7 +426,7 @@ def test_report_folder_inside_the_results_folder_is_not_read_back(tmp_path):
     second = build_report(results, results / "report")
     assert not first.warnings and not second.warnings
     assert [r.path for r in first.runs] == [r.path for r in second.runs]
-    with pytest.raises(ValueError, match="cannot be the results folder"):
+    with pytest.raises(ValueError, match="is the results folder"):
         build_report(results, results)
 
 

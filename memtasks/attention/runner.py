@@ -25,6 +25,7 @@ import numpy as np
 
 from memtasks.attention.capture import DECODER_SEPARATOR, AttentionInputError, AttentionModelError
 from memtasks.attention.measure import MEASURES, AttentionResult, measure_attention
+from memtasks.outputs import check_apart, check_writable
 from memtasks.stats import BOOTSTRAP_SEED, INTERVAL_PERCENTILES, N_RESAMPLES
 from memtasks.tasks import FineTuningFormat, TaskSpec, load_records, task_spec
 
@@ -63,6 +64,31 @@ def load_lm(model: str, model_args: str, batch_size: int = 1, device: str | None
             f"lm-eval model '{model}' exposes no Hugging Face model and tokenizer: attention needs a local model, e.g. --model hf"
         )
     return torch_model, tokenizer, model_args
+
+
+# The model arguments (lm-eval's hf model) that name a local folder the model is read from.
+MODEL_PATH_ARGS = ("pretrained", "peft", "tokenizer", "delta")
+
+
+def _check_outputs(
+    output_path: str | Path | None,
+    plot_dir: str | Path | None,
+    model_args: str,
+    data_files: Mapping[str, str],
+    include_path: Sequence[str | Path],
+) -> None:
+    """Before any work: no output is, holds or lies inside the model, a data file or a task folder, and
+    every output folder can be written."""
+    arguments = dict(part.split("=", 1) for part in (model_args or "").split(",") if "=" in part)
+    inputs = [(f"the model's {key}", arguments[key].strip()) for key in MODEL_PATH_ARGS if arguments.get(key, "").strip()]
+    inputs += [(f"the data of {task}", path) for task, path in data_files.items()]
+    inputs += [("the task folder", folder) for folder in include_path]
+    check_apart([("--output_path", output_path), ("--plot", plot_dir)], inputs)
+    if output_path is not None:
+        path = Path(output_path)
+        check_writable(path.parent if path.suffix == ".json" else path)
+    if plot_dir is not None:
+        check_writable(plot_dir)
 
 
 def _merged_spec(name: str, include_path: Sequence[str | Path], metadata: Mapping[str, Any], data_files: str | None) -> TaskSpec:
@@ -219,6 +245,7 @@ def run_attention(
     stray = sorted(key for key, value in shared.items() if isinstance(value, Mapping))
     if stray:
         raise ValueError(f"metadata given for {', '.join(stray)}, which is not among the tasks ({', '.join(tasks)})")
+    _check_outputs(output_path, plot_dir, model_args, data_files, include_path)
     specs = {
         name: _merged_spec(name, include_path, {**shared, **metadata.get(name, {})}, data_files.get(name)) for name in tasks
     }

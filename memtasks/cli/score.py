@@ -51,12 +51,15 @@ def run(args: argparse.Namespace) -> int:
 
 def _score(args: argparse.Namespace) -> int:
     from memtasks.detection import Detector, default_workers
-    from memtasks.outputs import check_writable, write_atomic
+    from memtasks.outputs import check_apart, check_writable, write_atomic
     from memtasks.retrieval import RetrievalSettings
     from memtasks.scoring import case_records, read_probes, score_with_floor
 
+    if args.redact and not args.cases:
+        raise ValueError("--redact applies to the cases file: give --cases FILE, or leave --redact out")
     retrieval = RetrievalSettings.resolve(args.retrieval, args.query_stopwords, args.es_index)
     if args.cases:
+        check_apart([("--cases", args.cases)], [("the input", args.input), ("--paraphrase-model", args.paraphrase_model)])
         check_writable(args.cases.parent)
     probes = read_probes(args.input)
     members = [p for p in probes if p.member]

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memtasks.outputs import check_writable, write_atomic
+from memtasks.outputs import check_apart, check_writable, write_atomic
 
 SUMMARY_FILE = "memtasks_finetune.json"
 CHECKPOINTS = "checkpoints"
@@ -115,6 +115,11 @@ def validate(config: FinetuneConfig, runtime: Runtime, output_dir: str | Path) -
             for path in [paths] if isinstance(paths, str) else paths:
                 if not Path(path).is_file():
                     raise FinetuneError(f"{kind} data file {path} of {task} does not exist")
+    inputs = [("the model", config.model if looks_like_path(config.model) else None)]
+    for kind, files in (("the training data", config.data_files), ("the held-out data", config.eval_data_files)):
+        inputs += [(f"{kind} of {task}", path) for task, paths in files.items() for path in ([paths] if isinstance(paths, str) else paths)]
+    inputs += [("the task folder", folder) for folder in runtime.include_path]
+    check_apart([("the output folder", output_dir)], inputs)
     check_writable(output_dir)
 
 

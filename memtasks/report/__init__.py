@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from memtasks.outputs import check_apart, check_writable
 from memtasks.report.collect import AttentionRun, ReportInputError, Run, collect, resolve
 from memtasks.report.html import write_html
 from memtasks.report.plots import Figure, build_figures
@@ -70,8 +71,9 @@ def build_report(
     """
     formats = parse_formats(formats)
     results_dir, out_dir = Path(results_dir), Path(out_dir)
-    if results_dir.resolve().is_relative_to(out_dir.resolve()):
-        raise ValueError(f"{out_dir}: the report folder cannot be the results folder {results_dir} or contain it")
+    # A report folder inside the results folder (the default RESULTS/report) is never read back.
+    check_apart([("the report folder", out_dir)], [("the results folder", results_dir)], inside=False)
+    check_writable(out_dir)
     found = collect(results_dir, exclude=[out_dir], progress=progress)
     if not found.runs and not found.attention:
         detail = f"; skipped: {found.warnings[0]}" + (f" (and {len(found.warnings) - 1} more)" if len(found.warnings) > 1 else "") if found.warnings else ""
