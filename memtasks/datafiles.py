@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -48,14 +50,73 @@ def decoded_lines(path: str | Path, error: type[ValueError] = DataFileError) -> 
             yield number, line.removesuffix("\n")
 
 
+# A JSON escape of half a UTF-16 surrogate pair (\ud800 to \udfff): where a line has none, no string of it can
+# hold a lone surrogate (the line itself was decoded from UTF-8, which has none).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def parse_json_line(line: str, where: str, error: type[ValueError] = DataFileError) -> Any:
-    """The JSON value of one line; ``error`` names ``where`` (``FILE:LINE``) for invalid or too deeply nested JSON."""
+    """The JSON value of one line; ``error`` names ``where`` (``FILE:LINE``) for invalid or too deeply nested
+    JSON, and ``where`` and the field for an integer too long for Python to read (more than
+    ``sys.get_int_max_str_digits()`` digits) or a string holding a lone surrogate (``"\\ud800"``: no
+    character, which no UTF-8 output can hold)."""
     try:
-        return json.loads(line)
+        value = json.loads(line)
     except json.JSONDecodeError as failure:
         raise error(f"{where}: invalid JSON ({failure.msg} at column {failure.colno})") from None
     except RecursionError:
         raise error(f"{where}: invalid JSON (nested too deeply to read)") from None
+    except ValueError:
+        # json turns the digits of an integer into an int, which refuses more than the limit.
+        raise error(f"{where}: {_long_integer(line)}") from None
+    if "\\u" in line and _SURROGATE_ESCAPE.search(line):
+        for field, item in _strings(value):
+            if _SURROGATE.search(item):
+                bad = _SURROGATE.search(item).group()
+                raise error(
+                    f"{where}: {field}: holds a lone surrogate ({ascii(bad)[1:-1]}), half of a pair that makes "
+                    "no character; UTF-8 cannot write it"
+                )
+    return value
+
+
+class _Digits(str):
+    """An integer of a JSON line kept as its digits."""
+
+
+def _long_integer(line: str) -> str:
+    """Which field of ``line`` holds an integer too long to read, and how long it is."""
+    limit = sys.get_int_max_str_digits()
+    try:
+        value = json.loads(line, parse_int=_Digits)
+    except (ValueError, RecursionError):
+        value = None
+    for field, item in _values(value):
+        if isinstance(item, _Digits) and limit and len(item.lstrip("-")) > limit:
+            return f"{field}: an integer of {len(item.lstrip('-')):,} digits, more than the {limit:,} that can be read; write it as a string"
+    return "invalid JSON (a number that cannot be read)"
+
+
+def _values(value: Any) -> Iterator[tuple[str, Any]]:
+    """``(field, value)`` of every value of a JSON document in document order, ``field`` naming where it
+    is (``field 'id'``, ``field 'a.b[2]'``); each key comes too, as ``key 'k' of field ...``."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, item = stack.pop()
+        yield (f"field {path!r}" if path else "the record"), item
+        if isinstance(item, dict):
+            children = []
+            for key, child in item.items():
+                yield f"key '{ascii(key)[1:-1]}'" + (f" of field {path!r}" if path else ""), key
+                children.append((f"{path}.{ascii(key)[1:-1]}" if path else ascii(key)[1:-1], child))
+            stack.extend(reversed(children))
+        elif isinstance(item, list):
+            stack.extend(reversed([(f"{path}[{i}]", child) for i, child in enumerate(item)]))
+
+
+def _strings(value: Any) -> Iterator[tuple[str, str]]:
+    return ((field, item) for field, item in _values(value) if isinstance(item, str))
 
 
 def count_records(path: str | Path) -> int | None:
