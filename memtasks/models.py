@@ -37,7 +37,7 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-from memtasks.outputs import check_apart
+from memtasks.outputs import check_apart, check_writable
 
 MARKER_FILE = "memtasks_model.json"
 
@@ -160,6 +160,7 @@ def get_model(
         raise ModelError(f"{target} {state}: choose another folder or pass --overwrite")
     source = gguf_path(model)
     check_apart([("the folder", target)], [(f"{model.package}'s model file", source)])
+    check_writable(target.parent)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.parent / f".{target.name}.partial-{uuid.uuid4().hex[:8]}"
     started = time.monotonic()

@@ -32,6 +32,11 @@ def write_atomic(path: str | Path, text: str) -> None:
     try:
         temporary.write_text(text, encoding="utf-8")
         temporary.replace(path)
+    except OSError as error:
+        # The message names the file asked for, not the temporary one (removed below).
+        if error.filename in (None, str(temporary)) and error.errno is not None:
+            raise OSError(error.errno, error.strerror, str(path)) from None
+        raise
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -47,9 +52,16 @@ def check_writable(folder: str | Path) -> None:
     try:
         handle, name = tempfile.mkstemp(dir=existing, prefix=".memtasks-write-check-")
     except OSError as error:
-        raise OutputFolderError(f"{shown(folder)}: cannot write in {shown(existing)} ({error.strerror or error})") from None
-    os.close(handle)
-    os.unlink(name)
+        raise OutputFolderError(f"{shown(folder)}: cannot write in {shown(existing)} ({(error.strerror or str(error)).lower()})") from None
+    try:
+        # An empty file takes no space: one byte, flushed, finds a file system that is full.
+        os.write(handle, b"\0")
+        os.fsync(handle)
+    except OSError as error:
+        raise OutputFolderError(f"{shown(folder)}: cannot write in {shown(existing)} ({(error.strerror or str(error)).lower()})") from None
+    finally:
+        os.close(handle)
+        os.unlink(name)
 
 
 def check_apart(

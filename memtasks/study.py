@@ -127,6 +127,13 @@ def read_study_config(path: str | Path) -> StudyConfig:
     for mixture in mixtures:
         if mixture not in MIXTURES:
             raise ValueError(f"{path}: finetune.mixtures: {mixture!r} is not one of {', '.join(MIXTURES)}")
+    if evaluate.get("metadata"):
+        # Checked here, not when lm-eval reads it after the first fine-tuning: a misspelled key would stop the study there.
+        from memtasks.harness import hooks
+
+        if not isinstance(evaluate["metadata"], dict):
+            raise ValueError(f"{path}: 'evaluate.metadata' must be a mapping")
+        hooks.check_metadata(evaluate["metadata"], (*hooks._SOURCE_KEYS, *hooks._SCORING_KEYS), f"{path}: evaluate.metadata")
     output = raw.get("output_dir")
     return StudyConfig(
         name=str(raw["name"]),
@@ -336,6 +343,13 @@ def _check_inputs(
                 else " (a local model is a folder saved by save_pretrained)"
             )
             raise StudyInputError(f"{config.source}: model {entry.name}: {where} does not exist{hint}")
+        if entry.name in names and local.is_absolute():
+            from memtasks.finetune.config import check_finished
+
+            try:
+                check_finished(shown(local), "folder")
+            except ValueError as error:
+                raise StudyInputError(f"{config.source}: model {entry.name}: {error}") from None
     tasks = {_base_task(p.task, config.tasks) for p in pretrained.values() if p.step in pending}
     tasks |= {_base_task(p.task, config.tasks) for t in tunings for p in t.probes if p.step in pending}
     tasks |= {task for t in tunings if t.step in tunes for task in t.trained}

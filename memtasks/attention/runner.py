@@ -77,10 +77,14 @@ def _check_outputs(
     data_files: Mapping[str, str],
     include_path: Sequence[str | Path],
 ) -> None:
-    """Before any work: no output is, holds or lies inside the model, a data file or a task folder, and
-    every output folder can be written."""
+    """Before any work: the model is no unfinished fine-tuning, no output is, holds or lies inside the model,
+    a data file or a task folder, and every output folder can be written."""
+    from memtasks.finetune.config import check_finished
+
     arguments = dict(part.split("=", 1) for part in (model_args or "").split(",") if "=" in part)
     inputs = [(f"the model's {key}", arguments[key].strip()) for key in MODEL_PATH_ARGS if arguments.get(key, "").strip()]
+    for what, path in inputs:
+        check_finished(path, f"{what.removeprefix('the ')}")
     inputs += [(f"the data of {task}", path) for task, path in data_files.items()]
     inputs += [("the task folder", folder) for folder in include_path]
     check_apart([("--output_path", output_path), ("--plot", plot_dir)], inputs)
@@ -93,6 +97,11 @@ def _check_outputs(
 
 def _merged_spec(name: str, include_path: Sequence[str | Path], metadata: Mapping[str, Any], data_files: str | None) -> TaskSpec:
     spec = task_spec(name, include_path)
+    if metadata:
+        # A misspelled key would be ignored, and the task run with its default.
+        from memtasks.harness import hooks
+
+        hooks.check_metadata(metadata, (*hooks._SOURCE_KEYS, *hooks._SCORING_KEYS), f"--metadata of task {name}")
     merged = {**spec.options, **metadata}
     if data_files is not None:
         merged["data_files"] = data_files

@@ -115,6 +115,7 @@ def validate(config: FinetuneConfig, runtime: Runtime, output_dir: str | Path) -
             for path in [paths] if isinstance(paths, str) else paths:
                 if not Path(path).is_file():
                     raise FinetuneError(f"{kind} data file {path} of {task} does not exist")
+    check_finished(config.model)
     inputs = [("the model", config.model if looks_like_path(config.model) else None)]
     for kind, files in (("the training data", config.data_files), ("the held-out data", config.eval_data_files)):
         inputs += [(f"{kind} of {task}", path) for task, paths in files.items() for path in ([paths] if isinstance(paths, str) else paths)]
@@ -138,6 +139,18 @@ def looks_like_path(model: str) -> bool:
         or Path(model).exists()
         or ("/" in model and Path(owner).is_dir())
     )
+
+
+def check_finished(model: str | Path, what: str = "model") -> None:
+    """Refuse a model folder whose fine-tuning stopped before it finished (its summary says ``complete: false``):
+    it holds a half-trained model, or none. The command that made it resumes it."""
+    if not Path(model).is_dir():
+        return
+    summary = read_summary(model)
+    if summary is not None and summary.get("complete") is False:
+        raise FinetuneError(
+            f"{what} {model} holds an unfinished fine-tuning run (complete: false): the memtasks finetune command that made it resumes it"
+        )
 
 
 def model_reference(model: str) -> str:
