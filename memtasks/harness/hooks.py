@@ -10,7 +10,17 @@
 - each metric's ``aggregation`` is the function of this module named after it,
   generated from the metric table (:data:`memtasks.outcomes.METRICS`).
   Retrieval and detection run once per task run, on the first aggregation
-  called; the records keep the result, so nothing outlives the run.
+  called; the records keep the result.
+
+Under ``accelerate launch`` each process writes the records of its share of
+the documents; lm-eval gathers them in the main process, one process's share
+after another, and aggregates there. Each row carries its ``position`` among
+the task's documents, so the records are scored in the order a single process
+has them: the same rates whatever the number of processes. lm-eval gathers the
+per-sample logs separately from the metrics, as copies of the records made
+before scoring, so the outcomes of the latest scoring of each task
+configuration are also kept by probe id and generation (:data:`_OUTCOMES`),
+where those copies find theirs when lm-eval writes them.
 
 lm-eval only bootstraps its built-in aggregations, so the study's interval
 (1,000 resamples, 5th-95th percentile) is reported as metrics of its own:
@@ -243,6 +253,7 @@ def load_probes(**metadata):
         "duplicates": [drawn.members.n_duplicates + drawn.nonmembers.n_duplicates] * count,
         "nonmember_source": [drawn.nonmember_source] * count,
         "scoring": [scoring] * count,
+        "position": list(range(count)),
     }
     return datasets.DatasetDict({"test": datasets.Dataset.from_dict(rows)})
 
@@ -294,11 +305,20 @@ class ProbeResult:
     member: bool = True
     duplicates: int = 0
     scoring: str = ""
+    position: int | None = None
     outcome: Outcome | None = None
     rates: dict[str, dict[str, Rate]] | None = None
 
     def __str__(self) -> str:
-        return (self.outcome or Outcome(self.id, "unscored", self.member)).to_json()
+        outcome = self.outcome or _OUTCOMES.get(self.scoring, {}).get((self.id, self.generation))
+        return (outcome or Outcome(self.id, "unscored", self.member)).to_json()
+
+
+# The outcomes of the latest scoring of each task configuration (its ``scoring`` row), by probe id and
+# generation: for the copies of the records that lm-eval's per-sample logs hold after gathering them
+# from several processes. An outcome is a function of the configuration, the probe and its generation,
+# so an entry can only be replaced by the same outcome or by a later run's; one entry per configuration.
+_OUTCOMES: dict[str, dict[tuple[str, str], Outcome]] = {}
 
 
 def process_results(doc: dict, results: Sequence[str]) -> dict[str, ProbeResult]:
@@ -306,7 +326,7 @@ def process_results(doc: dict, results: Sequence[str]) -> dict[str, ProbeResult]
     generation = results[0] if results else ""
     record = ProbeResult(
         doc["id"], doc["suffix"], generation or "", doc["records"], doc["too_short"], doc.get("member", True),
-        doc.get("duplicates", 0), doc.get("scoring", ""),
+        doc.get("duplicates", 0), doc.get("scoring", ""), doc.get("position"),
     )
     return {metric: record for metric in METRICS}
 
@@ -322,7 +342,9 @@ def task_rates(items: Sequence[ProbeResult]) -> Rates:
     if not items:
         return {}
     if items[0].rates is None:
-        items[0].rates = _score_task(items)
+        # Gathered from several processes, the records come one process's share after another.
+        positioned = all(item.position is not None for item in items)
+        items[0].rates = _score_task(sorted(items, key=lambda item: item.position) if positioned else items)
     return items[0].rates
 
 
@@ -354,8 +376,10 @@ def _score_task(items: Sequence[ProbeResult]) -> Rates:
     if report.nonmembers is not None:
         rates.update({"nonmember_": report.nonmembers.rates, "excess_": report.excess})
         outcomes += report.nonmembers.outcomes
+    scored = {}
     for item, outcome in zip((*members, *nonmembers), outcomes):
-        item.outcome = Outcome(item.id, outcome.category, item.member, outcome.matched_id, outcome.rank)
+        item.outcome = scored[item.id, item.generation] = Outcome(item.id, outcome.category, item.member, outcome.matched_id, outcome.rank)
+    _OUTCOMES[items[0].scoring] = scored
     return rates
 
 

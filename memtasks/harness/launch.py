@@ -245,7 +245,9 @@ def _run(namespace, paths: Sequence[str], include_defaults: bool, redact: bool, 
     tracker = EvaluationTracker(output_path=config.output_path) if config.output_path else EvaluationTracker()
     with _quiet_custom_dataset_hint(logging.getLogger("lm_eval.api.task")):
         results = _evaluate(config, tasks, tracker, manager)
-    if results is None:
+    if results is None or int(os.environ.get("RANK", "0")) > 0:
+        # Under accelerate launch the main process writes; a model class that did not split the
+        # documents (lm-eval's hf on CPUs) gives every process the whole results.
         return 0
     samples = results.pop("samples", None) if config.log_samples else None
     if samples is not None and redact:

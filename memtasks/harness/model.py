@@ -4,9 +4,14 @@ lm-eval's ``hf`` model asks ``generate()`` for ``max_length = input tokens +
 max_gen_toks``. A decoder-only model then writes ``max_gen_toks`` new tokens,
 but for an encoder-decoder that bound applies to the decoder output alone, so
 T5 may write hundreds of tokens where GPT-2 writes ``max_gen_toks``; rates of
-the two would not be comparable. ``memtasks-hf`` is ``hf`` with one change:
-every model gets ``max_gen_toks`` new tokens. For decoder-only models the two
-classes generate the same text.
+the two would not be comparable. ``memtasks-hf`` is ``hf`` with two changes:
+
+- every model gets ``max_gen_toks`` new tokens. For decoder-only models the two
+  classes generate the same text;
+- under ``accelerate launch`` with several processes, the processes share the
+  documents on any device. lm-eval's ``hf`` splits them only across GPUs: on
+  CPUs (gloo), each of its processes runs every document as if it were alone.
+  On GPUs the two classes split the same way.
 
 Registered under lm-eval's model registry, so the results file records which
 class ran, and ``lm_eval.simple_evaluate(model="memtasks-hf", ...)`` after
@@ -24,6 +29,14 @@ from memtasks.harness import MODEL_NAME
 @register_model(MODEL_NAME)
 class EqualBudgetHFLM(HFLM):
     """``hf`` with the same generation budget, ``max_gen_toks`` new tokens, for every architecture."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        accelerator = getattr(self, "accelerator", None)
+        if accelerator is not None and accelerator.num_processes > 1 and self.world_size == 1:
+            # HFLM kept the accelerator (several processes) but found no GPUs to split over.
+            self._rank = accelerator.process_index
+            self._world_size = accelerator.num_processes
 
     def _model_generate(self, context, max_length, stop, **generation_kwargs):
         if self.backend == "seq2seq":

@@ -13,7 +13,7 @@ from typing import Any
 # lm-eval's own fields that carry no document or generation text.
 SAFE_SAMPLE_FIELDS = frozenset({"doc_id", "doc_hash", "prompt_hash", "target_hash", "filter", "metrics"})
 # The probe row's fields that are not training text (the probe id is a record id, not its text).
-SAFE_DOC_FIELDS = frozenset({"id", "member", "records", "too_short", "duplicates", "nonmember_source", "scoring"})
+SAFE_DOC_FIELDS = frozenset({"id", "member", "records", "too_short", "duplicates", "nonmember_source", "scoring", "position"})
 
 
 def digest(text: str) -> str:
