@@ -15,7 +15,6 @@ from test_fault_matrix import fingerprint
 
 import memtasks.demo
 import memtasks.models
-from memtasks.outputs import OutputOverInputError, check_apart
 from memtasks.study import StudyInputError, read_study_config, run_study
 
 REFUSAL = "an output never writes over an input; choose another output path"
@@ -54,6 +53,8 @@ def data(tmp_path) -> Path:
 
 
 def test_the_same_file_under_any_name_is_refused(tmp_path):
+    from memtasks.outputs import OutputOverInputError, check_apart
+
     data = tmp_path / "in.jsonl"
     data.write_text("x")
     (tmp_path / "link.jsonl").symlink_to(data)
@@ -66,6 +67,8 @@ def test_the_same_file_under_any_name_is_refused(tmp_path):
 
 
 def test_an_output_folder_holding_or_inside_an_input_is_refused(tmp_path):
+    from memtasks.outputs import OutputOverInputError, check_apart
+
     inputs = [("the model", tmp_path / "m"), ("an absent input", tmp_path / "no-such")]
     (tmp_path / "m").mkdir()
     with pytest.raises(OutputOverInputError, match=" holds the model "):

@@ -21,7 +21,6 @@ from pathlib import Path
 import pytest
 
 import memtasks
-from memtasks import kernel_cache
 
 NOBODY = 65534
 KERNEL_MODULES = ("memtasks.detection.kernels", "memtasks.retrieval.bm25", "memtasks.retrieval.vocabulary", "memtasks.retrieval.analysis")
@@ -118,6 +117,13 @@ def test_memtasks_score_works_from_a_readonly_install_and_compiles_once(readonly
 
 
 @pytest.fixture
+def kernel_cache():
+    from memtasks import kernel_cache
+
+    return kernel_cache
+
+
+@pytest.fixture
 def no_cache_setting(monkeypatch):
     """No NUMBA_CACHE_DIR or XDG_CACHE_HOME; what configure() sets is undone after the test."""
     for name in ("NUMBA_CACHE_DIR", "XDG_CACHE_HOME"):
@@ -129,20 +135,20 @@ def no_cache_setting(monkeypatch):
     yield monkeypatch
 
 
-def test_a_writable_package_folder_changes_nothing(no_cache_setting):
+def test_a_writable_package_folder_changes_nothing(kernel_cache, no_cache_setting):
     no_cache_setting.setattr(kernel_cache, "_writable", lambda folder: True)
     assert kernel_cache.configure() is None
     assert "NUMBA_CACHE_DIR" not in os.environ
 
 
-def test_a_numba_cache_dir_of_the_users_own_is_kept(no_cache_setting):
+def test_a_numba_cache_dir_of_the_users_own_is_kept(kernel_cache, no_cache_setting):
     no_cache_setting.setenv("NUMBA_CACHE_DIR", "/somewhere/mine")
     no_cache_setting.setattr(kernel_cache, "_writable", lambda folder: False)
     assert kernel_cache.configure() is None
     assert os.environ["NUMBA_CACHE_DIR"] == "/somewhere/mine"
 
 
-def test_the_xdg_cache_comes_first_then_the_home(no_cache_setting, tmp_path):
+def test_the_xdg_cache_comes_first_then_the_home(kernel_cache, no_cache_setting, tmp_path):
     no_cache_setting.setattr(kernel_cache, "_writable", lambda folder: tmp_path in folder.parents)
     no_cache_setting.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     no_cache_setting.setenv("HOME", str(tmp_path / "home"))
@@ -152,7 +158,7 @@ def test_the_xdg_cache_comes_first_then_the_home(no_cache_setting, tmp_path):
     assert kernel_cache.cache_folder() == tmp_path / "home" / ".cache" / "memtasks" / "numba"
 
 
-def test_a_temporary_folder_another_user_could_write_is_not_used(no_cache_setting, tmp_path, capsys):
+def test_a_temporary_folder_another_user_could_write_is_not_used(kernel_cache, no_cache_setting, tmp_path, capsys):
     """A shared temporary folder: a cache folder of the expected name that is not private (another user
     made it, or may write in it) could hold code planted by someone else: this run compiles into a
     new folder of its own instead, and says so in one line."""
