@@ -1,0 +1,248 @@
+"""The docs tier: every shell block of README.md and docs/*.md runs, so a renamed flag or command fails here, not for a reader.
+
+    python -m pytest -m docs tests/test_docs.py      # the tier alone (a few minutes on 2 cores)
+
+Convention for whoever writes README.md or a page of docs/:
+
+- A block fenced ```bash, ```sh or ```shell is run. The blocks of one page run in order, each by
+  ``bash -euo pipefail``, in a fresh folder that holds a copy of the repository's files (tracked,
+  and untracked but not ignored: what a fresh clone has; ``memtasks/`` and ``task_configs/`` are
+  links to the installed package's sources, read-only by convention), with this Python first on PATH, offline (HF_HUB_OFFLINE, an empty HF_HOME), one thread. Each must exit 0
+  within BLOCK_TIMEOUT seconds. A later block of the page may use what an earlier one wrote;
+  nothing else carries over (no `cd`, no `export`).
+- A block that is not meant to run (it needs a GPU, a hub download, an Elasticsearch server, the
+  network, many minutes of CPU, or it is illustrative, with placeholders) is fenced ```text or
+  ```console, or has the line ``<!-- not-run: why -->`` just before its fence (a reason is
+  required). Output shown to the reader goes in ```text.
+- Paths are relative to the repository root and stay inside it (no /tmp, no ``../shared``: that
+  folder exists only on the project's own machines; name the public dataset instead). Keep runnable
+  blocks small: the tiny models of ``memtasks tiny-models``, ``memtasks/demo_data/``, ``tests/data/``.
+- A page whose runnable blocks name SmolLM2 (``smollm2``) is marked slow; its
+  ``memtasks models get smollm2-135m DIR`` finds the copy converted once per test run (the
+  ``smollm2_dir`` fixture of conftest.py) already in DIR, so the conversion is not paid twice.
+  Every page's run is also marked e2e (it runs the console script), so the fast tier leaves it out.
+
+The checks that need no run (README length, no ``../shared``, links that resolve, every not-run
+block says why) are in the fast tier.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.docs
+
+ROOT = Path(__file__).resolve().parents[1]
+README_MAX_LINES = 300
+BLOCK_TIMEOUT = 600
+RUN_LANGUAGES = frozenset({"bash", "sh", "shell"})
+NOT_RUN = re.compile(r"^<!--\s*not-run:\s*(?P<why>.*?)\s*-->$")
+FENCE = re.compile(r"^(?P<indent>\s*)(?P<ticks>`{3,}|~{3,})\s*(?P<lang>[\w+-]*)")
+
+
+@dataclass(frozen=True)
+class Block:
+    page: str
+    line: int  # of the opening fence, 1-based
+    lang: str
+    text: str
+    not_run: str | None  # the reason given in <!-- not-run: ... -->, if any
+
+    @property
+    def runs(self) -> bool:
+        return self.lang in RUN_LANGUAGES and self.not_run is None
+
+
+def pages() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def _name(page: Path) -> str:
+    return page.relative_to(ROOT).as_posix()
+
+
+def blocks(page: Path) -> list[Block]:
+    """The fenced blocks of a page, with the not-run reason of the line before each (indented fences too)."""
+    lines = page.read_text(encoding="utf-8").splitlines()
+    found, i = [], 0
+    while i < len(lines):
+        fence = FENCE.match(lines[i])
+        if not fence:
+            i += 1
+            continue
+        indent, ticks, lang = fence["indent"], fence["ticks"], fence["lang"].lower()
+        before = next((lines[j].strip() for j in range(i - 1, -1, -1) if lines[j].strip()), "")
+        reason = NOT_RUN.match(before)
+        body, j = [], i + 1
+        while j < len(lines) and not lines[j].strip().startswith(ticks):
+            body.append(lines[j][len(indent):] if lines[j].startswith(indent) else lines[j].lstrip())
+            j += 1
+        found.append(Block(_name(page), i + 1, lang, "\n".join(body) + "\n", reason["why"] if reason else None))
+        i = j + 1
+    return found
+
+
+def _page_params():
+    params = []
+    for page in pages():
+        runnable = [b for b in blocks(page) if b.runs]
+        if not runnable:
+            continue
+        marks = [pytest.mark.e2e]
+        if any("smollm2" in b.text for b in runnable):
+            marks.append(pytest.mark.slow)
+        params.append(pytest.param(page, id=_name(page), marks=marks))
+    return params
+
+
+def _repository_files() -> list[str]:
+    """What a fresh clone holds (plus new files not yet committed), or everything but local state without git."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT, capture_output=True, check=True,
+        ).stdout.decode("utf-8").split("\0")
+        return [name for name in listed if name and (ROOT / name).is_file()]
+    except (OSError, subprocess.CalledProcessError):
+        skip = {".git", ".venv", "models", "memtasks-demo", "__pycache__", ".pytest_cache", "build", "dist"}
+        return [
+            p.relative_to(ROOT).as_posix() for p in ROOT.rglob("*")
+            if p.is_file() and not skip & set(p.relative_to(ROOT).parts) and not p.name.endswith(".egg-info")
+        ]
+
+
+# The installed package's sources (an editable install's): linked, not copied, so that `python -c "import memtasks"`
+# run in the copy imports the installed package, with its compiled-kernel cache, as the console script does.
+PACKAGE_FOLDERS = ("memtasks", "task_configs")
+
+
+@pytest.fixture(scope="session")
+def clone_template(tmp_path_factory) -> Path:
+    template = tmp_path_factory.mktemp("clone")
+    for name in _repository_files():
+        if name.split("/", 1)[0] in PACKAGE_FOLDERS:
+            continue
+        target = template / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, target)  # copies, not links: a block that rewrites a file must not touch the repository
+    for folder in PACKAGE_FOLDERS:
+        (template / folder).symlink_to(ROOT / folder, target_is_directory=True)
+    return template
+
+
+def _environment(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MEMTASKS_", "PYTEST_"))}
+    env.update(
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        HF_HOME=str(home / "hf-home"),  # empty: a block that needs a model downloaded earlier fails here, as in CI
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        OMP_NUM_THREADS="1",
+        MPLBACKEND="Agg",
+        TOKENIZERS_PARALLELISM="false",
+    )
+    return env
+
+
+@pytest.mark.parametrize("page", _page_params())
+def test_every_runnable_block_of_the_page_runs(page: Path, clone_template: Path, tmp_path: Path, request):
+    work = tmp_path / "clone"
+    shutil.copytree(clone_template, work, symlinks=True)
+    runnable = [b for b in blocks(page) if b.runs]
+    for target in sorted({m for b in runnable for m in re.findall(r"memtasks models get smollm2-135m (\S+)", b.text)}):
+        # Converted once per test run; `models get` then finds it complete and does nothing.
+        link = work / target
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(request.getfixturevalue("smollm2_dir").resolve(), target_is_directory=True)
+    env = _environment(tmp_path)
+    for block in runnable:
+        try:
+            done = subprocess.run(
+                ["bash", "-euo", "pipefail", "-c", block.text], cwd=work, env=env, stdin=subprocess.DEVNULL,
+                capture_output=True, text=True, timeout=BLOCK_TIMEOUT,
+            )
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{block.page}:{block.line}: the block ran over {BLOCK_TIMEOUT} s:\n{block.text}")
+        if done.returncode != 0:
+            pytest.fail(
+                f"{block.page}:{block.line}: the block exited {done.returncode}:\n{block.text}\n"
+                f"--- stdout (end) ---\n{done.stdout[-3000:]}\n--- stderr (end) ---\n{done.stderr[-3000:]}"
+            )
+
+
+def test_the_readme_is_at_most_300_lines():
+    lines = len((ROOT / "README.md").read_text(encoding="utf-8").splitlines())
+    assert lines <= README_MAX_LINES, f"README.md has {lines} lines; move detail to a page of docs/"
+
+
+def test_no_page_names_the_projects_own_shared_folder():
+    # ../shared exists only on the project's machines; a reader has the public dataset, named on the page.
+    hits = [
+        f"{_name(page)}:{n}" for page in pages()
+        for n, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1) if "../shared" in line
+    ]
+    assert hits == [], f"pages that name ../shared: {hits}"
+
+
+def test_every_block_that_is_not_run_says_why():
+    problems = []
+    for page in pages():
+        for block in blocks(page):
+            if block.not_run is not None and not block.not_run:
+                problems.append(f"{block.page}:{block.line}: <!-- not-run: --> without a reason")
+    assert problems == []
+
+
+LINK = re.compile(r"\]\((?!https?://|mailto:)(?P<target>[^)#\s]*)(?:#(?P<anchor>[^)\s]*))?\)")
+
+
+def _anchors(page: Path) -> set[str]:
+    """The anchors GitHub makes of a page's headings: lowercase, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
+    headings = re.findall(r"^#{1,6}\s+(.*?)\s*$", text, flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
+
+
+def test_every_relative_link_of_the_pages_resolves():
+    broken = []
+    for page in pages():
+        text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.S)
+        for m in LINK.finditer(text):
+            target = (page.parent / m["target"]) if m["target"] else page
+            if not target.exists():
+                broken.append(f"{_name(page)}: {m['target']}")
+            elif m["anchor"] and target.suffix == ".md" and m["anchor"] not in _anchors(target):
+                broken.append(f"{_name(page)}: {m['target']}#{m['anchor']} (no such heading)")
+    assert broken == [], f"links that lead nowhere: {broken}"
+
+
+def test_the_readme_maps_every_page_of_docs():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [_name(page) for page in sorted((ROOT / "docs").glob("*.md")) if f"({_name(page)})" not in readme]
+    assert missing == [], f"docs pages the README's map does not link: {missing}"
+
+
+def test_the_block_reader_sees_fences_reasons_and_indented_blocks(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    page = tmp_path / "page.md"
+    page.write_text(
+        "```bash\necho run\n```\n\n<!-- not-run: needs a GPU -->\n\n```bash\nnvidia-smi\n```\n"
+        "```text\noutput\n```\n- item\n\n  ```sh\n  echo indented\n  ```\n",
+        encoding="utf-8",
+    )
+    found = blocks(page)
+    assert [(b.lang, b.runs, b.not_run, b.text) for b in found] == [
+        ("bash", True, None, "echo run\n"),
+        ("bash", False, "needs a GPU", "nvidia-smi\n"),
+        ("text", False, None, "output\n"),
+        ("sh", True, None, "echo indented\n"),
+    ]
