@@ -64,6 +64,8 @@ def _lm_eval_view() -> argparse.ArgumentParser:
     view.add_argument("--batch_size", "-b")
     view.add_argument("--include_path", type=folders, default=())
     view.add_argument("--config", "-C")
+    view.add_argument("--output_path", "-o")
+    view.add_argument("--model_args", "-a", nargs="+", action="extend", default=[])
     return view
 
 
@@ -86,6 +88,7 @@ def lm_eval_arguments(arguments: Sequence[str], parser: argparse.ArgumentParser)
     if not tasks:
         parser.error("name the tasks with --tasks, e.g. --model hf --model_args pretrained=MODEL --tasks mem_xsum")
     check_task_names(tasks, view.include_path)
+    check_output_path(view.output_path, view.model_args, view.include_path)
     if view.batch_size is None and (view.model or MODEL_NAME) in LOCAL_MODEL_TYPES:
         arguments += ["--batch_size", str(DEFAULT_BATCH_SIZE)]
         print(f"memtasks eval: --batch_size {DEFAULT_BATCH_SIZE} (pass --batch_size to choose another)", file=sys.stderr)
@@ -108,6 +111,25 @@ def check_task_names(tasks: Sequence[str], include_path: Sequence[str] = ()) -> 
             ours = sorted(n for n in known if n.startswith(MEMTASKS_PREFIX))
             hint = suggestion(name, ours) or f" (memtasks' tasks and groups: {', '.join(_without_variants(ours))}, and their variants)"
             raise ValueError(f"unknown task {name!r}{hint}")
+
+
+# The model arguments that name a local folder the model is read from.
+MODEL_PATH_ARGS = ("pretrained", "peft", "tokenizer", "delta")
+
+
+def check_output_path(output_path: str | None, model_args: Sequence[str], include_path: Sequence[str]) -> None:
+    """Before lm-eval starts (its results are written at the end): the output path is not, does not hold and
+    does not lie inside the model or a task folder, and can be written."""
+    if not output_path:
+        return
+    from memtasks.outputs import check_apart, check_writable
+
+    pairs = dict(part.split("=", 1) for value in model_args for part in value.split(",") if "=" in part)
+    inputs = [(f"the model's {key}", pairs[key].strip()) for key in MODEL_PATH_ARGS if pairs.get(key, "").strip()]
+    inputs += [("the task folder", folder) for folder in include_path]
+    check_apart([("--output_path", output_path)], inputs)
+    path = Path(output_path)
+    check_writable(path.parent if path.suffix == ".json" else path)
 
 
 def _without_variants(names: Sequence[str]) -> list[str]:
