@@ -127,6 +127,8 @@ def run_demo(
             "(--resume finishes an earlier run there; --out names another folder)"
         )
     check_apart([("--out", out)], [("memtasks' demo data", Path(str(resources.files("memtasks") / "demo_data")))])
+    if resume:
+        _check_demo_run(out)
     if not tiny:
         from memtasks.models import check_installed, registered
 
@@ -159,6 +161,28 @@ def run_demo(
     comparisons = compare_before_after(manifest)
     write_atomic(out / "summary.md", format_comparisons(comparisons))
     return comparisons
+
+
+# What a demo run writes at the top of its folder: resuming anywhere else would write over files of another.
+DEMO_ENTRIES = frozenset({"data", "models", "study.yaml", "manifest.json", "runs", "attention", "attention.partial", "summary.md"})
+
+
+def _check_demo_run(out: Path) -> None:
+    """A folder to resume holds an earlier demo run and nothing else: its study config, if written yet,
+    is the demo's, and every entry is one a demo writes (the demo rewrites study.yaml and summary.md)."""
+    strangers = sorted(p.name for p in out.iterdir() if p.name not in DEMO_ENTRIES and not p.name.startswith("."))
+    if strangers:
+        raise OutputFolderError(
+            f"{out} holds files no demo run wrote ({', '.join(strangers[:3])}{', ...' if len(strangers) > 3 else ''}): "
+            "--resume finishes an earlier demo run; --out names a new or empty folder for a new one"
+        )
+    config = out / "study.yaml"
+    try:
+        name = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("name") if config.is_file() else "demo"
+    except (yaml.YAMLError, UnicodeDecodeError, AttributeError):
+        name = None
+    if name != "demo":
+        raise OutputFolderError(f"{config} is not the demo's study config: --resume finishes an earlier demo run only")
 
 
 def _measure_attention(manifest: StudyManifest, model: StudyModel, tiny: bool, log: Callable[[str], None]) -> None:
