@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import re
 from pathlib import Path
 
@@ -454,21 +455,48 @@ def _browser_tool():
 
 
 browser = _browser_tool()
-needs_chromium = pytest.mark.skipif(browser.find_chromium() is None, reason="no Chromium on PATH (Debian: apt-get install chromium)")
+# CI (.ci/run) installs Chromium and sets MEMTASKS_REQUIRE_CHROMIUM: there a missing browser fails these tests.
+needs_chromium = pytest.mark.skipif(
+    browser.find_chromium() is None and not os.environ.get("MEMTASKS_REQUIRE_CHROMIUM"),
+    reason="no Chromium on PATH (Debian: apt-get install chromium)",
+)
 
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
+    """A report of three pre-trained models (probe counts 1000, 20, 100) and a fine-tuning of one: several tables and figures."""
     root = tmp_path_factory.mktemp("browser")
-    for name, rate in (("org/low", 0.05), ("org/high", 0.6), ("org/mid", 0.3)):
-        write_results(root / "results" / name, {"pretrained": name}, {"mem_xsum": metrics((rate, rate - 0.02, rate + 0.02))})
-    build_report(root / "results", root / "out", "html")
-    return root / "out" / "report.html"
+    results = root / "results"
+    for name, rate, probes in (("org/low", 0.05, 1000), ("org/high", 0.6, 20), ("org/mid", 0.3, 100)):
+        write_results(results / name, {"pretrained": name}, {"mem_xsum": metrics((rate, rate - 0.02, rate + 0.02), probes=probes)})
+    tuned = root / "models" / "tuned"
+    tuned.mkdir(parents=True)
+    (tuned / "memtasks_finetune.json").write_text(
+        json.dumps({"base_model": "org/mid", "method": "full", "tasks": ["mem_xsum"], "epochs": 2, "complete": True})
+    )
+    write_results(
+        results / "mid-pre", {"pretrained": "org/mid"}, {"mem_imdb": metrics((0.07, 0.04, 0.1))},
+        samples={"mem_imdb": outcomes({"verbatim": 5, "idea": 2, "none": 93})},
+    )
+    write_results(
+        results / "mid-tuned", {"pretrained": str(tuned)}, {"mem_imdb": metrics((0.44, 0.36, 0.52))},
+        samples={"mem_imdb": outcomes({"verbatim": 30, "paraphrase": 10, "idea": 4, "none": 56})},
+    )
+    report = build_report(results, root / "out", "html")
+    assert len(report.tables) >= 2 and len(report.figures) >= 2
+    return root / "out" / "report.html", report
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    with browser.Browser(size="1366x900") as opened:
+        yield opened
 
 
 @needs_chromium
 def test_headless_chromium_shows_the_page_and_its_embedded_figures_offline(rendered, tmp_path):
-    pixels = imread(browser.screenshot(rendered, tmp_path / "page.png", size="1366x2200"))[..., :3]
+    page, _ = rendered
+    pixels = imread(browser.screenshot(page, tmp_path / "page.png", size="1366x2200"))[..., :3]
     assert pixels.shape[:2] == (2200, 1366)
     # matplotlib's first bar colour (#1f77b4) is only on the page if the embedded PNG was decoded.
     bar = (abs(pixels - [0x1F / 255, 0x77 / 255, 0xB4 / 255]).sum(axis=-1) < 0.02).sum()
@@ -477,15 +505,90 @@ def test_headless_chromium_shows_the_page_and_its_embedded_figures_offline(rende
 
 
 @needs_chromium
-def test_clicking_a_column_header_sorts_the_leaderboard_in_the_browser(rendered, tmp_path):
-    page = tmp_path / "clicked.html"
-    click = '<script>document.querySelectorAll("#leaderboard + p + div th")[4].click();</script>'
-    page.write_text(rendered.read_text().replace("</body>", click + "</body>"))
-    dom = browser.dump_dom(page)
-    board = dom.split('id="leaderboard"', 1)[1].split("</table>", 1)[0]
-    models = re.findall(r"<tr[^>]*><td[^>]*>(org/\w+)</td>", board)
-    assert models == ["org/low", "org/mid", "org/high"]
-    assert 'class="asc"' in board
+def test_every_table_and_figure_of_the_report_renders_in_headless_chromium(rendered, chromium):
+    page_file, report = rendered
+    page = chromium.open(page_file)
+    assert page.errors == []
+    shown = page.evaluate(
+        """[...document.querySelectorAll("h2 + p.desc + div.wrap > table")].map(t => ({
+            key: t.parentElement.previousElementSibling.previousElementSibling.id,
+            header: [...t.tHead.rows[0].cells].map(c => c.textContent),
+            rows: t.tBodies[0].rows.length,
+            width: t.getBoundingClientRect().width,
+            height: t.getBoundingClientRect().height,
+        }))"""
+    )
+    assert [t["key"] for t in shown] == [t.key for t in report.tables]
+    for table, seen in zip(report.tables, shown):
+        assert seen["header"] == table.header and seen["rows"] == len(table.rows)
+        assert seen["width"] > 300 and seen["height"] > 20 * (1 + len(table.rows))
+    images = page.evaluate(
+        """[...document.querySelectorAll("figure")].map(f => {
+            const img = f.querySelector("img"), box = img.getBoundingClientRect();
+            return {key: f.id, complete: img.complete, width: img.naturalWidth, height: img.naturalHeight, shown: box.width * box.height};
+        })"""
+    )
+    assert [i["key"] for i in images] == [f.key for f in report.figures]
+    for figure, image in zip(report.figures, images):
+        # Decoded at the PNG's own size, and laid out on the page.
+        height, width = imread(figure.path).shape[:2]
+        assert image["complete"] and (image["width"], image["height"]) == (width, height)
+        assert image["shown"] > 10_000
+
+
+def _leaderboard(page) -> list[tuple[str, str, str]]:
+    """The leaderboard's rows as the page shows them: model, probes, memorization."""
+    return [
+        tuple(row)
+        for row in page.evaluate(
+            """[...document.querySelectorAll("#leaderboard + p + div tbody tr")]
+                .map(r => [r.cells[0].textContent, r.cells[3].textContent, r.cells[4].firstChild.textContent])"""
+        )
+    ]
+
+
+def _sorted_by(page) -> list[str]:
+    return page.evaluate('[...document.querySelectorAll("#leaderboard + p + div th")].map(th => th.className)')
+
+
+@needs_chromium
+def test_clicking_a_column_header_sorts_the_leaderboard_in_the_browser(rendered, chromium):
+    page_file, report = rendered
+    header = report.table("leaderboard").header
+    page = chromium.open(page_file)
+    probes = f"#leaderboard + p + div th:nth-child({header.index('Probes') + 1})"
+    memorization = f"#leaderboard + p + div th:nth-child({header.index('Memorization') + 1})"
+    model = f"#leaderboard + p + div th:nth-child({header.index('Model') + 1})"
+    before = _leaderboard(page)
+    # Numbers sort as numbers (20 < 100 < 1000), not as text.
+    page.click(probes)
+    assert [r[1] for r in _leaderboard(page)] == ["20", "100", "100", "100", "1000"]
+    assert _sorted_by(page)[header.index("Probes")] == "asc"
+    page.click(probes)
+    assert [r[1] for r in _leaderboard(page)] == ["1000", "100", "100", "100", "20"]
+    assert _sorted_by(page)[header.index("Probes")] == "desc"
+    page.click(memorization)
+    rates = [float(r[2].rstrip("%")) for r in _leaderboard(page)]
+    assert rates == sorted(rates) and rates[0] == 5.0 and rates[-1] == 60.0
+    assert [c for c in _sorted_by(page) if c] == ["asc"]
+    page.click(model)
+    names = [r[0] for r in _leaderboard(page)]
+    assert names == sorted(names, key=str.lower) and sorted(_leaderboard(page)) == sorted(before)
+    assert page.errors == []
+
+
+@needs_chromium
+def test_the_page_makes_no_network_request(rendered, chromium, tmp_path):
+    page_file, report = rendered
+    page = chromium.open(page_file)
+    requests = page.requests
+    assert requests[0] == page_file.resolve().as_uri()
+    assert all(url.startswith("data:image/png;base64,") for url in requests[1:])
+    # The recorder sees a page that does reach out: the same page with a remote image and script.
+    leaky = tmp_path / "leaky.html"
+    remote = ('<img src="https://cdn.example.invalid/logo.png">', '<script src="http://cdn.example.invalid/sort.js"></script>')
+    leaky.write_text(page_file.read_text(encoding="utf-8").replace("</body>", "".join(remote) + "</body>"), encoding="utf-8")
+    assert {"https://cdn.example.invalid/logo.png", "http://cdn.example.invalid/sort.js"} <= set(chromium.open(leaky).requests)
 
 
 def test_rank_correlation_is_undefined_not_nan_when_every_rate_is_equal():
