@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 from test_bad_input import cli_error, probe_line, xsum_line
 
+import memtasks.demo
+import memtasks.models
 from memtasks.datafiles import DataFileError, parse_json_line
 from memtasks.probes import read_texts
 from memtasks.scoring import ProbeFileError, read_probes
@@ -49,7 +53,7 @@ def test_score_names_file_line_and_field_of_a_record_it_cannot_hold(capsys, tmp_
     path = tmp_path / "probes.jsonl"
     path.write_text(probe_line(0) + "\n" + record + "\n" + probe_line(2) + "\n", encoding="utf-8")
     before = fingerprint(tmp_path)
-    with pytest.raises(ProbeFileError, match="^" + __import__("re").escape(f"{path}:2: {message}")):
+    with pytest.raises(ProbeFileError, match="^" + re.escape(f"{path}:2: {message}")):
         read_probes(path)
     cases = tmp_path / "cases.jsonl"
     line, out = cli_error(capsys, "score", path, "--cases", cases)
@@ -81,3 +85,172 @@ def test_redact_without_cases_is_refused_before_any_work(capsys, tmp_path):
     line, out = cli_error(capsys, "score", path, "--redact")
     assert line == "memtasks score: error: --redact applies to the cases file: give --cases FILE, or leave --redact out"
     assert out == "" and fingerprint(tmp_path) == before
+
+
+# ------------------------------------------------------------------------- every command, every fault (item 6)
+
+COMMANDS = ["score", "eval", "finetune", "study", "demo", "attention", "attention --plot", "report", "models get"]
+
+
+def never(*args, **kwargs):
+    raise AssertionError("the command started its work")
+
+
+@pytest.fixture
+def inputs(tmp_path, monkeypatch) -> Path:
+    """A folder of every command's inputs: probes, a data file, a local model folder, a results folder, a
+    model package's file; a tripwire on the demo's and models get's first step of work."""
+    root = tmp_path / "inputs"
+    (root / "data").mkdir(parents=True)
+    (root / "probes.jsonl").write_text("".join(probe_line(i) + "\n" for i in range(3)), encoding="utf-8")
+    (root / "data" / "train.jsonl").write_text("".join(xsum_line(i) + "\n" for i in range(4)), encoding="utf-8")
+    (root / "model").mkdir()
+    (root / "model" / "config.json").write_text(json.dumps({"model_type": "t5"}), encoding="utf-8")
+    (root / "results").mkdir()
+    (root / "results" / "results_2024.json").write_text("{}", encoding="utf-8")
+    (root / "package").mkdir()
+    (root / "package" / "model.gguf").write_bytes(b"GGUF")
+    monkeypatch.setattr(memtasks.demo, "_write_data", never)
+    monkeypatch.setattr(memtasks.models, "gguf_path", lambda model: root / "package" / "model.gguf")
+    monkeypatch.setattr(memtasks.models, "_convert", never)
+    return root
+
+
+def command_line(command: str, root: Path, out: Path, model: Path | None = None) -> list:
+    """``command`` run on the inputs in ``root``, writing to ``out`` (a folder that may not exist)."""
+    model = model or root / "model"
+    data = root / "data" / "train.jsonl"
+    if command == "study":
+        config = root / "study.yaml"
+        config.write_text(
+            yaml.safe_dump(
+                {"name": "s", "output_dir": str(out / "study"), "models": [{"name": "m", "path": str(model)}],
+                 "tasks": ["mem_xsum"], "data_files": {"mem_xsum": str(data)}}
+            ),
+            encoding="utf-8",
+        )
+        return ["study", config]
+    attention = ["attention", "--model_args", f"pretrained={model}", "--tasks", "mem_xsum", "--data_files", f"mem_xsum={data}", "--device", "cpu"]
+    return {
+        "score": ["score", root / "probes.jsonl", "--cases", out / "cases.jsonl"],
+        "eval": ["eval", "--model_args", f"pretrained={model}", "--tasks", "mem_xsum", "--output_path", out / "results"],
+        "finetune": ["finetune", "--task", "mem_xsum", "--model", model, "--data-files", data, "--output", out / "tuned", "--device", "cpu"],
+        "demo": ["demo", "--tiny", "--out", out / "demo"],
+        "attention": [*attention, "--output_path", out / "results"],
+        "attention --plot": [*attention, "--output_path", root / "attention-results", "--plot", out / "plots"],
+        "report": ["report", root / "results", "--out", out / "report"],
+        "models get": ["models", "get", "smollm2-135m", out / "smollm2"],
+    }[command]
+
+
+def refused(capsys, argv: list) -> str:
+    return cli_error(capsys, *argv)[0]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_an_output_under_a_file_is_one_line_before_any_work(capsys, tmp_path, inputs, command):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("mine")
+    argv = command_line(command, inputs, blocker)
+    before = fingerprint(tmp_path)
+    line = refused(capsys, argv)
+    assert f"{blocker.name} is a file, not a folder" in line
+    assert fingerprint(tmp_path) == before
+
+
+@pytest.fixture
+def mounted(tmp_path):
+    """Mount a 16 KiB tmpfs: ``mounted("ro")`` read-only, ``mounted("full")`` filled to the last byte."""
+    points = []
+
+    def mount(kind: str) -> Path:
+        point = tmp_path / f"mount-{kind}"
+        point.mkdir()
+        options = "size=16k" + (",ro" if kind == "ro" else "")
+        if shutil.which("mount") is None or subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], capture_output=True).returncode:
+            pytest.skip("mounting a small file system needs root")
+        points.append(point)
+        if kind == "full":
+            with (point / "filler").open("wb", buffering=0) as filler:
+                try:
+                    while True:
+                        filler.write(b"\0" * 4096)
+                except OSError:
+                    pass
+        return point
+
+    yield mount
+    for point in points:
+        subprocess.run(["umount", str(point)], capture_output=True)
+
+
+@pytest.mark.parametrize("kind, reason", [("ro", "read-only file system"), ("full", "no space left on device")], ids=["read-only", "full"])
+@pytest.mark.parametrize("command", COMMANDS)
+def test_an_unwritable_or_full_output_location_is_one_line_before_any_work(capsys, tmp_path, inputs, mounted, command, kind, reason):
+    point = mounted(kind)
+    argv = command_line(command, inputs, point)
+    before = fingerprint(inputs)
+    line = refused(capsys, argv)
+    assert line.endswith(f"cannot write in {point} ({reason})"), line
+    assert fingerprint(inputs) == before
+    assert sorted(p.name for p in point.iterdir()) == (["filler"] if kind == "full" else [])
+
+
+def unfinished(folder: Path) -> Path:
+    """A model folder a fine-tuning left when it was interrupted: a checkpoint, a summary saying complete: false."""
+    (folder / "checkpoints" / "checkpoint-4").mkdir(parents=True)
+    (folder / "checkpoints" / "checkpoint-4" / "config.json").write_text(json.dumps({"model_type": "t5"}), encoding="utf-8")
+    summary = {"memtasks": "finetune", "complete": False, "config": {}, "stopped": {"reason": "interrupted", "resume_from_step": 4}}
+    (folder / "memtasks_finetune.json").write_text(json.dumps(summary), encoding="utf-8")
+    return folder
+
+
+@pytest.mark.parametrize("command", ["finetune", "study", "attention", "attention --plot", "eval"])
+def test_a_model_folder_of_an_unfinished_fine_tuning_is_refused_before_it_loads(capsys, tmp_path, inputs, command):
+    model = unfinished(tmp_path / "tuned-halfway")
+    out = tmp_path / "out"
+    argv = command_line(command, inputs, out, model=model)
+    before = fingerprint(tmp_path)
+    line = refused(capsys, argv)
+    assert "holds an unfinished fine-tuning run (complete: false)" in line and "tuned-halfway" in line
+    assert fingerprint(tmp_path) == before and not out.exists()
+
+
+def test_a_misspelled_metadata_key_of_memtasks_attention_is_an_error(capsys, tmp_path, inputs):
+    argv = [*command_line("attention", inputs, tmp_path / "out"), "--metadata", json.dumps({"mem_xsum": {"inptu_field": "document"}})]
+    line = refused(capsys, argv)
+    assert line == "memtasks attention: error: --metadata of task mem_xsum: unknown metadata key 'inptu_field' (did you mean 'input_field'?)"
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "section, message",
+    [
+        ({"evaluate": {"metadata": {"n_probe": 50}}}, "evaluate.metadata: unknown metadata key 'n_probe' (did you mean 'n_probes'?)"),
+        ({"evaluate": {"metadata": ["n_probes"]}}, "'evaluate.metadata' must be a mapping"),
+    ],
+    ids=["misspelled", "not a mapping"],
+)
+def test_a_study_configs_evaluation_metadata_is_checked_before_any_step(capsys, tmp_path, inputs, section, message):
+    config = command_line("study", inputs, tmp_path / "out")[1]
+    config.write_text(yaml.safe_dump({**yaml.safe_load(config.read_text(encoding="utf-8")), **section}), encoding="utf-8")
+    before = fingerprint(tmp_path)
+    line = refused(capsys, ["study", config])
+    assert line == f"memtasks study: error: {config}: {message}"
+    assert fingerprint(tmp_path) == before
+
+
+@pytest.mark.parametrize("stranger", ["notes.txt", "study.yaml"])
+def test_demo_resume_never_rewrites_a_folder_it_did_not_write(capsys, tmp_path, inputs, stranger):
+    """--resume finishes an earlier demo run; pointed at another folder (another study's, say), it would
+    rewrite that folder's study.yaml and summary.md."""
+    folder = tmp_path / "my-study"
+    folder.mkdir()
+    (folder / stranger).write_text("name: mine\n", encoding="utf-8")
+    before = fingerprint(tmp_path)
+    line = refused(capsys, ["demo", "--tiny", "--resume", "--out", folder])
+    if stranger == "notes.txt":
+        assert line.startswith(f"memtasks demo: error: {folder} holds files no demo run wrote (notes.txt): ")
+    else:
+        assert line == f"memtasks demo: error: {folder / 'study.yaml'} is not the demo's study config: --resume finishes an earlier demo run only"
+    assert fingerprint(tmp_path) == before

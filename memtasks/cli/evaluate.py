@@ -88,7 +88,7 @@ def lm_eval_arguments(arguments: Sequence[str], parser: argparse.ArgumentParser)
     if not tasks:
         parser.error("name the tasks with --tasks, e.g. --model hf --model_args pretrained=MODEL --tasks mem_xsum")
     check_task_names(tasks, view.include_path)
-    check_output_path(view.output_path, view.model_args, view.include_path)
+    check_local_paths(view.output_path, view.model_args, view.include_path)
     if view.batch_size is None and (view.model or MODEL_NAME) in LOCAL_MODEL_TYPES:
         arguments += ["--batch_size", str(DEFAULT_BATCH_SIZE)]
         print(f"memtasks eval: --batch_size {DEFAULT_BATCH_SIZE} (pass --batch_size to choose another)", file=sys.stderr)
@@ -117,15 +117,20 @@ def check_task_names(tasks: Sequence[str], include_path: Sequence[str] = ()) -> 
 MODEL_PATH_ARGS = ("pretrained", "peft", "tokenizer", "delta")
 
 
-def check_output_path(output_path: str | None, model_args: Sequence[str], include_path: Sequence[str]) -> None:
-    """Before lm-eval starts (its results are written at the end): the output path is not, does not hold and
-    does not lie inside the model or a task folder, and can be written."""
+def check_local_paths(output_path: str | None, model_args: Sequence[str], include_path: Sequence[str]) -> None:
+    """Before lm-eval starts (it loads the model first and writes its results at the end): no local model
+    folder is an unfinished fine-tuning, and the output path is not, does not hold and does not lie inside
+    the model or a task folder, and can be written."""
+    from memtasks.finetune.config import check_finished
+
+    pairs = dict(part.split("=", 1) for value in model_args for part in value.split(",") if "=" in part)
+    inputs = [(f"the model's {key}", pairs[key].strip()) for key in MODEL_PATH_ARGS if pairs.get(key, "").strip()]
+    for what, path in inputs:
+        check_finished(path, what.removeprefix("the "))
     if not output_path:
         return
     from memtasks.outputs import check_apart, check_writable
 
-    pairs = dict(part.split("=", 1) for value in model_args for part in value.split(",") if "=" in part)
-    inputs = [(f"the model's {key}", pairs[key].strip()) for key in MODEL_PATH_ARGS if pairs.get(key, "").strip()]
     inputs += [("the task folder", folder) for folder in include_path]
     check_apart([("--output_path", output_path)], inputs)
     path = Path(output_path)
