@@ -254,3 +254,20 @@ def test_demo_resume_never_rewrites_a_folder_it_did_not_write(capsys, tmp_path, 
     else:
         assert line == f"memtasks demo: error: {folder / 'study.yaml'} is not the demo's study config: --resume finishes an earlier demo run only"
     assert fingerprint(tmp_path) == before
+
+
+def test_a_report_skips_the_results_a_stopped_run_left_in_its_partial_folder(tmp_path):
+    """A study or demo step killed before it could clean up leaves lm-eval's results in runs/STEP.partial:
+    they were never finished, and a report that counted them would show a run that looks complete."""
+    from test_report import metrics, write_results
+
+    from memtasks.report import build_report
+
+    results = tmp_path / "results"
+    done = write_results(results / "runs" / "m__mem_xsum", {"pretrained": "org/m"}, {"mem_xsum": metrics((0.25, 0.2, 0.3))})
+    write_results(results / "runs" / "n__mem_xsum.partial", {"pretrained": "org/n"}, {"mem_xsum": metrics((0.5, 0.4, 0.6))})
+    before = fingerprint(results)
+    report = build_report(results, tmp_path / "report")
+    assert [run.path for run in report.runs] == [done]
+    assert report.warnings == [f"{results / 'runs' / 'n__mem_xsum.partial'}: skipped, an unfinished run (a .partial folder a stopped run left)"]
+    assert fingerprint(results) == before

@@ -349,11 +349,25 @@ def collect(results_dir: str | Path, exclude: Iterable[str | Path] = (), progres
         raise ReportInputError(f"{root}: not a folder")
     excluded = [Path(e).resolve() for e in exclude]
 
+    unfinished: set[Path] = set()
+
     def wanted(pattern: str) -> list[Path]:
-        return sorted(p for p in root.rglob(pattern) if p.is_file() and not any(p.resolve().is_relative_to(e) for e in excluded))
+        paths = []
+        for p in sorted(root.rglob(pattern)):
+            if not p.is_file() or any(p.resolve().is_relative_to(e) for e in excluded):
+                continue
+            # A run stopped without cleaning up (killed) leaves its outputs in a NAME.partial folder:
+            # they look like results but were never finished.
+            partial = next((root.joinpath(*p.relative_to(root).parts[: i + 1]) for i, part in enumerate(p.relative_to(root).parts[:-1]) if part.endswith(".partial")), None)
+            if partial is not None:
+                unfinished.add(partial)
+                continue
+            paths.append(p)
+        return paths
 
     paths = [p for p in wanted("*.json") if p.name not in MODEL_FILES]
     found = Collection(files=len(paths), heatmaps=wanted("attention_*.png"))
+    found.warnings += [f"{folder}: skipped, an unfinished run (a .partial folder a stopped run left)" for folder in sorted(unfinished)]
     parsed: list[tuple[Path, dict]] = []
     manifests: StudyIndex = {}
     for path in tqdm(paths, desc="reading results", unit="file", disable=not progress):
