@@ -271,3 +271,16 @@ def test_a_report_skips_the_results_a_stopped_run_left_in_its_partial_folder(tmp
     assert [run.path for run in report.runs] == [done]
     assert report.warnings == [f"{results / 'runs' / 'n__mem_xsum.partial'}: skipped, an unfinished run (a .partial folder a stopped run left)"]
     assert fingerprint(results) == before
+
+
+def test_tiny_models_refuse_a_model_folder_over_their_text(capsys, tmp_path):
+    text = tmp_path / "models" / "tiny-decoder" / "text.jsonl"
+    text.parent.mkdir(parents=True)
+    text.write_text(json.dumps({"text": "some words to train on"}) + "\n", encoding="utf-8")
+    before = fingerprint(tmp_path)
+    line, out = cli_error(capsys, "tiny-models", tmp_path / "models", "--text", text)
+    assert line == (
+        f"memtasks tiny-models: error: the model folder {text.parent} holds --text {text}: "
+        "an output never writes over an input; choose another output path"
+    )
+    assert out == "" and fingerprint(tmp_path) == before

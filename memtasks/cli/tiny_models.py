@@ -23,9 +23,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from memtasks.outputs import check_apart, check_writable
     from memtasks.probes import read_texts
     from memtasks.tiny import build_tiny_model, train_tokenizer
 
+    check_apart([("the model folder", args.out_dir / f"tiny-{kind}") for kind in ("decoder", "seq2seq")], [("--text", args.text)])
+    check_writable(args.out_dir)
     texts = read_texts(args.text, args.field)
     tokenizer = train_tokenizer(texts, vocab_size=args.vocab_size)
     for kind in ("decoder", "seq2seq"):
