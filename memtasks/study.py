@@ -93,6 +93,8 @@ def read_study_config(path: str | Path) -> StudyConfig:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         raise ValueError(f"{path}: not valid YAML ({error})") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text (byte {error.start})") from None
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: a study config is a mapping with name, models and tasks")
     _check_keys(path, "", raw)

@@ -284,3 +284,18 @@ def test_tiny_models_refuse_a_model_folder_over_their_text(capsys, tmp_path):
         "an output never writes over an input; choose another output path"
     )
     assert out == "" and fingerprint(tmp_path) == before
+
+
+def test_a_study_config_that_is_not_utf8_names_the_file(capsys, tmp_path):
+    config = tmp_path / "study.yaml"
+    config.write_bytes(b"name: s\n\xff\xfe")
+    line, _ = cli_error(capsys, "study", config)
+    assert line == f"memtasks study: error: {config}: not UTF-8 text (byte 8)"
+
+
+def test_a_report_of_a_file_names_it_not_the_report_folder(capsys, tmp_path):
+    results = tmp_path / "results.json"
+    results.write_text("{}")
+    line, _ = cli_error(capsys, "report", results)
+    assert line == f"memtasks report: error: {results}: not a folder"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]

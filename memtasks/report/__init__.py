@@ -71,6 +71,8 @@ def build_report(
     """
     formats = parse_formats(formats)
     results_dir, out_dir = Path(results_dir), Path(out_dir)
+    if not results_dir.is_dir():
+        raise ReportInputError(f"{results_dir}: not a folder")
     # A report folder inside the results folder (the default RESULTS/report) is never read back.
     check_apart([("the report folder", out_dir)], [("the results folder", results_dir)], inside=False)
     check_writable(out_dir)
