@@ -299,3 +299,57 @@ def test_a_report_of_a_file_names_it_not_the_report_folder(capsys, tmp_path):
     line, _ = cli_error(capsys, "report", results)
     assert line == f"memtasks report: error: {results}: not a folder"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+
+
+# ------------------------------------------------------------------------------ interrupted runs, resumed
+
+
+def test_a_study_killed_in_a_probe_resumes_it_and_keeps_every_earlier_result(tmp_path, inputs, monkeypatch):
+    """A probe killed before it cleaned up leaves runs/STEP.partial and no manifest entry: the study run
+    again redoes that step only, and every earlier result stays byte for byte."""
+    from memtasks.study import read_study_config, run_study
+
+    monkeypatch.chdir(tmp_path)
+    config_path = inputs / "study.yaml"
+    config_path.write_text(
+        yaml.safe_dump(
+            {"name": "s", "output_dir": str(tmp_path / "study"), "models": [{"name": "m", "path": str(inputs / "model")}],
+             "tasks": ["mem_imdb"], "data_files": {"mem_imdb": str(inputs / "data" / "train.jsonl")},
+             "finetune": {"mixtures": []}, "evaluate": {"variants": ["prefix10"]}}
+        ),
+        encoding="utf-8",
+    )
+    config = read_study_config(config_path)
+    ran = []
+
+    def evaluate(arguments):
+        task = arguments[arguments.index("--tasks") + 1]
+        folder = Path(arguments[arguments.index("--output_path") + 1]).parent
+        ran.append(task)
+        if task == "mem_imdb_prefix10" and len(ran) == 2:
+            (folder / "results_2026-01-01.json").write_text("{}")
+            raise KeyboardInterrupt  # killed mid-step (its cleanup is undone below)
+        (folder / "results_2026-01-01.json").write_text(json.dumps({"results": {task: {}}}))
+        (folder / f"samples_{task}_2026-01-01.jsonl").write_text("{}\n")
+        return 0
+
+    with pytest.raises(KeyboardInterrupt):
+        run_study(config, log=lambda _: None, evaluate=evaluate)
+    # A kill, unlike an interrupt, leaves the step's partial folder behind.
+    partial = tmp_path / "study" / "runs" / "m__pretrained__mem_imdb_prefix10.partial"
+    partial.mkdir()
+    (partial / "results_2026-01-01.json").write_text("{}")
+    earlier = fingerprint(tmp_path / "study" / "runs" / "m__pretrained__mem_imdb")
+    manifest = run_study(config, log=lambda _: None, evaluate=evaluate)
+    assert ran == ["mem_imdb", "mem_imdb_prefix10", "mem_imdb_prefix10"]
+    assert [step.id for step in manifest.evals()] == ["m/pretrained/mem_imdb", "m/pretrained/mem_imdb_prefix10"]
+    assert fingerprint(tmp_path / "study" / "runs" / "m__pretrained__mem_imdb") == earlier
+    assert not partial.exists()
+
+
+def test_finetune_into_an_unfinished_run_of_another_config_is_one_line_and_keeps_it(capsys, tmp_path, inputs):
+    out = unfinished(tmp_path / "tuned")
+    before = fingerprint(tmp_path)
+    line = refused(capsys, command_line("finetune", inputs, tmp_path)[:-2] + ["--device", "cpu", "--epochs", "5"])
+    assert line.startswith(f"memtasks finetune: error: {out} holds another run (it differs in ")
+    assert fingerprint(tmp_path) == before
