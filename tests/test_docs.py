@@ -1,29 +1,31 @@
-"""The docs tier: every shell block of README.md and docs/*.md runs, so a renamed flag or command fails here, not for a reader.
+"""The docs tier: every shell block of README.md and docs/*.md runs, so a renamed flag fails here, not for a reader.
 
     python -m pytest -m docs tests/test_docs.py      # the tier alone (a few minutes on 2 cores)
 
 Convention for whoever writes README.md or a page of docs/:
 
 - A block fenced ```bash, ```sh or ```shell is run. The blocks of one page run in order, each by
-  ``bash -euo pipefail``, in a fresh folder that holds a copy of the repository's files (tracked,
-  and untracked but not ignored: what a fresh clone has; ``memtasks/`` and ``task_configs/`` are
-  links to the installed package's sources, read-only by convention), with this Python first on PATH, offline (HF_HUB_OFFLINE, an empty HF_HOME), one thread. Each must exit 0
-  within BLOCK_TIMEOUT seconds. A later block of the page may use what an earlier one wrote;
-  nothing else carries over (no `cd`, no `export`).
+  ``bash -euo pipefail``, in a fresh folder holding a copy of the repository's files (tracked, and
+  untracked but not ignored: what a fresh clone has), with this Python first on PATH, offline
+  (HF_HUB_OFFLINE, an empty HF_HOME), one thread. ``memtasks/`` and ``task_configs/`` there are
+  links to the installed package's sources: read them, never write into them. Each block must
+  exit 0 within BLOCK_TIMEOUT seconds. A later block of the page may use the files an earlier one
+  wrote; nothing else carries over (no ``cd``, no ``export``).
 - A block that is not meant to run (it needs a GPU, a hub download, an Elasticsearch server, the
   network, many minutes of CPU, or it is illustrative, with placeholders) is fenced ```text or
   ```console, or has the line ``<!-- not-run: why -->`` just before its fence (a reason is
   required). Output shown to the reader goes in ```text.
 - Paths are relative to the repository root and stay inside it (no /tmp, no ``../shared``: that
-  folder exists only on the project's own machines; name the public dataset instead). Keep runnable
-  blocks small: the tiny models of ``memtasks tiny-models``, ``memtasks/demo_data/``, ``tests/data/``.
+  folder exists only on the project's own machines; name the public dataset instead). Keep
+  runnable blocks small: the tiny models of ``memtasks tiny-models``, ``memtasks/demo_data/``,
+  ``tests/data/``.
 - A page whose runnable blocks name SmolLM2 (``smollm2``) is marked slow; its
   ``memtasks models get smollm2-135m DIR`` finds the copy converted once per test run (the
   ``smollm2_dir`` fixture of conftest.py) already in DIR, so the conversion is not paid twice.
   Every page's run is also marked e2e (it runs the console script), so the fast tier leaves it out.
 
-The checks that need no run (README length, no ``../shared``, links that resolve, every not-run
-block says why) are in the fast tier.
+The checks that need no run (README length, no ``../shared``, links and anchors that resolve,
+every page in the README's map, every not-run block says why) are in the fast tier.
 """
 
 from __future__ import annotations
@@ -113,9 +115,10 @@ def _repository_files() -> list[str]:
         return [name for name in listed if name and (ROOT / name).is_file()]
     except (OSError, subprocess.CalledProcessError):
         skip = {".git", ".venv", "models", "memtasks-demo", "__pycache__", ".pytest_cache", "build", "dist"}
+        parts = lambda p: p.relative_to(ROOT).parts  # noqa: E731
         return [
             p.relative_to(ROOT).as_posix() for p in ROOT.rglob("*")
-            if p.is_file() and not skip & set(p.relative_to(ROOT).parts) and not p.name.endswith(".egg-info")
+            if p.is_file() and not skip & set(parts(p)) and not any(part.endswith(".egg-info") for part in parts(p))
         ]
 
 
