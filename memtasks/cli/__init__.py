@@ -18,10 +18,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from memtasks.cli import attention, demo, evaluate, finetune, models, pan_eval, report, score, study, task_path, tiny_models
+from memtasks.cli import attention, demo, evaluate, finetune, models, pan_eval, report, rescore, score, study, task_path, tiny_models
 from memtasks.cli.options import Parser
 
-COMMANDS = (score, evaluate, finetune, study, demo, attention, report, models, tiny_models, task_path, pan_eval)
+COMMANDS = (score, evaluate, finetune, study, demo, attention, report, rescore, models, tiny_models, task_path, pan_eval)
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
