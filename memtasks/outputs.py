@@ -68,6 +68,7 @@ def check_apart(
     outputs: Iterable[tuple[str, str | Path | None]],
     inputs: Iterable[tuple[str, str | Path | None]],
     inside: bool = True,
+    holds: bool = True,
 ) -> None:
     """Refuse, before any work, an output that would write over an input: one that is an input (the same
     path, through a symbolic link, or the same file under another name), holds one, or (when ``inside``)
@@ -76,7 +77,9 @@ def check_apart(
     ``outputs`` and ``inputs`` are ``(what, path)`` pairs, ``what`` naming the path in the message
     (``"--cases"``, ``"the input"``); a ``None`` path is skipped, and so is an input that does not
     exist (a Hugging Face id, say: nothing of it is on this disk). ``inside=False`` lets an output lie
-    inside an input folder that the run never reads back (``memtasks report``'s default ``RESULTS/report``).
+    inside an input folder that the run never reads back (``memtasks report``'s default ``RESULTS/report``);
+    ``holds=False`` lets an output folder hold an input when the run only adds new files to it, never
+    removing or rewriting one (lm-eval's results, named by date: ``memtasks eval --output_path .``).
     Raises :class:`OutputOverInputError` naming both paths.
     """
     present = [(what, Path(path), _resolved(path)) for what, path in inputs if path is not None and os.path.lexists(path)]
@@ -87,7 +90,7 @@ def check_apart(
         for in_what, in_path, source in present:
             if out == source or _same_file(out, source):
                 relation = "is"
-            elif source.is_relative_to(out):
+            elif holds and source.is_relative_to(out):
                 relation = "holds"
             elif inside and out.is_relative_to(source):
                 relation = "is inside"

@@ -186,18 +186,33 @@ def test_demo_refuses_to_write_into_its_own_bundled_data(capsys, monkeypatch, in
 
 
 @pytest.mark.parametrize("flag", ["--output_path", "--plot"])
-@pytest.mark.parametrize("target", ["the model", "a link to the model", "the data's folder"])
+@pytest.mark.parametrize("target", ["the model", "a link to the model", "inside the model", "the data file"])
 def test_attention_refuses_outputs_over_its_model_or_data_before_loading_it(capsys, tmp_path, model, data, flag, target):
     (tmp_path / "link").symlink_to(model)
-    path = {"the model": model, "a link to the model": tmp_path / "link", "the data's folder": data.parent}[target]
+    path = {"the model": model, "a link to the model": tmp_path / "link", "inside the model": model / "plots", "the data file": data}[target]
     before = fingerprint(tmp_path)
     line, _ = cli_error(
         capsys, "attention", "--model_args", f"pretrained={model}", "--tasks", "mem_xsum", "--data_files", f"mem_xsum={data}",
         *(["--output_path", tmp_path / "results"] if flag == "--plot" else []), flag, path,
     )
-    relation = f"holds the data of mem_xsum {data}" if target == "the data's folder" else f"is the model's pretrained {model}"
+    relation = {"the data file": f"is the data of mem_xsum {data}", "inside the model": f"is inside the model's pretrained {model}"}.get(
+        target, f"is the model's pretrained {model}"
+    )
     assert line == f"memtasks attention: error: {flag} {path} {relation}: {REFUSAL}"
     assert fingerprint(tmp_path) == before
+
+
+def test_eval_and_attention_may_write_into_a_folder_holding_their_inputs(tmp_path, model, data, monkeypatch):
+    """Their results are new files named by date (heatmaps attention_*.png): a folder holding the model and
+    the data (--output_path .) loses nothing. memtasks eval refuses an output path that is the model."""
+    from memtasks.attention.runner import _check_outputs
+    from memtasks.cli.evaluate import check_local_paths
+
+    monkeypatch.chdir(tmp_path)
+    _check_outputs(".", ".", f"pretrained={model}", {"mem_xsum": str(data)}, ())
+    check_local_paths(".", [f"pretrained={model}"], ())
+    with pytest.raises(ValueError, match=f"^--output_path {model} is the model's pretrained {model}: {REFUSAL}$"):
+        check_local_paths(str(model), [f"pretrained={model}"], ())
 
 
 # ----------------------------------------------------------------------------------------------- report

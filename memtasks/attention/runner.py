@@ -87,7 +87,9 @@ def _check_outputs(
         check_finished(path, f"{what.removeprefix('the ')}")
     inputs += [(f"the data of {task}", path) for task, path in data_files.items()]
     inputs += [("the task folder", folder) for folder in include_path]
-    check_apart([("--output_path", output_path), ("--plot", plot_dir)], inputs)
+    # Results files are named by task and date, heatmaps attention_*.png: neither folder may be or lie inside
+    # an input, but one may hold the inputs (--output_path . beside the data), whose files are never rewritten.
+    check_apart([("--output_path", output_path), ("--plot", plot_dir)], inputs, holds=False)
     if output_path is not None:
         path = Path(output_path)
         check_writable(path.parent if path.suffix == ".json" else path)

@@ -132,7 +132,8 @@ def check_local_paths(output_path: str | None, model_args: Sequence[str], includ
     from memtasks.outputs import check_apart, check_writable
 
     inputs += [("the task folder", folder) for folder in include_path]
-    check_apart([("--output_path", output_path)], inputs)
+    # lm-eval adds files named by date and never rewrites one: an output folder may hold the inputs (--output_path .).
+    check_apart([("--output_path", output_path)], inputs, holds=False)
     path = Path(output_path)
     check_writable(path.parent if path.suffix == ".json" else path)
 
