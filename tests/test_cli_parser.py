@@ -31,7 +31,7 @@ PARSERS = dict(command_parsers(build_parser()))
 
 def test_every_command_is_reachable():
     assert {path[0] for path in PARSERS if path} == {
-        "score", "eval", "finetune", "study", "demo", "attention", "report", "models", "tiny-models", "task-path", "pan-eval",
+        "score", "eval", "finetune", "study", "demo", "attention", "report", "rescore", "models", "tiny-models", "task-path", "pan-eval",
     }
     assert ("models", "get") in PARSERS and ("models", "list") in PARSERS
 

@@ -25,7 +25,7 @@ def test_building_the_parser_imports_nothing_heavy():
 
 
 def test_every_commands_help_imports_nothing_heavy():
-    commands = ["score", "eval", "finetune", "study", "demo", "attention", "report", "models", "tiny-models", "task-path", "pan-eval"]
+    commands = ["score", "eval", "finetune", "study", "demo", "attention", "report", "rescore", "models", "tiny-models", "task-path", "pan-eval"]
     code = (
         "import contextlib, io\nfrom memtasks.cli import main\n"
         f"for argv in [[]] + [[c] for c in {commands!r}]:\n"
