@@ -384,6 +384,40 @@ def rescore(paths: Iterable[str | Path], preset: str | None = None, dry_run: boo
     return files
 
 
+def demo_summaries(files: Sequence[FilePlan]) -> list[Path]:
+    """The ``summary.md`` of each demo folder whose study manifest lists a re-scored results file.
+
+    ``memtasks demo`` writes that table from the runs' per-sample logs
+    (:func:`memtasks.study.compare_before_after`); :func:`refresh_summary` writes it again.
+    """
+    from memtasks.manifest import MANIFEST, ManifestError, StudyManifest
+
+    found: list[Path] = []
+    for file in files:
+        results = file.results.resolve()
+        for folder in results.parents:
+            manifest, summary = folder / MANIFEST, folder / "summary.md"
+            if not (manifest.is_file() and summary.is_file()) or summary in found:
+                continue
+            try:
+                steps = StudyManifest.read(manifest).evals()
+            except ManifestError:
+                continue
+            if any((folder / step.results).resolve() == results for step in steps):
+                found.append(summary)
+    return found
+
+
+def refresh_summary(summary: Path) -> None:
+    """Write a demo folder's ``summary.md`` again from its manifest's runs, as ``memtasks demo`` writes it."""
+    from memtasks.demo import format_comparisons
+    from memtasks.manifest import MANIFEST, StudyManifest
+    from memtasks.outputs import write_atomic
+    from memtasks.study import compare_before_after
+
+    write_atomic(summary, format_comparisons(compare_before_after(StudyManifest.read(summary.with_name(MANIFEST)))))
+
+
 def summary_lines(files: Sequence[FilePlan]) -> list[str]:
     """One line per task: the member rates before and after, and how many probe outcomes changed."""
     lines = []

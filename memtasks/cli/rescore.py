@@ -19,7 +19,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
             "each probe's outcome in its per-sample log (samples_TASK_DATE.jsonl beside it), from the generations "
             "the run logged: no model, no generation. Both files are rewritten in place, each atomically, and the "
             "results file records the re-scoring under 'memtasks_rescored'. Runs without a per-sample log, or with "
-            "a redacted one, cannot be re-scored: nothing is changed."
+            "a redacted one, cannot be re-scored: nothing is changed. A demo folder's summary.md is written again from its re-scored runs."
         ),
     )
     parser.add_argument("results", nargs="+", type=Path, metavar="RESULTS", help="results_*.json files, or folders searched for them at any depth")
@@ -31,12 +31,22 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from memtasks.rescore import rescore, summary_lines
+    from memtasks.rescore import demo_summaries, refresh_summary, rescore, summary_lines
 
     started = time.perf_counter()
     files = rescore(args.results, preset=args.preset, dry_run=args.dry_run, progress=True)
     for line in summary_lines(files):
         print(line)
+    for summary in demo_summaries(files):
+        if args.dry_run:
+            print(f"{summary}: would be written again from the re-scored runs")
+            continue
+        try:
+            refresh_summary(summary)
+        except (ValueError, OSError) as error:
+            print(f"memtasks rescore: warning: {summary}: not written again ({error}); it shows the runs before re-scoring", file=sys.stderr)
+        else:
+            print(f"{summary}: written again from the re-scored runs")
     tasks = sum(len(f.tasks) for f in files)
     done = "would be rewritten (dry run)" if args.dry_run else "rewritten"
     print(f"{tasks} tasks of {len(files)} results files {done} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
