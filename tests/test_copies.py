@@ -17,7 +17,10 @@ import numpy as np
 import pytest
 
 from memtasks.detection import Alignment, Detector, sentence_spans, word_spans
-from memtasks.detection.kernels import INDEX_NGRAM, common_runs, ngram_index
+from memtasks.detection.kernels import (
+    INDEX_NGRAM, UNITS_PER_CHAR, UNITS_PER_UNSPACED_LETTER, WORD_END, WORD_REACH, WORD_START, common_runs, ngram_index,
+)
+from memtasks.detection.text import _UNSPACED_LETTER
 from memtasks.probes import make_probes
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -152,8 +155,19 @@ def test_unrelated_real_texts_are_verbatim_only_when_they_share_a_long_run(detec
 # --------------------------------------------------------------------------- the compiled search for runs
 
 
-def reference_runs(ids_s, starts_s, ends_s, ids_g, lo_s, hi_s, lo_g, hi_g, minlen) -> set[tuple[int, int, int, int]]:
-    """Maximal common runs by dynamic programming over the whole grid (quadratic, obviously right)."""
+def reference_runs(ids_s, starts_s, ends_s, ids_g, lo_s, hi_s, lo_g, hi_g, minlen, unspaced_s=None) -> set[tuple[int, int, int, int]]:
+    """Maximal common runs by dynamic programming over the whole grid (quadratic, obviously right).
+
+    With ``unspaced_s`` (a flag per word of the first side), a run's length counts
+    each such word, a letter of a script written without spaces, as 10/3 characters."""
+
+    def length_of(first: int, last: int) -> float:
+        chars = ends_s[last] - starts_s[first]
+        if unspaced_s is None:
+            return chars
+        letters = sum(unspaced_s[first : last + 1])
+        return chars - letters + letters * 10 / 3
+
     found = set()
     for i in range(lo_s, hi_s):
         for j in range(lo_g, hi_g):
@@ -162,19 +176,27 @@ def reference_runs(ids_s, starts_s, ends_s, ids_g, lo_s, hi_s, lo_g, hi_g, minle
             length = 0
             while i + length < hi_s and j + length < hi_g and ids_s[i + length] == ids_g[j + length]:
                 length += 1
-            if ends_s[i + length - 1] - starts_s[i] >= minlen:
+            if length_of(i, i + length - 1) >= minlen - 1e-9:
                 found.add((i, i + length - 1, j, j + length - 1))
     return found
 
 
-def word_array(ids: list[int], rng: random.Random) -> np.ndarray:
-    """Words with the given ids, random lengths (sometimes very long) and gaps."""
-    rows, position = [], 0
+def word_array(ids: list[int], rng: random.Random, unspaced: float = 0.0) -> tuple[np.ndarray, list[bool]]:
+    """Words with the given ids, random lengths (sometimes very long) and gaps, and
+    their reach; a share ``unspaced`` of them are single letters of an unspaced script
+    (no gap before them half the time), flagged in the list returned with the array."""
+    rows, flags, position, reach = [], [], 0, 0
     for word in ids:
-        length = rng.choice([1, 2, 3, 5, 8, 40])
-        rows.append((word, position, position + length))
+        letter = rng.random() < unspaced
+        if letter and rng.random() < 0.5 and rows:
+            position = rows[-1][2]
+        length = 1 if letter else rng.choice([1, 2, 3, 5, 8, 40])
+        gap = position - (rows[-1][2] if rows else 0)
+        reach += UNITS_PER_CHAR * gap + (UNITS_PER_UNSPACED_LETTER if letter else UNITS_PER_CHAR * length)
+        rows.append((word, position, position + length, reach))
+        flags.append(letter)
         position += length + rng.choice([1, 1, 2, 6])
-    return np.asarray(rows, dtype=np.int32).reshape(-1, 3)
+    return np.asarray(rows, dtype=np.int32).reshape(-1, 4), flags
 
 
 def test_common_runs_equal_the_quadratic_reference_on_random_sequences():
@@ -189,7 +211,9 @@ def test_common_runs_equal_the_quadratic_reference_on_random_sequences():
         if trial % 2 and n:
             start, at = rng.randrange(n), rng.randint(0, m)
             ids_g[at:at] = ids_s[start : start + rng.randint(1, 30)]
-        words_s, words_g = word_array(ids_s, rng), word_array(ids_g, rng)
+        # A third of the trials mix in letters of unspaced scripts (spec 11.7).
+        share = rng.choice([0.3, 1.0]) if trial % 3 == 1 else 0.0
+        (words_s, unspaced_s), (words_g, _) = word_array(ids_s, rng, share), word_array(ids_g, rng, share)
         lo_s, hi_s = sorted(rng.choices(range(len(ids_s) + 1), k=2)) if trial % 3 == 0 else (0, len(ids_s))
         lo_g, hi_g = sorted(rng.choices(range(len(ids_g) + 1), k=2)) if trial % 3 == 0 else (0, len(ids_g))
         minlen = rng.choice([1, 10, 30, 50, 120])
@@ -197,7 +221,7 @@ def test_common_runs_equal_the_quadratic_reference_on_random_sequences():
             words_s, ngram_index(words_s, 0, len(words_s), INDEX_NGRAM), lo_s, hi_s,
             words_g, ngram_index(words_g, 0, len(words_g), INDEX_NGRAM), lo_g, hi_g, minlen,
         )
-        expected = reference_runs(ids_s, words_s[:, 1], words_s[:, 2], ids_g, lo_s, hi_s, lo_g, hi_g, minlen)
+        expected = reference_runs(ids_s, words_s[:, 1], words_s[:, 2], ids_g, lo_s, hi_s, lo_g, hi_g, minlen, unspaced_s)
         assert sorted(map(tuple, found.tolist())) == sorted(expected), (trial, minlen)
         checked_runs += len(expected)
     assert checked_runs > 500
@@ -307,3 +331,75 @@ def test_unspaced_letters_are_tokens_and_terms_of_their_own(detector):
     document = detector.preprocess(text)
     # Every single letter is a term; "ok" (2 characters) is not.
     assert sum(document.counts) == len(tokens) - 1
+
+
+# --------------------------------------------------------------------------- the same threshold in every script (spec 11.7)
+
+# One sentence of 44 characters (41 Han letters), about 30 tokens: an exact copy
+# is far more than the study's "50 characters (approximately 15 tokens)".
+ZH_44 = "去年秋天，这座沿海城市的居民自发组织起来清理海滩上的塑料垃圾，一共收集了两吨多塑料瓶子。"
+JA_36 = "昨日の夜、駅前の小さな本屋で、子どもの頃に読んだ絵本を偶然見つけました。"
+TH_45 = "วัสดุชนิดใหม่นี้นำไฟฟ้าได้ดีแม้อุณหภูมิต่ำมาก"
+
+
+@pytest.mark.parametrize("sentence, length", [(ZH_44, 44), (JA_36, 36), (TH_45, 45)], ids=["zh", "ja", "th"])
+def test_exact_copy_of_a_short_unspaced_sentence_is_verbatim(detector, sentence, length):
+    # Fewer than verbatim_minlen characters, but each letter is a word-sized unit.
+    assert len(sentence) == length < MINLEN and len(sentence_spans(sentence)) == 1
+    alignment = detector.align(sentence, sentence)
+    assert alignment.category == "verbatim"
+    copied = sentence.rstrip("。")
+    assert copied_pieces(alignment, sentence, sentence) == [(copied, copied)]
+
+
+def zh_shared_run_pair(run: str) -> tuple[str, str]:
+    """Two one-sentence Chinese texts sharing exactly ``run`` (the letters around it differ)."""
+    return f"据昨天上午的消息{run}，大家都很高兴。", f"记者报道说{run}，引起了广泛关注。"
+
+
+def test_a_run_of_15_han_letters_is_verbatim_and_shorter_common_runs_are_not(detector):
+    # 15 letters x 10/3 = 50 characters' worth: the threshold, met exactly.
+    run = "这座沿海城市的居民自发组织起来"
+    assert len(run) == 15
+    suffix, generation = zh_shared_run_pair(run)
+    alignment = detector.align(suffix, generation)
+    assert alignment.category == "verbatim"
+    assert copied_pieces(alignment, suffix, generation) == [(run, run)]
+    # 14 letters are 46.7 characters' worth: not a copy.
+    alignment = detector.align(*zh_shared_run_pair(run[:-1]))
+    assert alignment.category != "verbatim"
+    # A common phrase of a few letters between two unrelated sentences is a coincidence.
+    coincidence = ("我们昨天在公园里散步的时候看见了一只非常可爱的小狗。", "今天早上我在公园里散步的时候遇到了一位多年未见的老朋友。")
+    assert "在公园里散步的时候" in coincidence[0] and "在公园里散步的时候" in coincidence[1]
+    assert detector.align(*coincidence).category != "verbatim"
+    for suffix, generation in [(ZH_HEALTH, ZH_NOODLES), (JA_DISASTER, JA_TRAVEL), (TH_WEATHER, TH_CAFE)]:
+        assert detector.align(suffix, generation).category != "verbatim"
+
+
+@pytest.mark.parametrize(
+    "run, shorter",
+    [("the small boat drifted slowly toward the east pier", "the small boat drifted slowly toward the old pier"),
+     ("die kleine Fähre trieb langsam zum Anleger am Ufer", "die kleine Fähre trieb langsam zum Anleger am See")],
+    ids=["en", "de"],
+)
+def test_spaced_scripts_still_measure_characters(detector, run, shorter, wmt_suffixes):
+    # English and German: 50 characters are verbatim, 49 are not, exactly as before.
+    assert len(run) == MINLEN and len(shorter) == MINLEN - 1
+    suffix, generation = shared_run_pair(run)
+    assert copied_pieces(detector.align(suffix, generation), suffix, generation) == [(run, run)]
+    assert detector.align(*shared_run_pair(shorter)).category != "verbatim"
+    # The measured length of every stretch of words of real English and German text
+    # is its number of characters (in thirds).
+    for text in wmt_suffixes["en"][:300] + wmt_suffixes["de"][:300] + [ZH_HEALTH + " Hello world."]:
+        words = detector.preprocess(text).words
+        latin = np.array([_UNSPACED_LETTER.match(text, a) is None for a in words[:, WORD_START]])
+        if latin.all():
+            assert (words[:, WORD_REACH] == UNITS_PER_CHAR * words[:, WORD_END].astype(np.int64)).all()
+        else:
+            # Mixed text: the Latin words' own lengths are still their characters.
+            steps = np.diff(words[:, WORD_REACH], prepend=0) - UNITS_PER_CHAR * (
+                words[:, WORD_START] - np.concatenate([[0], words[:-1, WORD_END]])
+            )
+            lengths = words[:, WORD_END] - words[:, WORD_START]
+            assert (steps[latin] == UNITS_PER_CHAR * lengths[latin]).all()
+            assert (steps[~latin] == UNITS_PER_UNSPACED_LETTER).all()

@@ -103,8 +103,16 @@ def pair_similarities(susp, src, th1, th2):  # pragma: no cover - compiled
     return seeds, cosine, column_s, weight_s, column_g, weight_g, n_terms
 
 
-# Columns of a document's word array: the word's id, its start and its end.
-WORD_ID, WORD_START, WORD_END = 0, 1, 2
+# Columns of a document's word array: the word's id, its start and its end, and
+# its reach: the measured length of the text from its start to the word's end.
+WORD_ID, WORD_START, WORD_END, WORD_REACH = 0, 1, 2, 3
+# How ``verbatim_minlen`` measures a run of words (see memtasks.detection.text):
+# in thirds of a character, where a letter of a script written without spaces
+# (with its combining marks) counts as 10/3 characters, one token of the study's
+# "50 characters (approximately 15 tokens)". Text in spaced scripts measures
+# 3 units per character, so that its lengths are exactly its characters' counts.
+UNITS_PER_CHAR = 3
+UNITS_PER_UNSPACED_LETTER = 10
 # Documents index their runs of this many words (see ``common_runs``): three
 # words are few enough that almost any stretch of ``verbatim_minlen``
 # characters holds more, and enough that unrelated texts share few of them.
@@ -161,15 +169,26 @@ def sentence_terms(rows, term_table, token_starts, sentence_starts):  # pragma: 
 
 
 @njit(cache=True, nogil=True)
+def run_units(words, first, last):  # pragma: no cover - compiled
+    """The measured length (in units, see ``UNITS_PER_CHAR``) of the text from word
+    ``first``'s start to word ``last``'s end; ``words`` is a whole document's word array."""
+    before = UNITS_PER_CHAR * words[first, WORD_START]
+    if first > 0:
+        before = words[first - 1, WORD_REACH] + UNITS_PER_CHAR * (words[first, WORD_START] - words[first - 1, WORD_END])
+    return words[last, WORD_REACH] - before
+
+
+@njit(cache=True, nogil=True)
 def _fewest_words(words, lo, hi, minlen):  # pragma: no cover - compiled
     """The fewest consecutive words among ``lo..hi-1`` that span at least ``minlen``
-    characters (first word's start to last word's end); 0 when no stretch does."""
+    characters (first word's start to last word's end, measured by :func:`run_units`);
+    0 when no stretch does."""
     fewest = 0
     last = lo
     for first in range(lo, hi):
         # A stretch from a later first word needs a last word at least as far.
         last = max(last, first)
-        while last < hi and words[last, WORD_END] - words[first, WORD_START] < minlen:
+        while last < hi and run_units(words, first, last) < minlen * UNITS_PER_CHAR:
             last += 1
         if last == hi:
             break
@@ -183,7 +202,7 @@ def _runs_from_ngrams(words_s, lo_s, hi_s, ngrams_s, words_g, lo_g, hi_g, ngrams
     """The maximal runs that start where a ``k``-word n-gram of one side recurs on the
     other, found by one merge of the two n-gram indexes, each extended word by word
     (which also rules out hash collisions) and kept when it spans ``minlen``
-    characters on the first side."""
+    characters on the first side (measured by :func:`run_units`)."""
     found = []
     a = b = 0
     while a < ngrams_s.size and b < ngrams_g.size:
@@ -213,7 +232,7 @@ def _runs_from_ngrams(words_s, lo_s, hi_s, ngrams_s, words_g, lo_g, hi_g, ngrams
                 length = 0
                 while i + length < hi_s and j + length < hi_g and words_s[i + length, WORD_ID] == words_g[j + length, WORD_ID]:
                     length += 1
-                if length > 0 and words_s[i + length - 1, WORD_END] - words_s[i, WORD_START] >= minlen:
+                if length > 0 and run_units(words_s, i, i + length - 1) >= minlen * UNITS_PER_CHAR:
                     found.append((i, i + length - 1, j, j + length - 1))
         a, b = a_end, b_end
     runs = np.empty((len(found), 4), np.int64)
@@ -225,7 +244,8 @@ def _runs_from_ngrams(words_s, lo_s, hi_s, ngrams_s, words_g, lo_g, hi_g, ngrams
 @njit(cache=True, nogil=True)
 def common_runs(words_s, ngrams_s, lo_s, hi_s, words_g, ngrams_g, lo_g, hi_g, minlen):  # pragma: no cover - compiled
     """Maximal common runs of words ``lo_s..hi_s-1`` of one text and ``lo_g..hi_g-1`` of
-    another, at least ``minlen`` characters long on the first.
+    another, at least ``minlen`` characters long on the first, a letter of a script
+    written without spaces counting as 10/3 characters (:func:`run_units`).
 
     ``words_*`` and ``ngrams_*`` are the documents' ``words`` and ``ngrams``
     arrays. A run is maximal when the words before it, and the words after it,
@@ -350,22 +370,28 @@ def index_sentences(terms, lengths, min_terms):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def index_document(rows, term_table, word_table, offsets, sentence_starts, min_terms):  # pragma: no cover - compiled
+def index_document(rows, term_table, word_table, unit_table, offsets, sentence_starts, min_terms):  # pragma: no cover - compiled
     """All compiled preprocessing of one text, in one call (one dispatch per text).
 
     Token ``k`` is row ``rows[k]`` of the encoder's tables and spans
     ``offsets[2k]`` to ``offsets[2k + 1]``. Returns what :func:`index_sentences`
     returns for the tokens' terms (see :func:`sentence_terms`), the word array
-    (a row per token: word id, start, end) and its :func:`ngram_index` of
-    ``INDEX_NGRAM`` words.
+    (a row per token: word id, start, end, reach; the reach adds up the
+    characters between tokens, ``UNITS_PER_CHAR`` each, and the tokens'
+    ``unit_table`` lengths) and its :func:`ngram_index` of ``INDEX_NGRAM`` words.
     """
     # 32-bit columns: half the memory that every pair reads. Word ids are
     # CRC-32 values, wrapped to signed, which keeps them distinct.
-    words = np.empty((rows.size, 3), np.int32)
+    words = np.empty((rows.size, 4), np.int32)
+    reach = 0
+    end = 0
     for k in range(rows.size):
         words[k, WORD_ID] = word_table[rows[k]]
         words[k, WORD_START] = offsets[2 * k]
         words[k, WORD_END] = offsets[2 * k + 1]
+        reach += UNITS_PER_CHAR * (offsets[2 * k] - end) + unit_table[rows[k]]
+        end = offsets[2 * k + 1]
+        words[k, WORD_REACH] = reach
     terms, lengths = sentence_terms(rows, term_table, words[:, WORD_START], sentence_starts)
     sentences = index_sentences(terms, lengths, min_terms)
     return sentences, words, ngram_index(words, 0, rows.size, INDEX_NGRAM)
@@ -435,14 +461,14 @@ def _joined_words(parts):  # pragma: no cover - compiled
     offsets = np.zeros(len(parts) + 1, np.int64)
     for i in range(len(parts)):
         offsets[i + 1] = offsets[i] + parts[i].shape[0]
-    out = np.empty((offsets[-1], 3), np.int32)
+    out = np.empty((offsets[-1], 4), np.int32)
     for i in range(len(parts)):
         out[offsets[i] : offsets[i + 1]] = parts[i]
     return out, offsets
 
 
 @njit(cache=True, nogil=True)
-def index_batch(rows, term_table, word_table, part_lengths, part_ptr, sentence_starts, sentence_ends, sentence_ptr, min_terms):  # pragma: no cover - compiled
+def index_batch(rows, term_table, word_table, unit_table, part_lengths, part_ptr, sentence_starts, sentence_ends, sentence_ptr, min_terms):  # pragma: no cover - compiled
     """:func:`index_document` for many texts in one call, their arrays concatenated.
 
     Text ``d`` has the tokens ``rows[t0:t1]`` (``t0`` counted from ``part_ptr``:
@@ -476,7 +502,7 @@ def index_batch(rows, term_table, word_table, part_lengths, part_ptr, sentence_s
         bounds_start = sentence_starts[sentence_ptr[d] : sentence_ptr[d + 1]]
         bounds_end = sentence_ends[sentence_ptr[d] : sentence_ptr[d + 1]]
         sentences, words, ngrams = index_document(
-            rows[first_token : first_token + n_tokens], term_table, word_table, offsets, bounds_start, min_terms
+            rows[first_token : first_token + n_tokens], term_table, word_table, unit_table, offsets, bounds_start, min_terms
         )
         first_token += n_tokens
         (first, last, entry_rows, terms, counts, ptr, sizes, vocab, entry_vocab, sf, term_ptr, term_entries) = sentences

@@ -5,6 +5,19 @@ per sentence the set of stemmed terms with their counts, and its words (offsets
 and ids) for the verbatim comparison. Terms and words are hashes of the stems
 and of the lowercased words, so that documents preprocessed in different worker
 processes can be compared without sharing a vocabulary.
+
+Verbatim runs are measured so that ``verbatim_minlen`` means the same amount of
+text in every script (spec 11.7). The study's threshold is 50 characters,
+"approximately 15 tokens" of English; a letter of a script written without
+spaces (Han, Hiragana, Katakana, Thai, Lao, Khmer, Myanmar; with its combining
+marks) is a word-sized unit of its own, about one token, so it counts as 50/15
+= 10/3 characters. A run's length is the text from its first word's start to
+its last word's end, every other character (letters of spaced scripts, digits,
+spaces, punctuation) counting as one: a copied run of 15 Chinese characters
+meets the 50-character threshold (14 do not), and text in spaced scripts
+(English, German, ...) measures exactly its characters, as before. The
+comparison is in exact integers: thirds of a character (``UNITS_PER_CHAR`` and
+``UNITS_PER_UNSPACED_LETTER`` of :mod:`memtasks.detection.kernels`).
 """
 
 from __future__ import annotations
@@ -22,7 +35,7 @@ from importlib import resources
 
 import numpy as np
 
-from memtasks.detection.kernels import WORD_END, WORD_START, index_batch
+from memtasks.detection.kernels import UNITS_PER_CHAR, UNITS_PER_UNSPACED_LETTER, WORD_END, WORD_START, index_batch
 from memtasks.detection.stemming import stem
 
 MIN_TOKEN_CHARS = 3
@@ -207,9 +220,10 @@ class TermEncoder:
     term of its own, unstemmed, whatever its length. A negation yields two
     terms ("couldn't" -> could, n't), as Treebank splits it.
 
-    Each distinct token gets a row of two tables, analysed once: ``word_table``
-    holds its :func:`word_id`, ``term_table`` its term ids, left-aligned and
-    padded with 0 (no term). A text then costs one dictionary look-up per token,
+    Each distinct token gets a row of three tables, analysed once: ``word_table``
+    holds its :func:`word_id`, ``unit_table`` its measured length for
+    ``verbatim_minlen`` (see the module's docstring), ``term_table`` its term
+    ids, left-aligned and padded with 0 (no term). A text then costs one dictionary look-up per token,
     and the rest is array work.
     """
 
@@ -219,6 +233,7 @@ class TermEncoder:
         self._stems: dict[str, int] = {}
         self._rows = _Rows(self._add)
         self.word_table = np.zeros(1024, dtype=np.int64)
+        self.unit_table = np.zeros(1024, dtype=np.int64)
         self.term_table = np.zeros((1024, 2), dtype=np.int64)
 
     def rows(self, tokens: list[str]) -> np.ndarray:
@@ -239,6 +254,7 @@ class TermEncoder:
         if row == rows or len(terms) > width:
             self._grow(2 * rows if row == rows else rows, max(width, len(terms)))
         self.word_table[row] = word_id(token)
+        self.unit_table[row] = UNITS_PER_UNSPACED_LETTER if _UNSPACED_LETTER.match(token) else UNITS_PER_CHAR * len(token)
         for column, term in enumerate(terms):
             self.term_table[row, column] = term
         return row
@@ -247,9 +263,11 @@ class TermEncoder:
         old_rows, old_width = self.term_table.shape
         word_table = np.zeros(rows, dtype=np.int64)
         word_table[:old_rows] = self.word_table
+        unit_table = np.zeros(rows, dtype=np.int64)
+        unit_table[:old_rows] = self.unit_table
         term_table = np.zeros((rows, width), dtype=np.int64)
         term_table[:old_rows, :old_width] = self.term_table
-        self.word_table, self.term_table = word_table, term_table
+        self.word_table, self.unit_table, self.term_table = word_table, unit_table, term_table
 
     def _token_terms(self, token: str) -> list[int]:
         """The term ids of one token: none, one, or one per piece of a split negation."""
@@ -292,9 +310,10 @@ class Document:
         sf: number of sentences containing each term of ``vocab``.
         term_ptr, term_entries: the entries of ``vocab[u]`` are
             ``term_entries[term_ptr[u]:term_ptr[u+1]]`` (an inverted index).
-        words: a row per token of ``text``: its :func:`word_id` and its
-            character offsets (columns ``WORD_ID``, ``WORD_START``,
-            ``WORD_END``), for the word-by-word comparison of verbatim runs.
+        words: a row per token of ``text``: its :func:`word_id`, its
+            character offsets and its reach, the measured length of the text
+            up to its end (columns ``WORD_ID``, ``WORD_START``, ``WORD_END``,
+            ``WORD_REACH``), for the word-by-word comparison of verbatim runs.
         ngrams: the first word of every run of ``INDEX_NGRAM`` words, ordered
             by a hash of the run: where two texts may share a run of words (see
             :func:`~memtasks.detection.kernels.common_runs`).
@@ -370,7 +389,7 @@ def preprocess_batch(texts: Sequence[str], encoder: TermEncoder) -> DocumentBatc
     rows = encoder.rows(tokens)
     spans = np.fromiter(bounds, dtype=np.int64, count=len(bounds)).reshape(-1, 2)
     fields, offsets = index_batch(
-        rows, encoder.term_table, encoder.word_table, np.fromiter(part_lengths, dtype=np.int64, count=len(part_lengths)),
+        rows, encoder.term_table, encoder.word_table, encoder.unit_table, np.fromiter(part_lengths, dtype=np.int64, count=len(part_lengths)),
         _pointers(part_counts), np.ascontiguousarray(spans[:, 0]), np.ascontiguousarray(spans[:, 1]),
         _pointers(sentence_counts), MIN_SENTENCE_TOKENS,
     )
