@@ -258,7 +258,7 @@ def check(results: str | Path) -> FilePlan:
 
 
 def _score(file: FilePlan, task: TaskPlan, preset: str | None, progress: bool) -> None:
-    from memtasks.detection import PRESETS
+    from memtasks.detection import PRESETS, get_config
     from memtasks.harness import hooks
 
     started = time.perf_counter()
@@ -288,7 +288,8 @@ def _score(file: FilePlan, task: TaskPlan, preset: str | None, progress: bool) -
             doc.setdefault("position", sample.get("doc_id", index))
             record = hooks.process_results(doc, sample["filtered_resps"])
             items.append(record[METRICS[0]])
-        expected = _number(metrics.get(f"probes,{filter_name}")) + _number(metrics.get(f"nonmember_probes,{filter_name}"))
+        members, nonmembers = (_number(metrics.get(f"{count},{filter_name}")) for count in ("probes", "nonmember_probes"))
+        expected = None if members is None else members + (nonmembers or 0)
         if expected is not None and expected != len(items):
             raise RescoreError(
                 f"{task.samples}: {len(items)} probe samples for filter {filter_name!r}, but {file.results.name} "
@@ -308,7 +309,6 @@ def _score(file: FilePlan, task: TaskPlan, preset: str | None, progress: bool) -
                 sample[name] = outcome
             task.lines[index] = sample
         scoring_settings = settings["scoring"]
-        from memtasks.detection import get_config
 
         task.settings = {
             "preset": scoring_settings["preset"],

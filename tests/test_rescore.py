@@ -284,3 +284,13 @@ def test_a_demo_folders_summary_is_written_again_from_its_rescored_runs(tmp_path
     assert f"{summary}: written again" in capsys.readouterr().out
     assert summary.read_text(encoding="utf-8") == format_comparisons(compare_before_after(StudyManifest.read(demo / "manifest.json")))
     assert _state(summary)[summary][1] != state[summary][1]
+
+
+def test_a_log_that_does_not_hold_the_runs_probes_is_refused(copy, capsys):
+    results, samples, _ = copy
+    samples.write_text("".join(samples.read_text(encoding="utf-8").splitlines(keepends=True)[1:]), encoding="utf-8")
+    state = _state(results, samples)
+    assert main(["rescore", str(results)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and samples.name in error and "does not belong" in error
+    assert _state(results, samples) == state
