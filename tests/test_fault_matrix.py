@@ -353,3 +353,12 @@ def test_finetune_into_an_unfinished_run_of_another_config_is_one_line_and_keeps
     line = refused(capsys, command_line("finetune", inputs, tmp_path)[:-2] + ["--device", "cpu", "--epochs", "5"])
     assert line.startswith(f"memtasks finetune: error: {out} holds another run (it differs in ")
     assert fingerprint(tmp_path) == before
+
+
+def test_score_refuses_a_cases_path_that_is_a_folder_before_scoring(capsys, tmp_path, inputs):
+    folder = tmp_path / "cases"
+    folder.mkdir()
+    before = fingerprint(tmp_path)
+    line = refused(capsys, ["score", inputs / "probes.jsonl", "--cases", folder])
+    assert line == f"memtasks score: error: --cases {folder} is a folder: give the path of the file to write"
+    assert fingerprint(tmp_path) == before

@@ -60,6 +60,8 @@ def _score(args: argparse.Namespace) -> int:
     retrieval = RetrievalSettings.resolve(args.retrieval, args.query_stopwords, args.es_index)
     if args.cases:
         check_apart([("--cases", args.cases)], [("the input", args.input), ("--paraphrase-model", args.paraphrase_model)])
+        if args.cases.is_dir():
+            raise ValueError(f"--cases {args.cases} is a folder: give the path of the file to write")
         check_writable(args.cases.parent)
     probes = read_probes(args.input)
     members = [p for p in probes if p.member]
