@@ -249,3 +249,15 @@ def test_the_block_reader_sees_fences_reasons_and_indented_blocks(tmp_path, monk
         ("text", False, None, "output\n"),
         ("sh", True, None, "echo indented\n"),
     ]
+
+
+def test_the_readmes_install_and_test_commands_are_the_ones_ci_runs():
+    # They are not run here (a package download; the suite itself): CI runs them, so they must be its own.
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    readme = {b.line: b for b in blocks(ROOT / "README.md")}
+    install = [b for b in readme.values() if "pip install -e" in b.text]
+    tests = [b for b in readme.values() if b.text.strip() == "python -m pytest"]
+    assert install and tests, "README.md lost its install or its test command"
+    for block in install + tests:
+        for line in block.text.strip().splitlines():
+            assert line.strip() in ci, f"README.md:{block.line}: `{line.strip()}` is not what .ci/run runs"
