@@ -468,61 +468,6 @@ def test_two_single_sentence_texts_never_seed_but_a_copy_is_still_verbatim(detec
     assert detector.align(NO_PUNCTUATION, NO_PUNCTUATION + ". Thank you for asking.").category == "verbatim"
 
 
-# The stemmer: NLTK's SnowballStemmer("english"), whose stems are the detector's terms, is the
-# reference; memtasks stems without importing NLTK (seconds of start-up).
-STEP_SUFFIXES = (
-    "'s'", "'s", "'", "sses", "ied", "ies", "us", "ss", "s", "eedly", "ingly", "edly", "eed", "ing", "ed", "y",
-    "ization", "ational", "fulness", "ousness", "iveness", "tional", "biliti", "lessli", "entli", "ation",
-    "alism", "aliti", "ousli", "iviti", "fulli", "enci", "anci", "abli", "izer", "ator", "alli", "bli", "ogi",
-    "li", "alize", "icate", "iciti", "ative", "ical", "ness", "ful", "ement", "ance", "ence", "able", "ible",
-    "ment", "ant", "ent", "ism", "ate", "iti", "ous", "ive", "ize", "ion", "al", "er", "ic", "e", "l", "ll",
-)
-
-
-def _nltk_stem():
-    from nltk.stem import SnowballStemmer
-
-    return SnowballStemmer("english").stem
-
-
-def _vocabulary(text: str) -> set[str]:
-    from memtasks.detection.text import _TOKEN
-
-    return {token.lower() for token in _TOKEN.findall(text)}
-
-
-def test_stems_are_nltks_on_real_words_and_on_every_rule_and_exception():
-    from memtasks.detection.stemming import _EXCEPTIONS, stem
-
-    reference = _nltk_stem()
-    rng = random.Random(0)
-    letters = "aeiouybcdlgstnrmxwzkhp'’Y"
-    # Random stems with chains of the steps' suffixes reach the rules' corners
-    # (regions shorter than a suffix, an "e" appended and removed again).
-    made = {
-        rng.choice(("", "", "", "gener", "commun", "arsen", "y", "'"))
-        + "".join(rng.choice(letters) for _ in range(rng.randint(0, 6)))
-        + "".join(rng.choice(STEP_SUFFIXES) for _ in range(rng.randint(0, 3)))
-        for _ in range(30_000)
-    }
-    probes = (Path(__file__).parent / "data" / "example_probes.jsonl").read_text(encoding="utf-8")
-    words = sorted(made | _vocabulary(probes) | set(_EXCEPTIONS) | {"Skies", "YELLOW", "’tis", "a", "by", ""})
-    assert len(words) > 30_000
-    assert [w for w in words if stem(w) != reference(w)] == []
-
-
-@pytest.mark.slow
-def test_stems_are_nltks_on_every_word_of_the_shared_data():
-    from memtasks.detection.stemming import stem
-
-    if not DATA.is_dir():
-        pytest.skip(f"{DATA} is not there")
-    reference = _nltk_stem()
-    words = set().union(*(_vocabulary(path.read_text(encoding="utf-8")) for path in sorted(DATA.glob("*.jsonl"))))
-    assert len(words) > 50_000
-    assert [w for w in words if stem(w) != reference(w)] == []
-
-
 def test_scoring_does_not_import_nltk():
     # NLTK loads SciPy and scikit-learn: seconds that every scoring run would pay.
     import subprocess

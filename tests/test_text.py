@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from nltk.stem import PorterStemmer, SnowballStemmer
+import Stemmer
+from nltk.stem import PorterStemmer
 from nltk.tokenize import TreebankWordTokenizer
 
 from memtasks.detection import TermEncoder, preprocess, sentence_spans, word_spans
@@ -17,7 +18,18 @@ from memtasks.detection.text import english_stopwords, stable_id
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
-SNOWBALL = SnowballStemmer("english")
+
+class _Snowball:
+    """The Snowball project's English stemmer (PyStemmer), whose stems are the detector's default terms."""
+
+    def __init__(self):
+        self._english = Stemmer.Stemmer("english")
+
+    def stem(self, word: str) -> str:
+        return self._english.stemWord(word)
+
+
+SNOWBALL = _Snowball()
 PORTER = PorterStemmer()
 
 
