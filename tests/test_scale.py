@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 from tiny_training import memorize
 
-from memtasks.harness import run_lm_eval
 from memtasks.harness.hooks import ProbeResult, task_rates
 from memtasks.probes import DEFAULT_HOLDOUT, held_out
 from memtasks.tiny import build_tiny_model, train_tokenizer
@@ -72,10 +71,14 @@ def _read(out: Path) -> tuple[dict, dict[int, dict]]:
 @pytest.mark.e2e
 def test_two_processes_under_accelerate_give_the_rates_of_one(memorizer):
     root, model, data_file, training = memorizer
-    assert run_lm_eval(_arguments(model, data_file, root / "one")) == 0
+    # Both runs in processes of their own with one thread each, so that no thread count changes a float of the generations.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    alone = [sys.executable, "-m", "memtasks.cli", "eval", *_arguments(model, data_file, root / "one")]
+    done = subprocess.run(alone, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
     one, one_outcomes = _read(root / "one")
 
-    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    env["ACCELERATE_USE_CPU"] = "1"
     launch = [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
         "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
