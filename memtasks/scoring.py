@@ -21,6 +21,7 @@ from pathlib import Path
 from memtasks.confidence import EvidenceConfidence
 from memtasks.datafiles import DataFileError, decoded_lines, parse_json_line
 from memtasks.detection import NO_ALIGNMENT, Alignment, Detector
+from memtasks.interrupts import kept_interrupts
 from memtasks.paraphrase import ParaphraseClassifier
 from memtasks.retrieval import RetrievalSettings
 from memtasks.stats import BOOTSTRAP_SEED, INTERVAL_PERCENTILES, N_RESAMPLES, Rate, excess_rates, rates_of
@@ -186,9 +187,10 @@ def _warm_up_retrieval(retrieval: RetrievalSettings) -> None:
     if retrieval.backend == "embedded":
         from memtasks.retrieval import BM25Index
 
-        index = BM25Index()
-        index.add([0, 1], ["a first text", "another text"])
-        index.top_k(["a text"], k=1)
+        with kept_interrupts():
+            index = BM25Index()
+            index.add([0, 1], ["a first text", "another text"])
+            index.top_k(["a text"], k=1)
 
 
 def classify_probes(

@@ -16,6 +16,7 @@ from memtasks.detection.align import NO_ALIGNMENT, Alignment, align_documents
 from memtasks.detection.config import DetectorConfig, get_config
 from memtasks.detection.kernels import pairs_with_evidence
 from memtasks.detection.text import Document, DocumentBatch, TermEncoder, preprocess, preprocess_batch
+from memtasks.interrupts import kept_interrupts
 
 _CHUNK = 256
 # Work this small runs in the calling process: starting worker processes
@@ -69,8 +70,10 @@ def _align_chunk(start: int, stop: int) -> list[Alignment | None]:
 
 def _ignore_interrupts() -> None:
     # Ctrl-C reaches every process of the terminal's group: the parent alone
-    # handles it, and stops the workers.
+    # handles it, and stops the workers. They are forked with SIGINT blocked
+    # (see _Workers.submit), so one that comes before this line is dropped too.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 KILLED_MESSAGE = (
@@ -92,25 +95,48 @@ class _Workers:
             future: Future = Future()
             future.set_result(function(*args))
             return future
-        if self._executor is None:
+        first = self._executor is None
+        if first:
             self._executor = ProcessPoolExecutor(
                 self.count, mp_context=multiprocessing.get_context("fork"), initializer=_ignore_interrupts
             )
+            # The first task forks the workers (all of them, with "fork"): a Ctrl-C
+            # meanwhile waits for this process, and never reaches a worker that
+            # does not ignore it yet (it would print a traceback of its own).
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             return self._executor.submit(function, *args)
         except BrokenProcessPool:
             raise WorkerKilledError(KILLED_MESSAGE) from None
+        finally:
+            if first:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
-    def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
+    def close(self, stop: bool = False) -> None:
+        """Wait for the workers to finish and end; with ``stop`` (Ctrl-C or a failure), end them now."""
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        if stop:
+            # Their tasks are of no use any more: waiting for the ones running
+            # (and for a long pair, or a text of 100,000 characters) would keep
+            # the run alive for nothing. Their results are dropped with them.
+            processes = list((executor._processes or {}).values())
+            for process in processes:
+                process.kill()
+            for process in processes:
+                process.join()
+            # A worker killed while sending a result leaves half a message in the
+            # result pipe, which the executor's thread would wait on for ever:
+            # with this process's end closed too, it reads the end of the pipe.
+            executor._result_queue._writer.close()
+        executor.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> _Workers:
         return self
 
-    def __exit__(self, *exc_info) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc_info) -> None:
+        self.close(stop=exc_type is not None)
 
 
 def _results(futures: Sequence[Future], sizes: Sequence[int], bar: tqdm) -> list:
@@ -160,16 +186,17 @@ class Preprocessor:
         with tqdm(total=sum(sizes), desc="preprocess", unit="text", disable=not progress) as bar:
             return _results(futures, sizes, bar)
 
-    def close(self) -> None:
-        self._workers.close()
+    def close(self, stop: bool = False) -> None:
+        """End the workers: once their tasks are done or, with ``stop``, now (see :meth:`_Workers.close`)."""
+        self._workers.close(stop)
         # Without workers the encoders lived here: their tables go with the run.
         _encoders.clear()
 
     def __enter__(self) -> Preprocessor:
         return self
 
-    def __exit__(self, *exc_info) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc_info) -> None:
+        self.close(stop=exc_type is not None)
 
 
 def default_workers() -> int:
@@ -214,7 +241,8 @@ class Detector:
     def preprocessor(self, workers: int = 1, expected_texts: int = 0) -> Preprocessor:
         """Worker processes to preprocess texts ahead of :meth:`align_batches`; with
         fewer than a few chunks' worth of ``expected_texts``, the work runs here."""
-        self.warm_up()
+        with kept_interrupts():
+            self.warm_up()
         return Preprocessor(self.config, workers, expected_texts)
 
     def align_pairs(

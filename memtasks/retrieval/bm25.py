@@ -28,6 +28,7 @@ rescored shortlist.
 from __future__ import annotations
 
 import json
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -353,8 +354,10 @@ def _batches(texts: Sequence[str]) -> Iterator[Sequence[str]]:
         yield texts[start:]
 
 
-# Queries searched per compiled call (the progress bar moves between calls).
-_CHUNK = 256
+# Queries searched per compiled call: the progress bar moves, and a stop asked
+# for (Ctrl-C) is seen, between calls, a few tenths of a second apart at most
+# for queries of a few hundred words.
+_CHUNK = 32
 
 
 @njit(cache=True, nogil=True)
@@ -438,12 +441,17 @@ class BM25Index:
         # must follow the texts' order (term ids are given by first appearance).
         with ThreadPoolExecutor(max_workers=2) as pool:
             pending: deque = deque()
-            for batch in _batches(texts):
-                pending.append(pool.submit(scan_texts, batch))
-                if len(pending) > 2:
+            try:
+                for batch in _batches(texts):
+                    pending.append(pool.submit(scan_texts, batch))
+                    if len(pending) > 2:
+                        self._number(*pending.popleft().result(), bar)
+                while pending:
                     self._number(*pending.popleft().result(), bar)
-            while pending:
-                self._number(*pending.popleft().result(), bar)
+            except BaseException:
+                # Ctrl-C: only the batches being scanned finish (a fraction of a second).
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
         bar.close()
         self._keys.append(keys)
         self._frozen = None
@@ -489,7 +497,10 @@ class BM25Index:
 
     def _query_tokens(self, queries: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Term ids of the queries' terms (-1 for terms not indexed or removed stop words) and each query's bounds."""
-        ids, counts = analyzed_ids(queries, self._vocabulary, insert=False)
+        # Batch by batch, as the indexed texts: Ctrl-C is seen between compiled calls.
+        analyzed = [analyzed_ids(batch, self._vocabulary, insert=False) for batch in _batches(queries)]
+        ids = np.concatenate([a[0] for a in analyzed]) if analyzed else np.empty(0, np.int32)
+        counts = np.concatenate([a[1] for a in analyzed]) if analyzed else np.empty(0, np.int64)
         if self.query_stopwords:
             stop = sorted(stopwords())
             stop_ids = analyzed_ids(stop, self._vocabulary, insert=False)[0]
@@ -511,17 +522,27 @@ class BM25Index:
         workers = max(1, min(workers, len(queries)))
         shares = np.linspace(0, len(queries), workers + 1).astype(int)
 
+        stop = threading.Event()
+
         def run(share: int) -> None:
             scratch = (np.zeros(n, np.float64), np.zeros(n, np.bool_), np.empty(n, np.int32),
                        np.empty(n, np.float64), np.empty(n, np.int32), np.zeros(n, np.bool_),
                        np.full(len(self._vocabulary), -1, np.int32))
             for first in range(shares[share], shares[share + 1], _CHUNK):
+                if stop.is_set():
+                    return
                 last = min(first + _CHUNK, shares[share + 1])
                 _search_many(tokens, bounds, first, last, *arrays, k, *scratch, found, scores)
                 bar.update(last - first)
 
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(run, range(workers)))
+            try:
+                list(pool.map(run, range(workers)))
+            except BaseException:
+                # Ctrl-C (or a failed share): the other threads stop after their current chunk
+                # instead of searching the rest of their share while the process waits to exit.
+                stop.set()
+                raise
         bar.close()
         return found, scores
 

@@ -1,0 +1,159 @@
+"""Ctrl-C in each phase of a large ``memtasks score`` run: how fast it ends, and what it leaves.
+
+Builds N probes (default 100,000) from the real English text of ../shared/data
+with bench_retrieval's word_stream: each suffix is a run of 50 to 70
+consecutive words starting at a random position (numpy PCG64, fixed seed); the
+generation is a copy of the suffix's first 40 words (5%), the suffix with a
+fifth of its words dropped (10%), or a 60-word run starting anywhere else
+(85%). Then, for each phase, it starts ``memtasks score FILE --workers 2
+--cases OUT`` in its own process group, waits until the phase's progress bar
+appears on stderr (``index``, ``retrieve``, ``align``; ``read`` is a fixed
+delay after start, while the probes are read), waits ``--into`` seconds more,
+sends SIGINT to the whole group (as a terminal's Ctrl-C does), and prints:
+seconds from SIGINT to exit, the exit status, the processes of the group left
+alive 0.5 s after the exit (workers), and whether the cases file exists::
+
+    python tests/benchmarks/bench_interrupt.py                       # 100,000 probes, every phase
+    python tests/benchmarks/bench_interrupt.py --n 20000 --phases retrieve align
+    python tests/benchmarks/bench_interrupt.py --memtasks "env PYTHONPATH=/tmp/base python -m memtasks.cli"   # another checkout
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_retrieval import word_stream  # noqa: E402
+
+# Phase -> the progress bar's label on stderr that marks it (None: a delay after start).
+PHASES = {"read": None, "index": "index:", "retrieve": "retrieve:", "align": "align:"}
+
+
+def build_probes(n: int, seed: int = 2021) -> list[dict]:
+    words = word_stream()
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(50, 71, size=n)
+    starts = rng.integers(0, len(words) - 71, size=n)
+    draws = rng.random(n)
+    others = rng.integers(0, len(words) - 61, size=n)
+    probes = []
+    for i in range(n):
+        suffix = words[starts[i] : starts[i] + lengths[i]]
+        if draws[i] < 0.05:
+            generation = suffix[:40]
+        elif draws[i] < 0.15:
+            generation = [w for w, keep in zip(suffix, rng.random(len(suffix)) >= 0.2) if keep]
+        else:
+            generation = words[others[i] : others[i] + 60]
+        probes.append({"id": f"p{i}", "suffix": " ".join(suffix), "generation": " ".join(generation)})
+    return probes
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes (not zombies) of process group ``pgid``."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+def interrupt(command: list[str], marker: str | None, into: float, delay: float, timeout: float) -> dict:
+    """Run ``command``, SIGINT its group ``into`` s after ``marker`` shows on stderr; what followed."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    seen = threading.Event()
+    stderr: list[str] = []
+
+    def watch() -> None:
+        buffer = ""
+        while chunk := process.stderr.read1(4096):
+            buffer += chunk.decode("utf-8", "replace")
+            if marker is not None and marker in buffer:
+                seen.set()
+        stderr.append(buffer)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    started = time.monotonic()
+    if marker is None:
+        time.sleep(delay)
+    elif not seen.wait(timeout):
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        return {"error": f"no {marker!r} on stderr within {timeout:.0f} s"}
+    time.sleep(into)
+    if process.poll() is not None:
+        return {"error": f"ended (status {process.returncode}) before the signal"}
+    sent_at = time.monotonic() - started
+    os.killpg(process.pid, signal.SIGINT)
+    sent = time.monotonic()
+    try:
+        status = process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        status = None
+    exited = time.monotonic() - sent
+    time.sleep(0.5)
+    left = group_members(process.pid)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    if status is None:
+        process.wait()
+    watcher.join(5)
+    tail = (stderr[0] if stderr else "").replace("\r", "\n").strip().splitlines()
+    return {"sent_at": sent_at, "exit_seconds": exited if status is not None else None, "status": status,
+            "left": len(left), "last_line": tail[-1] if tail else ""}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--phases", nargs="+", choices=list(PHASES), default=list(PHASES))
+    parser.add_argument("--into", type=float, default=1.0, help="seconds into the phase to send SIGINT")
+    parser.add_argument("--read-delay", type=float, default=1.5, help="seconds after start for the 'read' phase")
+    parser.add_argument("--timeout", type=float, default=900.0, help="longest wait for a phase to start, and for the exit")
+    parser.add_argument("--memtasks", default=None, help="the memtasks command, split as a shell would (default: this Python's memtasks.cli)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "probes.jsonl"
+        started = time.perf_counter()
+        with path.open("w", encoding="utf-8") as handle:
+            for probe in build_probes(args.n):
+                handle.write(json.dumps(probe) + "\n")
+        print(f"{args.n:,} probes written in {time.perf_counter() - started:.1f} s ({path.stat().st_size / 2**20:.0f} MiB)")
+        base = shlex.split(args.memtasks) if args.memtasks else [sys.executable, "-m", "memtasks.cli"]
+        print(f"{'phase':9} {'SIGINT at':>9} {'exit after':>10} {'status':>6} {'left':>4}  cases file")
+        for phase in args.phases:
+            cases = Path(folder) / f"cases-{phase}.jsonl"
+            command = [*base, "score", str(path), "--workers", str(args.workers), "--cases", str(cases)]
+            result = interrupt(command, PHASES[phase], args.into, args.read_delay, args.timeout)
+            if "error" in result:
+                print(f"{phase:9} {result['error']}")
+                continue
+            exit_seconds = f"{result['exit_seconds']:.2f} s" if result["exit_seconds"] is not None else "never"
+            print(f"{phase:9} {result['sent_at']:8.1f}s {exit_seconds:>10} {result['status']!s:>6} {result['left']:4}  "
+                  f"{'EXISTS' if cases.exists() else 'none'}   ({result['last_line'][:60]})")
+
+
+if __name__ == "__main__":
+    main()
