@@ -94,14 +94,29 @@ def group_members(pgid: int) -> list[int]:
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to list the run's processes")
-@pytest.mark.parametrize("phase, n", [("retrieve", 20_000), ("align", 3_000)])
-def test_ctrl_c_ends_score_promptly_with_no_worker_and_no_cases(tmp_path, phase, n):
-    rng = np.random.default_rng(7)
-    suffixes, others = zipf_texts(rng, n), zipf_texts(rng, n)
+def retrieval_probes(rng: np.random.Generator) -> list[tuple[str, str]]:
+    """20,000 probes of 60 words, a tenth copied: retrieval takes many seconds, and
+    a search that goes on to the end of its share after Ctrl-C cannot end in time."""
+    suffixes, others = zipf_texts(rng, 20_000), zipf_texts(rng, 20_000)
+    return [(suffix, suffix if i % 10 == 0 else other) for i, (suffix, other) in enumerate(zip(suffixes, others))]
+
+
+def detection_probes(rng: np.random.Generator) -> list[tuple[str, str]]:
+    """120 exact copies of four texts of 12,000 words in sentences of 15: every pair is
+    verbatim and long to align (seconds per chunk of pairs), so workers that finish
+    their chunks after Ctrl-C cannot end in time."""
+    texts = []
+    for words in zipf_texts(rng, 4, 12_000):
+        tokens = words.split()
+        texts.append(" ".join(t + ("." if i % 15 == 14 else "") for i, t in enumerate(tokens)))
+    return [(texts[i % 4], texts[i % 4]) for i in range(120)]
+
+
+@pytest.mark.parametrize("phase, build", [("retrieve", retrieval_probes), ("align", detection_probes)], ids=["retrieve", "align"])
+def test_ctrl_c_ends_score_promptly_with_no_worker_and_no_cases(tmp_path, phase, build):
     probes = tmp_path / "probes.jsonl"
     with probes.open("w", encoding="utf-8") as handle:
-        for i, (suffix, other) in enumerate(zip(suffixes, others)):
-            generation = suffix if i % 10 == 0 else other
+        for i, (suffix, generation) in enumerate(build(np.random.default_rng(7))):
             handle.write(json.dumps({"id": f"p{i}", "suffix": suffix, "generation": generation}) + "\n")
     cases = tmp_path / "cases.jsonl"
     command = [sys.executable, "-m", "memtasks.cli", "score", str(probes), "--workers", "2", "--cases", str(cases)]
