@@ -15,6 +15,7 @@ import re
 import signal
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from memtasks.detection import (
@@ -201,12 +202,50 @@ def test_idea_example_is_idea_with_a_long_source_side(detector):
     assert susp > 0 and src >= 3 * susp
 
 
-def test_idea_rule_depends_on_which_side_is_the_generation(detector):
-    # With the roles swapped the long text is the training suffix: a generation that
-    # condenses its training text is not idea memorization, but it is still aligned.
-    alignment = detector.align(IDEA_GENERATION, IDEA_SUFFIX)
+# Written for this test: a human-style rewording of one sentence, no run of words in common.
+ONE_SENTENCE_SUFFIX = "The committee approved the new budget on Tuesday after a long debate."
+ONE_SENTENCE_PARAPHRASE = "After lengthy discussion, the new budget was approved by the committee on Tuesday."
+
+
+def test_one_sentence_paraphrase_is_found_as_paraphrase_not_idea(detector):
+    # Spec 11.4: with one sentence on each side PAN's weights are all ln(2/2) = 0 and
+    # nothing seeds; the smoothed weights ln(1 + N/sf) keep the shared words.
+    alignment = detector.align(ONE_SENTENCE_SUFFIX, ONE_SENTENCE_PARAPHRASE)
     assert alignment.category == "paraphrase"
+    assert alignment.detections == (Detection(0, len(ONE_SENTENCE_SUFFIX), 0, len(ONE_SENTENCE_PARAPHRASE)),)
+    pan_weights = Detector(get_config("memorization", weighting="pan"))
+    assert pan_weights.align(ONE_SENTENCE_SUFFIX, ONE_SENTENCE_PARAPHRASE).category == "none"
+
+
+def test_smoothed_weight_is_ln_one_plus_n_over_sf():
+    detector = Detector("memorization")
+    a, b = detector.preprocess("alpha beta gamma delta."), detector.preprocess("alpha beta gamma epsilon.")
+    seeds, cosine, *_ = pair_similarities(a.arrays, b.arrays, 0.3, 0.33, True)
+    shared, alone = np.log(1 + 2 / 2), np.log(1 + 2 / 1)
+    assert cosine[0, 0] == pytest.approx(3 * shared**2 / (3 * shared**2 + alone**2))
+    assert seeds.tolist() == [[0, 0]]
+    assert pair_similarities(a.arrays, b.arrays, 0.3, 0.33, False)[1][0, 0] == 0.0
+
+
+def test_pan14_keeps_pan_weighting_and_one_way_idea():
+    assert (PRESETS["pan14"].weighting, PRESETS["pan14"].condensation) == ("pan", False)
+    assert (PRESETS["memorization"].weighting, PRESETS["memorization"].condensation) == ("smoothed", True)
+    with pytest.raises(ValueError, match="weighting"):
+        get_config("memorization", weighting="bm25")
+
+
+def test_condensation_is_idea_both_ways_but_one_way_in_the_study_setting(detector):
+    # With the roles swapped the long text is the training suffix: the generation
+    # condenses its training text, which the study defines as idea memorization too
+    # (spec 11.5); the study's released code (and pan14) only catches expansion.
+    alignment = detector.align(IDEA_GENERATION, IDEA_SUFFIX)
+    assert alignment.category == "idea"
     assert_offsets_valid(alignment, IDEA_GENERATION, IDEA_SUFFIX)
+    susp = sum(d.susp_end - d.susp_start for d in alignment.detections)
+    src = sum(d.src_end - d.src_start for d in alignment.detections)
+    assert src > 0 and susp >= 3 * src
+    one_way = Detector(get_config("memorization", condensation=False))
+    assert one_way.align(IDEA_GENERATION, IDEA_SUFFIX).category == "paraphrase"
 
 
 @pytest.mark.parametrize(
@@ -459,7 +498,7 @@ def test_two_single_sentence_texts_never_seed_but_a_copy_is_still_verbatim(detec
     # two sentences is 0 -- even for identical texts. One more sentence on either side
     # gives shared terms a positive weight.
     document = detector.preprocess(NO_PUNCTUATION)
-    seeds = pair_similarities(document.arrays, document.arrays, detector.config.th1, detector.config.th2)[0]
+    seeds = pair_similarities(document.arrays, document.arrays, detector.config.th1, detector.config.th2, False)[0]
     assert document.n_sentences == 1 and len(seeds) == 0
     # Spec 11.1: the copy is verbatim all the same, found over the whole texts.
     alignment = detector.align(NO_PUNCTUATION, NO_PUNCTUATION)

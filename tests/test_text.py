@@ -14,7 +14,7 @@ from nltk.stem import PorterStemmer
 from nltk.tokenize import TreebankWordTokenizer
 
 from memtasks.detection import TermEncoder, preprocess, sentence_spans, word_spans
-from memtasks.detection.text import english_stopwords, stable_id
+from memtasks.detection.text import english_stopwords, letter_term, word_term
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -39,7 +39,7 @@ def sentences(text: str) -> list[str]:
 
 def term(word: str, stemmer=SNOWBALL) -> int:
     """The term id the spec expects for one kept, lowercased token."""
-    return stable_id(stemmer.stem(word))
+    return word_term(stemmer.stem(word))
 
 
 def xsum_documents(n: int) -> list[str]:
@@ -207,7 +207,7 @@ def test_short_tokens_and_tokens_not_starting_with_alphanumeric_are_dropped(enco
 def test_single_letters_of_scripts_without_spaces_are_terms(encoder):
     # The 3-character filter is for spaced scripts; a Han, kana or Thai letter counts alone.
     text = "我们 is ok 东京 กิน cat"
-    assert encoder.terms(text, 0, len(text)) == [stable_id(c) for c in ["我", "们", "东", "京", "กิ", "น"]] + [term("cat")]
+    assert encoder.terms(text, 0, len(text)) == [letter_term(c) for c in ["我", "们", "东", "京", "กิ", "น"]] + [term("cat")]
 
 
 def test_terms_are_lowercased_and_read_only_the_given_range(encoder):
@@ -226,7 +226,7 @@ def test_snowball_stemming_is_the_default(encoder):
 
 def test_porter_stemmer_option():
     porter = TermEncoder(stemmer="porter")
-    assert porter.terms("fairly", 0, 6) == [term("fairly", PORTER)] == [stable_id("fairli")]
+    assert porter.terms("fairly", 0, 6) == [term("fairly", PORTER)] == [word_term("fairli")]
     assert porter.terms("fairly", 0, 6) != porter.terms("fair", 0, 4)
     assert porter.terms("running", 0, 7) == porter.terms("run", 0, 3)
 

@@ -220,12 +220,20 @@ def _case_runs(susp: Document, src: Document, cases: list[SentenceCase], minlen:
 
 
 def _classify_cases(space: _PairSpace, seeds: list[Seed], cases: list[SentenceCase], config: DetectorConfig) -> Alignment:
-    """Idea, paraphrase or none for a pair without verbatim runs (spec 6.2 and 6.3)."""
+    """Idea, paraphrase or none for a pair without verbatim runs (spec 6.2, 6.3 and 11.5).
+
+    Idea when the summary pass (gap ``summary_gap``) found something and one
+    side of it is at least ``summary_ratio`` times the other: the generation
+    expands the suffix (src >= r x susp, the study's rule) or, with
+    ``condensation``, condenses it (susp >= r x src).
+    """
     susp, src = space.susp, space.src
     summary = _filter(space, _extend(space, seeds, config.summary_gap, config), config)
     susp_total = sum(_susp_chars(susp, case) for case in summary)
     src_total = sum(_src_chars(src, case) for case in summary)
-    if src_total > 0 and src_total >= config.summary_ratio * susp_total:
+    expands = src_total > 0 and src_total >= config.summary_ratio * susp_total
+    condenses = config.condensation and susp_total > 0 and susp_total >= config.summary_ratio * src_total
+    if expands or condenses:
         return Alignment("idea", tuple(_to_detection(susp, src, case) for case in summary))
     if cases:
         return Alignment("paraphrase", tuple(_to_detection(susp, src, case) for case in cases))
@@ -245,7 +253,8 @@ def align_documents(susp: Document, src: Document, config: DetectorConfig) -> Al
     missed. Idea and paraphrase come after (spec 6.2 and 6.3).
     """
     similarities, copies = pair_evidence(
-        susp.arrays, src.arrays, susp.words, susp.ngrams, src.words, src.ngrams, config.th1, config.th2, config.verbatim_minlen
+        susp.arrays, src.arrays, susp.words, susp.ngrams, src.words, src.ngrams, config.th1, config.th2,
+        config.weighting == "smoothed", config.verbatim_minlen,
     )
     if not len(similarities[0]):
         # Most pairs: no seed, so no case, and only a copy of the whole texts counts.

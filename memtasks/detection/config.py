@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 
 
+WEIGHTINGS = ("pan", "smoothed")
+
+
 @dataclass(frozen=True)
 class DetectorConfig:
     """Thresholds and lengths of the text-alignment detector.
@@ -17,10 +20,19 @@ class DetectorConfig:
         gap_least: smallest maxgap tried when a case fails validation.
         summary_gap: maxgap of the summary (idea) pass.
         summary_ratio: the pair is idea memorization when the source side of the
-            summary pass is at least this many times longer than the suspicious side.
+            summary pass is at least this many times longer than the suspicious side
+            (expansion) or, with ``condensation``, the suspicious side this many times
+            longer than the source side.
+        condensation: also call a pair idea when its generation condenses a longer
+            stretch of the training suffix (spec 11.5); off in ``pan14``, where PAN's
+            summary obfuscation runs one way only.
         min_plaglen: shortest case kept, in characters, on either side.
         verbatim_minlen: a common run of words is verbatim when longer than this
             many characters on the suspicious side.
+        weighting: ``"pan"``, tf x ln(N / sf) over the pair's sentences (spec 2), or
+            ``"smoothed"``, tf x ln(1 + N / sf) for words: a word every sentence shares
+            keeps a weight, so that two one-sentence texts can seed (spec 11.4). Letters
+            of unspaced scripts keep ln(N / sf) (any two sentences share most of them).
         stemmer: ``"snowball"`` or ``"porter"``.
         remove_stopwords: drop English stop words before weighting.
     """
@@ -32,14 +44,18 @@ class DetectorConfig:
     gap_least: int = 0
     summary_gap: int = 24
     summary_ratio: float = 3.0
+    condensation: bool = False
     min_plaglen: int = 150
     verbatim_minlen: int = 256
+    weighting: str = "pan"
     stemmer: str = "snowball"
     remove_stopwords: bool = False
 
     def __post_init__(self) -> None:
         if self.stemmer not in ("snowball", "porter"):
             raise ValueError(f"stemmer must be 'snowball' or 'porter', not {self.stemmer!r}")
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {', '.join(map(repr, WEIGHTINGS))}, not {self.weighting!r}")
         if not 0 <= self.gap_least <= self.maxgap <= self.summary_gap:
             raise ValueError("need 0 <= gap_least <= maxgap <= summary_gap")
 
@@ -49,7 +65,7 @@ class DetectorConfig:
 
 PRESETS: dict[str, DetectorConfig] = {
     "pan14": DetectorConfig(),
-    "memorization": DetectorConfig(min_plaglen=50, verbatim_minlen=50),
+    "memorization": DetectorConfig(min_plaglen=50, verbatim_minlen=50, weighting="smoothed", condensation=True),
 }
 
 

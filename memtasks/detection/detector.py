@@ -58,7 +58,7 @@ def _align_chunk(start: int, stop: int) -> list[Alignment | None]:
     config = _shared["config"]
     pairs = _shared["pairs"][start:stop]
     fields, offsets = _shared["fields"]
-    found = pairs_with_evidence(fields, offsets, pairs, config.th1, config.th2, config.verbatim_minlen)
+    found = pairs_with_evidence(fields, offsets, pairs, config.th1, config.th2, config.weighting == "smoothed", config.verbatim_minlen)
     # None stands for "no alignment": most pairs have none, and None costs
     # nothing to send back to the parent.
     results: list[Alignment | None] = [None] * len(pairs)
@@ -236,7 +236,7 @@ class Detector:
         document = batch.document(0, text)
         align_documents(document, document, self.config)
         fields, offsets = batch.kernel_fields()
-        pairs_with_evidence(fields, offsets, np.zeros((1, 2), np.int64), self.config.th1, self.config.th2, self.config.verbatim_minlen)
+        pairs_with_evidence(fields, offsets, np.zeros((1, 2), np.int64), self.config.th1, self.config.th2, self.config.weighting == "smoothed", self.config.verbatim_minlen)
 
     def preprocessor(self, workers: int = 1, expected_texts: int = 0) -> Preprocessor:
         """Worker processes to preprocess texts ahead of :meth:`align_batches`; with

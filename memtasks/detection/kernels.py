@@ -12,12 +12,15 @@ from numba.typed import List
 
 
 @njit(cache=True, nogil=True)
-def pair_similarities(susp, src, th1, th2):  # pragma: no cover - compiled
+def pair_similarities(susp, src, th1, th2, smooth):  # pragma: no cover - compiled
     """TF-ISF weights of both documents in one term space, sentence similarities and seeds.
 
     ``susp`` and ``src`` are the arrays of :meth:`Document.arrays`. The weight
     of term t in sentence s is tf(t, s) * ln(N / sf(t)), with N the sentences of
-    both documents and sf(t) how many of them contain t. Returns the seeds
+    both documents and sf(t) how many of them contain t; with ``smooth`` it is
+    tf(t, s) * ln(1 + N / sf(t)) for words (even term ids), which never zeroes a
+    term that every sentence of a short pair shares (spec 11.4,
+    ``DetectorConfig.weighting``). Returns the seeds
     (sentence pairs with cosine > th1 and Dice > th2, sorted), the cosine
     matrix (suspicious x source), and per entry of each document its column in
     the pair's term space and its weight, and the number of columns.
@@ -47,10 +50,15 @@ def pair_similarities(susp, src, th1, th2):  # pragma: no cover - compiled
         n_terms += 1
     total = float(ns + ng)
     idf_s = np.empty(us)
-    idf_g = np.log(total / sf_g)
+    # Letters of unspaced scripts (odd term ids) keep ln(N / sf): a small alphabet makes
+    # any two sentences share most letters, which only PAN's weights discount.
+    idf_g = np.empty(ug)
+    for v in range(ug):
+        idf_g[v] = np.log((1.0 if smooth and vocab_g[v] % 2 == 0 else 0.0) + total / sf_g[v])
     for u in range(us):
         partner = partner_s[u]
-        idf_s[u] = np.log(total / (sf_s[u] + (sf_g[partner] if partner >= 0 else 0.0)))
+        offset = 1.0 if smooth and vocab_s[u] % 2 == 0 else 0.0
+        idf_s[u] = np.log(offset + total / (sf_s[u] + (sf_g[partner] if partner >= 0 else 0.0)))
         if partner >= 0:
             idf_g[partner] = idf_s[u]
     weight_s = np.empty(entry_vocab_s.size)
@@ -398,18 +406,18 @@ def index_document(rows, term_table, word_table, unit_table, offsets, sentence_s
 
 
 @njit(cache=True, nogil=True)
-def pair_evidence(susp, src, words_s, ngrams_s, words_g, ngrams_g, th1, th2, minlen):  # pragma: no cover - compiled
+def pair_evidence(susp, src, words_s, ngrams_s, words_g, ngrams_g, th1, th2, smooth, minlen):  # pragma: no cover - compiled
     """All compiled work on one pair, in one call (one dispatch per pair): the
     sentence similarities and seeds of :func:`pair_similarities`, and the
     whole texts' :func:`common_runs` of at least ``minlen`` characters
     (spec 11.1), needed whenever the cases hold no verbatim run, which is most
     pairs."""
     copies = common_runs(words_s, ngrams_s, 0, words_s.shape[0], words_g, ngrams_g, 0, words_g.shape[0], minlen)
-    return pair_similarities(susp, src, th1, th2), copies
+    return pair_similarities(susp, src, th1, th2, smooth), copies
 
 
 @njit(cache=True, nogil=True)
-def pairs_with_evidence(fields, offsets, pairs, th1, th2, minlen):  # pragma: no cover - compiled
+def pairs_with_evidence(fields, offsets, pairs, th1, th2, smooth, minlen):  # pragma: no cover - compiled
     """Which pairs of a set of documents have a seed or a whole-text copy, in one call.
 
     ``fields`` are the documents' ``arrays`` followed by their ``words`` and
@@ -437,7 +445,7 @@ def pairs_with_evidence(fields, offsets, pairs, th1, th2, minlen):  # pragma: no
             susp, src,
             fields[8][offsets[8][s] : offsets[8][s + 1]], fields[9][offsets[9][s] : offsets[9][s + 1]],
             fields[8][offsets[8][g] : offsets[8][g + 1]], fields[9][offsets[9][g] : offsets[9][g + 1]],
-            th1, th2, minlen,
+            th1, th2, smooth, minlen,
         )
         found[p] = similarities[0].shape[0] > 0 or copies.shape[0] > 0
     return found

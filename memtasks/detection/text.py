@@ -191,6 +191,17 @@ def stable_id(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little", signed=True)
 
 
+def word_term(stem: str) -> int:
+    """The term id of a word's stem: an even :func:`stable_id`."""
+    return stable_id(stem) & ~1
+
+
+def letter_term(letter: str) -> int:
+    """The term id of a letter of a script written without spaces: an odd :func:`stable_id`,
+    so that the pair kernel can tell letters from words (see ``DetectorConfig.weighting``)."""
+    return stable_id(letter) | 1
+
+
 def word_id(token: str) -> int:
     """The id under which two tokens are the same word for the verbatim comparison:
     the CRC-32 checksum of the lowercased token. Two different words share one with
@@ -280,7 +291,7 @@ class TermEncoder:
         """The term id of one token, 0 for none."""
         word = token.lower()
         if _UNSPACED_LETTER.match(word):
-            return stable_id(word)
+            return letter_term(word)
         if "'" in word or "’" in word:
             clitic = _CLITIC.match(word)
             if clitic is not None:
@@ -289,7 +300,7 @@ class TermEncoder:
             return 0
         term = self._stems.get(word)
         if term is None:
-            term = self._stems[word] = stable_id(self._stem(word))
+            term = self._stems[word] = word_term(self._stem(word))
         return term
 
 
