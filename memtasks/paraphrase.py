@@ -20,7 +20,8 @@ from memtasks.outcomes import HIGH, LOW
 _POSITIVE_NAMES = ("equivalent", "paraphrase", "entailment", "positive", "yes", "true")
 
 
-def _sentences(text: str) -> list[str]:
+def sentences(text: str) -> list[str]:
+    """The sentences of ``text`` (the whole text when it has none)."""
     return [text[a:b] for a, b in sentence_spans(text)] or ([text] if text.strip() else [])
 
 
@@ -79,8 +80,8 @@ class ParaphraseClassifier:
         owners, pairs, identical = [], [], []
         for index, spans in enumerate(cases):
             for training, generation in spans:
-                for g in _sentences(generation):
-                    for t in _sentences(training):
+                for g in sentences(generation):
+                    for t in sentences(training):
                         owners.append(index)
                         pairs.append((g, t))
                         identical.append(g.strip().lower() == t.strip().lower())

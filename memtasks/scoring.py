@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from memtasks.confidence import EvidenceConfidence
+from memtasks.grader import CrossEncoderGrader, default_grader
 from memtasks.datafiles import DataFileError, decoded_lines, parse_json_line
 from memtasks.detection import NO_ALIGNMENT, Alignment, Detector
 from memtasks.interrupts import kept_interrupts
@@ -260,7 +261,7 @@ def classify_probes(
 def grade_paraphrases(
     probes: Sequence[Probe],
     outcomes: list[ProbeOutcome],
-    grader: EvidenceConfidence | ParaphraseClassifier,
+    grader: CrossEncoderGrader | EvidenceConfidence | ParaphraseClassifier,
     corpus: Sequence[tuple[str, str]] | None = None,
 ) -> list[ProbeOutcome]:
     """Outcomes with each paraphrase split into high and low confidence (spec sections 7 and 11.3)."""
@@ -279,7 +280,7 @@ def score_probes(
     k: int = 10,
     workers: int = 1,
     progress: bool = False,
-    paraphrase_classifier: ParaphraseClassifier | None = None,
+    paraphrase_classifier: CrossEncoderGrader | EvidenceConfidence | ParaphraseClassifier | None = None,
     retrieval: RetrievalSettings | None = None,
     corpus: Sequence[tuple[str, str]] | None = None,
 ) -> ScoreReport:
@@ -287,8 +288,8 @@ def score_probes(
 
     Paraphrases are split into ``paraphrase_high`` and ``paraphrase_low`` (they
     add up to ``paraphrase``) by ``paraphrase_classifier`` when one is given
-    (spec section 7), else by the detector's own evidence
-    (:class:`memtasks.confidence.EvidenceConfidence`). ``retrieval`` and
+    (see :func:`memtasks.grader.load_grader`), else by the cross-encoder
+    fitted on human paraphrase judgements (:mod:`memtasks.grader`). ``retrieval`` and
     ``corpus`` are those of :func:`classify_probes`.
     """
     if not probes:
@@ -298,7 +299,7 @@ def score_probes(
     outcomes, timings = classify_probes(
         probes, detector, k=k, workers=workers, progress=progress, retrieval=retrieval, corpus=corpus
     )
-    grader = paraphrase_classifier or EvidenceConfidence()
+    grader = paraphrase_classifier or default_grader()
     outcomes = grade_paraphrases(probes, outcomes, grader, corpus)
     rates = rates_of([o.category for o in outcomes])
     total = rates.pop("memorization")

@@ -83,7 +83,7 @@ def test_score_json(capsys, probe_file):
     assert result["verbatim"]["rate"] == pytest.approx(len(MEMORIZED) / 6)
     for key in ("pairs_per_second", "retrieval_seconds", "detection_seconds"):
         assert isinstance(result[key], float) and result[key] >= 0
-    assert any("paraphrase confidence from detector evidence" in note for note in result["notes"])
+    assert any("paraphrase confidence from cross-encoder grader" in note for note in result["notes"])
     assert "nonmember" not in result and "excess" not in result
 
 
@@ -94,7 +94,7 @@ def test_score_human_output_lists_every_category(capsys, probe_file):
     for name in ("memorization", *CATEGORY_KEYS):
         assert any(line.split()[:1] == [name] for line in lines), name
     assert "6 probes" in out
-    assert "paraphrase confidence from detector evidence" in out
+    assert "paraphrase confidence from cross-encoder grader" in out
 
 
 def test_score_with_non_members_prints_the_floor_and_the_excess(capsys, tmp_path, probe_file):

@@ -76,9 +76,9 @@ def test_score_probes_splits_paraphrases(likely):
     probes = [Probe("a", training, reworded), Probe("b", "Completely unrelated words about football scores today.", "")]
     plain = score_probes(probes)
     graded = score_probes(probes, paraphrase_classifier=likely)
-    # Without a classifier the detector's own evidence grades it: most words and every name kept.
+    # Without a classifier the default cross-encoder grades it.
     assert plain.outcomes[0].category == HIGH
-    assert "detector evidence" in " ".join(plain.notes)
+    assert "cross-encoder grader" in " ".join(plain.notes)
     assert graded.outcomes[0].category == HIGH
     assert graded.categories[HIGH].value == pytest.approx(0.5)
     assert graded.categories[LOW].value == 0.0

@@ -28,7 +28,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--redact", action="store_true", help="in --cases, write offsets and SHA-256 hashes, not text")
     parser.add_argument(
         "--paraphrase-model", metavar="MODEL",
-        help="sequence-pair classifier (Hugging Face id or path) that splits paraphrases into high and low confidence",
+        help="what splits paraphrases into high and low confidence: cross-encoder (the default, fitted on human "
+        "paraphrase judgements), evidence (the detector's own evidence), or a Hugging Face sequence-pair classifier (id or path)",
     )
     parser.add_argument(
         "--retrieval", choices=("embedded", "elasticsearch"),
@@ -68,11 +69,9 @@ def _score(args: argparse.Namespace) -> int:
     nonmembers = [p for p in probes if not p.member]
     if nonmembers and not members:
         raise ValueError(f"{args.input}: every probe is marked \"member\": false; nothing to measure against the floor")
-    classifier = None
-    if args.paraphrase_model:
-        from memtasks.paraphrase import ParaphraseClassifier
+    from memtasks.grader import load_grader
 
-        classifier = ParaphraseClassifier(args.paraphrase_model)
+    classifier = load_grader(args.paraphrase_model)
     result = score_with_floor(
         members, nonmembers, detector=Detector(args.preset), k=args.k, workers=args.workers or default_workers(),
         progress=not args.json, paraphrase_classifier=classifier, retrieval=retrieval,

@@ -3,15 +3,15 @@
 Plants and scores the held-out half of tests/tools/planted_pairs.py (records that
 the calibration never saw), end to end: BM25 top 10 over the probes' suffixes,
 the detector on each pair, the best-ranked detection per generation. Each
-paraphrase is graded with the shipped coefficients (or ``--coefficients``). Prints
+paraphrase is graded by the default grader (or ``--grader``, ``--coefficients``). Prints
 per kind the share of pairs memorized in any category ("study", the study-faithful
 rate, paraphrase ungraded) and the share counted high-confidence (verbatim, idea
 or paraphrase_high), the same for unrelated text per dataset, the two targets
-(unrelated text counted high-confidence <= 0.5%; verbatim and reordered copies
-counted high-confidence >= 95%), and the grade of the three one-sentence
+(unrelated text counted high-confidence <= 0.05%; verbatim and reordered copies
+found >= 99%), and the grade of the three one-sentence
 coincidences of issue 11 that prompted the confidence:
 
-    python tests/benchmarks/bench_confidence.py [--datasets xsum,imdb] [--coefficients FILE]
+    python tests/benchmarks/bench_confidence.py [--datasets xsum,imdb] [--grader evidence] [--coefficients FILE]
 
 For a check across datasets, fit without one and measure on it:
 
@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from memtasks.confidence import EvidenceConfidence
+from memtasks.grader import GRADERS, load_grader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 from planted_pairs import COINCIDENCES, DATA, SEED, SOURCES, graded, one_sentence_case, planted_set, rates_table  # noqa: E402
@@ -35,11 +36,12 @@ from planted_pairs import COINCIDENCES, DATA, SEED, SOURCES, graded, one_sentenc
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default=",".join(SOURCES), help="comma-separated, from: " + ", ".join(SOURCES))
-    parser.add_argument("--coefficients", type=Path, help="a confidence.json other than the package's")
+    parser.add_argument("--grader", default="cross-encoder", help=f"{' or '.join(GRADERS)} (the default) or a Hugging Face classifier")
+    parser.add_argument("--coefficients", type=Path, help="the evidence grader with a confidence.json other than the package's")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--data", type=Path, default=DATA)
     args = parser.parse_args(argv)
-    grader = EvidenceConfidence(args.coefficients)
+    grader = EvidenceConfidence(args.coefficients) if args.coefficients else load_grader(args.grader)
 
     started = time.perf_counter()
     scored = planted_set("heldout", args.datasets.split(","), args.seed, args.data)
@@ -56,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print("\nthe one-sentence coincidences of issue 11 (must be low):")
     for suffix, generation in COINCIDENCES:
         case = one_sentence_case(suffix, generation)
-        print(f"  p = {grader.score(*case):.3f} {grader.grade([case])[0]:15} {suffix[:50]!r} / {generation[:50]!r}")
+        print(f"  p = {grader.scores([case])[0]:.3f} {grader.grade([case])[0]:15} {suffix[:50]!r} / {generation[:50]!r}")
 
 
 if __name__ == "__main__":

