@@ -227,6 +227,19 @@ def test_smoothed_weight_is_ln_one_plus_n_over_sf():
     assert pair_similarities(a.arrays, b.arrays, 0.3, 0.33, False)[1][0, 0] == 0.0
 
 
+def test_one_long_sentence_shortened_is_not_condensation():
+    # Condensing key points needs seeds on two suffix sentences at least: one long sentence
+    # against a short one that shares a few of its words is a paraphrase (or a coincidence).
+    suffix = (
+        "The regional council said on Monday that the new harbour bridge, which has been delayed for three years "
+        "by disputes over funding and the design of its towers, will finally open to traffic in the spring after "
+        "a last round of safety inspections by engineers."
+    )
+    generation = "The harbour bridge will open to traffic in the spring, the council said."
+    assert len(suffix) >= 3 * len(generation)
+    assert Detector("memorization").align(suffix, generation).category == "paraphrase"
+
+
 def test_pan14_keeps_pan_weighting_and_one_way_idea():
     assert (PRESETS["pan14"].weighting, PRESETS["pan14"].condensation) == ("pan", False)
     assert (PRESETS["memorization"].weighting, PRESETS["memorization"].condensation) == ("smoothed", True)

@@ -225,14 +225,20 @@ def _classify_cases(space: _PairSpace, seeds: list[Seed], cases: list[SentenceCa
     Idea when the summary pass (gap ``summary_gap``) found something and one
     side of it is at least ``summary_ratio`` times the other: the generation
     expands the suffix (src >= r x susp, the study's rule) or, with
-    ``condensation``, condenses it (susp >= r x src).
+    ``condensation``, condenses it (susp >= r x src) from seeds on at least two
+    of its sentences.
     """
     susp, src = space.susp, space.src
     summary = _filter(space, _extend(space, seeds, config.summary_gap, config), config)
     susp_total = sum(_susp_chars(susp, case) for case in summary)
     src_total = sum(_src_chars(src, case) for case in summary)
     expands = src_total > 0 and src_total >= config.summary_ratio * susp_total
-    condenses = config.condensation and susp_total > 0 and susp_total >= config.summary_ratio * src_total
+    # Key points: seeds on two suffix sentences at least. One long suffix sentence that
+    # shares a few words with a short generation is a coincidence far more often.
+    key_points = {i for i, _ in seeds if any(case[0] <= i <= case[1] for case in summary)}
+    condenses = (
+        config.condensation and len(key_points) >= 2 and susp_total > 0 and susp_total >= config.summary_ratio * src_total
+    )
     if expands or condenses:
         return Alignment("idea", tuple(_to_detection(susp, src, case) for case in summary))
     if cases:
