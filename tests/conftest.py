@@ -1,4 +1,5 @@
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,11 @@ pytest_plugins = ("pytester",)
 # Tests never reach the Hugging Face hub: every model and tokenizer they load is built locally.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+# The Ctrl-C tests send SIGINT to this process and to the commands it starts. A shell without job
+# control starts a background job with SIGINT ignored, and Python then keeps it ignored (so would
+# those commands): take the default back, so that the tests do not depend on how pytest was started.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Test tiers (markers registered in pyproject.toml). `python -m pytest` runs every test; the fast
 # tier for development is `python -m pytest -m "not slow and not e2e"`.
