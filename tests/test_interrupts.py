@@ -24,6 +24,9 @@ import pytest
 from memtasks.interrupts import kept_interrupts
 from memtasks.retrieval import BM25Index
 
+sys.path.insert(0, str(Path(__file__).resolve().parent / "tools"))
+from processes import group_members  # noqa: E402
+
 # Exit within this many seconds of the signal (the issue's bound, with room for a loaded machine).
 EXIT_SECONDS = 3.0
 
@@ -78,22 +81,6 @@ def test_search_threads_stop_soon_after_ctrl_c():
     assert not [t for t in threading.enumerate() if t.name.startswith("ThreadPoolExecutor")]
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live (not zombie) processes of the process group ``pgid``."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            fields = stat[stat.rindex(")") + 2 :].split()
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                members.append(int(entry.name))
-    return members
-
-
-@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to list the run's processes")
 def retrieval_probes(rng: np.random.Generator) -> list[tuple[str, str]]:
     """20,000 probes of 60 words, a tenth copied: retrieval takes many seconds, and
     a search that goes on to the end of its share after Ctrl-C cannot end in time."""
@@ -112,6 +99,7 @@ def detection_probes(rng: np.random.Generator) -> list[tuple[str, str]]:
     return [(texts[i % 4], texts[i % 4]) for i in range(120)]
 
 
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to list the run's processes")
 @pytest.mark.parametrize("phase, build", [("retrieve", retrieval_probes), ("align", detection_probes)], ids=["retrieve", "align"])
 def test_ctrl_c_ends_score_promptly_with_no_worker_and_no_cases(tmp_path, phase, build):
     probes = tmp_path / "probes.jsonl"

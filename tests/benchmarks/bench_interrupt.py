@@ -35,7 +35,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 from bench_retrieval import word_stream  # noqa: E402
+from processes import group_members  # noqa: E402
 
 # Phase -> the progress bar's label on stderr that marks it (None: a delay after start).
 PHASES = {"read": None, "index": "index:", "retrieve": "retrieve:", "align": "align:"}
@@ -59,22 +61,6 @@ def build_probes(n: int, seed: int = 2021) -> list[dict]:
             generation = words[others[i] : others[i] + 60]
         probes.append({"id": f"p{i}", "suffix": " ".join(suffix), "generation": " ".join(generation)})
     return probes
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live processes (not zombies) of process group ``pgid``."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(entry.name))
-    return members
 
 
 def interrupt(command: list[str], marker: str | None, into: float, delay: float, timeout: float) -> dict:
