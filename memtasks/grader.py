@@ -270,7 +270,11 @@ def default_grader() -> CrossEncoderGrader:
 GRADERS = ("cross-encoder", "evidence")
 
 
-def load_grader(name: str | None = None) -> CrossEncoderGrader | EvidenceConfidence | ParaphraseClassifier:
+# What grades paraphrase cases: each has ``grade(cases)`` and ``name``.
+Grader = CrossEncoderGrader | EvidenceConfidence | ParaphraseClassifier
+
+
+def load_grader(name: str | None = None) -> Grader:
     """The paraphrase grader called ``name``: ``"cross-encoder"`` (the default, this
     module's), ``"evidence"`` (the detector's own evidence, :mod:`memtasks.confidence`),
     or a Hugging Face sequence-pair classifier's id or path (spec section 7)."""

@@ -18,12 +18,10 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from memtasks.confidence import EvidenceConfidence
-from memtasks.grader import CrossEncoderGrader, default_grader
 from memtasks.datafiles import DataFileError, decoded_lines, parse_json_line
 from memtasks.detection import NO_ALIGNMENT, Alignment, Detector
+from memtasks.grader import Grader, default_grader
 from memtasks.interrupts import kept_interrupts
-from memtasks.paraphrase import ParaphraseClassifier
 from memtasks.retrieval import RetrievalSettings
 from memtasks.stats import BOOTSTRAP_SEED, INTERVAL_PERCENTILES, N_RESAMPLES, Rate, excess_rates, rates_of
 
@@ -261,7 +259,7 @@ def classify_probes(
 def grade_paraphrases(
     probes: Sequence[Probe],
     outcomes: list[ProbeOutcome],
-    grader: CrossEncoderGrader | EvidenceConfidence | ParaphraseClassifier,
+    grader: Grader,
     corpus: Sequence[tuple[str, str]] | None = None,
 ) -> list[ProbeOutcome]:
     """Outcomes with each paraphrase split into high and low confidence (spec sections 7 and 11.3)."""
@@ -280,7 +278,7 @@ def score_probes(
     k: int = 10,
     workers: int = 1,
     progress: bool = False,
-    paraphrase_classifier: CrossEncoderGrader | EvidenceConfidence | ParaphraseClassifier | None = None,
+    paraphrase_classifier: Grader | None = None,
     retrieval: RetrievalSettings | None = None,
     corpus: Sequence[tuple[str, str]] | None = None,
 ) -> ScoreReport:

@@ -235,9 +235,11 @@ def _classify_cases(space: _PairSpace, seeds: list[Seed], cases: list[SentenceCa
     expands = src_total > 0 and src_total >= config.summary_ratio * susp_total
     # Key points: seeds on two suffix sentences at least. One long suffix sentence that
     # shares a few words with a short generation is a coincidence far more often.
-    key_points = {i for i, _ in seeds if any(case[0] <= i <= case[1] for case in summary)}
     condenses = (
-        config.condensation and len(key_points) >= 2 and susp_total > 0 and susp_total >= config.summary_ratio * src_total
+        config.condensation
+        and susp_total > 0
+        and susp_total >= config.summary_ratio * src_total
+        and len({i for i, _ in seeds if any(case[0] <= i <= case[1] for case in summary)}) >= 2
     )
     if expands or condenses:
         return Alignment("idea", tuple(_to_detection(susp, src, case) for case in summary))
