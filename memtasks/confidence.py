@@ -138,6 +138,14 @@ def evidence(suffix: str, generation: str, detections: Sequence[Detection]) -> E
     )
 
 
+def introduced_names(suffix: str, generation: str, detections: Sequence[Detection]) -> set[str]:
+    """The names (:func:`names`) of the generation's aligned spans that no word of the
+    suffix's aligned spans matches: what the generation says of someone or something else."""
+    spans_s = [suffix[d.susp_start : d.susp_end] for d in detections]
+    spans_g = [generation[d.src_start : d.src_end] for d in detections]
+    return set().union(*map(names, spans_g)) - set().union(*map(_bare_words, spans_s))
+
+
 FEATURES = tuple(Evidence(0, 0.0, 0.0, 0).features())
 
 

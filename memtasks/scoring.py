@@ -18,10 +18,12 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from memtasks.confidence import EvidenceConfidence, introduced_names
 from memtasks.datafiles import DataFileError, decoded_lines, parse_json_line
 from memtasks.detection import NO_ALIGNMENT, Alignment, Detector
 from memtasks.grader import Grader, default_grader
 from memtasks.interrupts import kept_interrupts
+from memtasks.outcomes import LOW
 from memtasks.retrieval import RetrievalSettings
 from memtasks.stats import BOOTSTRAP_SEED, INTERVAL_PERCENTILES, N_RESAMPLES, Rate, excess_rates, rates_of
 
@@ -256,19 +258,56 @@ def classify_probes(
     return outcomes, timings
 
 
+# A condensation (spec 11.5) stays idea when the detector's evidence that the generation
+# restates its suffix is above this; fitted on the calibration half of the planted pairs
+# and XSum's development part (tests/benchmarks/bench_categories.py --part dev).
+CONDENSATION_EVIDENCE = 0.01
+
+
+def condenses(alignment: Alignment) -> bool:
+    """Whether an idea alignment condenses its suffix (its suffix side is the longer) rather
+    than expanding it."""
+    suffix = sum(d.susp_end - d.susp_start for d in alignment.detections)
+    generation = sum(d.src_end - d.src_start for d in alignment.detections)
+    return alignment.category == "idea" and suffix > generation
+
+
+def graded_categories(cases: Sequence[tuple[str, str, Alignment]], grader: Grader) -> list[str]:
+    """The category of each (suffix, generation, alignment) case, paraphrases graded high or
+    low by ``grader`` (spec sections 7 and 11.3) and condensations confirmed.
+
+    A condensation is idea when the detector's evidence p_e
+    (:class:`~memtasks.confidence.EvidenceConfidence`) exceeds ``CONDENSATION_EVIDENCE``,
+    else a low-confidence paraphrase: a sentence of a few words shares some of them with
+    a long stretch of a suffix by chance far more often than it sums that stretch up
+    (unrelated text was idea 0.2% of the time without this check). Expansion, the study's
+    rule, is idea unchecked.
+    """
+    categories = [alignment.category for _, _, alignment in cases]
+    condensed = [i for i, (_, _, alignment) in enumerate(cases) if condenses(alignment)]
+    for i, evidence in zip(condensed, EvidenceConfidence().scores([cases[i] for i in condensed])):
+        suffix, generation, alignment = cases[i]
+        if evidence <= CONDENSATION_EVIDENCE or introduced_names(suffix, generation, alignment.detections):
+            categories[i] = LOW
+    paraphrased = [i for i, category in enumerate(categories) if category == "paraphrase"]
+    for i, confidence in zip(paraphrased, grader.grade([cases[i] for i in paraphrased])):
+        categories[i] = confidence
+    return categories
+
+
 def grade_paraphrases(
     probes: Sequence[Probe],
     outcomes: list[ProbeOutcome],
     grader: Grader,
     corpus: Sequence[tuple[str, str]] | None = None,
 ) -> list[ProbeOutcome]:
-    """Outcomes with each paraphrase split into high and low confidence (spec sections 7 and 11.3)."""
+    """Outcomes with their categories graded by :func:`graded_categories`."""
     suffix_of = dict(_corpus(probes, corpus))
-    paraphrased = [i for i, o in enumerate(outcomes) if o.category == "paraphrase"]
-    cases = [(suffix_of[outcomes[i].matched_id], probes[i].generation, outcomes[i].alignment) for i in paraphrased]
+    detected = [i for i, o in enumerate(outcomes) if o.category != "none"]
+    cases = [(suffix_of[outcomes[i].matched_id], probes[i].generation, outcomes[i].alignment) for i in detected]
     graded = list(outcomes)
-    for i, confidence in zip(paraphrased, grader.grade(cases)):
-        graded[i] = replace(outcomes[i], category=confidence)
+    for i, category in zip(detected, graded_categories(cases, grader)):
+        graded[i] = replace(outcomes[i], category=category)
     return graded
 
 

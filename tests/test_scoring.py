@@ -10,9 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from memtasks.detection import CATEGORIES, Alignment, Detection
+from memtasks.confidence import EvidenceConfidence
+from memtasks.detection import CATEGORIES, Alignment, Detection, Detector
 from memtasks.retrieval import BM25Index, analyze
-from memtasks.scoring import Probe, ProbeFileError, ProbeOutcome, case_records, read_probes, score_probes
+from memtasks.scoring import (
+    CONDENSATION_EVIDENCE,
+    Probe,
+    ProbeFileError,
+    ProbeOutcome,
+    case_records,
+    graded_categories,
+    read_probes,
+    score_probes,
+)
+from test_detection import IDEA_GENERATION, IDEA_SUFFIX
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 XSUM = DATA / "xsum.jsonl"
@@ -367,3 +378,54 @@ def test_a_killed_detection_worker_is_one_line_with_what_to_do(capsys, monkeypat
     assert err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith("memtasks score: error: a detection worker process was killed")
     assert "--workers" in err and "smaller input" in err
+
+
+# A patient question (ChatDoctor) against another patient's: the detector sees the short
+# generation span condense the long suffix stretch, but they only share "blood",
+# "pressure", "years", "reference" and "guide".
+COINCIDENTAL_SUFFIX = (
+    "do not have the habit of smoking or drinking alcohol. Six months back I got my blood and urine test. "
+    "Results of the same have been attached for your reference. Since two years, I have high blood pressure "
+    "and I am taking Amlodac 5 one tablet a day. Do I have any problem with liver or kidney? Do I need any "
+    "more tests? Please guide."
+)
+COINCIDENTAL_GENERATION = (
+    "Two years ago, I lost 90 pounds with diet and exercise. I had high blood pressure and anemia when I was "
+    "pregnant with twins three years ago. Now, I have taken a complete blood count. I am attaching the reports "
+    "for your reference. Please guide."
+)
+
+
+def test_a_condensation_is_idea_only_with_evidence_that_it_restates_its_suffix():
+    detector = Detector("memorization")
+    coincidence = detector.align(COINCIDENTAL_SUFFIX, COINCIDENTAL_GENERATION)
+    assert coincidence.category == "idea"
+    assert sum(d.susp_end - d.susp_start for d in coincidence.detections) > sum(
+        d.src_end - d.src_start for d in coincidence.detections
+    )
+    # the training text is the long one: the generation condenses it
+    probes = [Probe("summed-up", IDEA_GENERATION, IDEA_SUFFIX), Probe("chance", COINCIDENTAL_SUFFIX, COINCIDENTAL_GENERATION)]
+    report = score_probes(probes, paraphrase_classifier=EvidenceConfidence())
+    assert [o.category for o in report.outcomes] == ["idea", "paraphrase_low"]
+    # still memorized in the study's sense: the low-confidence paraphrase counts
+    assert report.total.value == 1.0
+
+
+def test_a_condensation_that_names_someone_else_is_not_idea():
+    # the same words, the same template, another match: an idea alignment the detector's
+    # evidence would keep, were it not for the names the training text never mentions
+    suffix = (
+        "Lars Berg (Norway) wins a free kick in the attacking half. Foul by Jan Peeters (Belgium). "
+        "Attempt missed. Lars Berg (Norway) right footed shot from outside the box is too high. "
+        "Corner, Belgium. Conceded by Jon Hale. Match ends, Norway 0, Belgium 1."
+    )
+    cases = [
+        (suffix, generation, Alignment("idea", (Detection(0, len(suffix), 0, len(generation)),)))
+        for generation in (
+            "Lars Berg (Norway) wins a free kick and shot from outside the box is too high; match ends Norway 0, Belgium 1.",
+            "Kevin Foley (Wales) wins a free kick and shot from outside the box is too high; match ends Wales 0, Chile 1.",
+        )
+    ]
+    evidence = EvidenceConfidence().scores(cases)
+    assert min(evidence) > CONDENSATION_EVIDENCE
+    assert graded_categories(cases, EvidenceConfidence()) == ["idea", "paraphrase_low"]

@@ -67,7 +67,7 @@ from memtasks.detection import Alignment, Detection, Detector, get_config, sente
 from memtasks.paraphrase import HIGH, LOW
 from memtasks.probes import make_probes
 from memtasks.retrieval import BM25Index
-from memtasks.scoring import Probe, ProbeOutcome, classify_probes
+from memtasks.scoring import Probe, ProbeOutcome, classify_probes, graded_categories
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 # dataset -> (file, field cut into prefix and suffix)
@@ -440,11 +440,12 @@ def score(planted: Sequence[Planted], detector: Detector | None = None, workers:
 
 
 def graded(scored: Sequence[Scored], grader) -> list[str]:
-    """Each pair's category, its paraphrase graded HIGH or LOW by ``grader`` (idea is left as is)."""
-    to_grade = [i for i, s in enumerate(scored) if s.outcome.category == "paraphrase"]
+    """Each pair's category as ``memtasks score`` reports it, its paraphrase graded by ``grader``
+    (:func:`memtasks.scoring.graded_categories`)."""
+    detected = [i for i, s in enumerate(scored) if s.outcome.category != "none"]
     categories = [s.outcome.category for s in scored]
-    for i, grade in zip(to_grade, grader.grade([scored[i].case for i in to_grade])):
-        categories[i] = grade
+    for i, category in zip(detected, graded_categories([scored[i].case for i in detected], grader)):
+        categories[i] = category
     return categories
 
 
