@@ -81,6 +81,49 @@ def test_search_threads_stop_soon_after_ctrl_c():
     assert not [t for t in threading.enumerate() if t.name.startswith("ThreadPoolExecutor")]
 
 
+# memtasks score's warm-up of the index on a first run: the index is built (its kernels compile in a few
+# seconds), then searched once, so that the signal lands while the search kernel compiles.
+COLD_SEARCH = """
+import sys
+from memtasks.interrupts import kept_interrupts
+from memtasks.retrieval import BM25Index
+
+index = BM25Index()
+index.add([0, 1], ["a first text", "another text"])
+index._index()
+print("searching", flush=True)
+try:
+    with kept_interrupts():
+        index.top_k(["a text"], k=1)
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
+def test_ctrl_c_while_the_search_kernel_compiles_is_prompt(tmp_path):
+    # The search kernel takes 10-15 s to compile. Compiled in a pool thread, it held the
+    # main thread (joining it) and then the exit: Ctrl-C during the demo's first probe ran on.
+    environment = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    process = subprocess.Popen(
+        [sys.executable, "-c", COLD_SEARCH], stdout=subprocess.PIPE, env=environment, start_new_session=True
+    )
+    try:
+        assert process.stdout.readline() == b"searching\n"
+        time.sleep(1.0)
+        assert process.poll() is None, f"the search ended before the signal ({process.returncode})"
+        os.killpg(process.pid, signal.SIGINT)
+        sent = time.monotonic()
+        try:
+            status = process.wait(EXIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            status = None
+        assert status == 130, f"status {status} {time.monotonic() - sent:.1f} s after SIGINT"
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def retrieval_probes(rng: np.random.Generator) -> list[tuple[str, str]]:
     """20,000 probes of 60 words, a tenth copied: retrieval takes many seconds, and
     a search that goes on to the end of its share after Ctrl-C cannot end in time."""

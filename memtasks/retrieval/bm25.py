@@ -437,12 +437,24 @@ class BM25Index:
         if len(np.unique(every)) != len(every):
             raise ValueError("document ids must be unique")
         bar = tqdm(total=len(texts), desc="index", unit="text", disable=not progress)
+        batches = list(_batches(texts))
+        if len(batches) == 1:
+            # Scanned in this thread: the warm-up's texts are one batch, and a kernel compiled
+            # in a pool thread (seconds on a first run) would hold Ctrl-C until it was done.
+            self._number(*scan_texts(batches[0]), bar)
+        else:
+            self._scan_ahead(batches, bar)
+        bar.close()
+        self._keys.append(keys)
+        self._frozen = None
+
+    def _scan_ahead(self, batches: Sequence[Sequence[str]], bar) -> None:
         # Batches are scanned by two threads, one ahead of the numbering, which
         # must follow the texts' order (term ids are given by first appearance).
         with ThreadPoolExecutor(max_workers=2) as pool:
             pending: deque = deque()
             try:
-                for batch in _batches(texts):
+                for batch in batches:
                     pending.append(pool.submit(scan_texts, batch))
                     if len(pending) > 2:
                         self._number(*pending.popleft().result(), bar)
@@ -452,9 +464,6 @@ class BM25Index:
                 # Ctrl-C: only the batches being scanned finish (a fraction of a second).
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
-        bar.close()
-        self._keys.append(keys)
-        self._frozen = None
 
     def _number(self, points: np.ndarray, starts: np.ndarray, ends: np.ndarray, counts: np.ndarray, bar) -> None:
         self._term_ids.append(self._vocabulary.ids(points, starts, ends))
@@ -535,14 +544,19 @@ class BM25Index:
                 _search_many(tokens, bounds, first, last, *arrays, k, *scratch, found, scores)
                 bar.update(last - first)
 
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            try:
-                list(pool.map(run, range(workers)))
-            except BaseException:
-                # Ctrl-C (or a failed share): the other threads stop after their current chunk
-                # instead of searching the rest of their share while the process waits to exit.
-                stop.set()
-                raise
+        if workers == 1:
+            # Searched in this thread, so that the kernel compiles here on a first run (the warm-up's
+            # search): compiling in a pool thread, it held Ctrl-C and the exit for 10-15 s.
+            run(0)
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                try:
+                    list(pool.map(run, range(workers)))
+                except BaseException:
+                    # Ctrl-C (or a failed share): the other threads stop after their current chunk
+                    # instead of searching the rest of their share while the process waits to exit.
+                    stop.set()
+                    raise
         bar.close()
         return found, scores
 
