@@ -15,6 +15,8 @@ which loads models as lm-eval does) use lm-eval's snake_case
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 import sys
 from collections.abc import Sequence
 
@@ -71,4 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"memtasks {args.command}: interrupted", file=sys.stderr)
+        # The interpreter's last garbage collections walk every object torch and transformers made
+        # (a second or more after a Ctrl-C); a process that is ending frees its memory without them.
+        atexit.register(gc.freeze)
         return EXIT_INTERRUPTED
