@@ -112,13 +112,14 @@ def test_task_names_memtasks_does_not_own_are_left_to_lm_eval(tmp_path):
 
 def lm_eval_args(*argv: str) -> list[str]:
     parser = argparse.ArgumentParser(prog="memtasks eval")
-    return lm_eval_arguments(list(argv), parser)
+    return lm_eval_arguments(list(argv), parser)[0]
 
 
-def test_a_local_model_without_a_batch_size_gets_the_default(capsys):
+def test_a_local_model_without_a_batch_size_gets_the_default():
     base = ["--model", "hf", "--model_args", "pretrained=models/tiny-decoder", "--tasks", "mem_xsum"]
-    assert lm_eval_args(*base) == [*base, "--batch_size", str(DEFAULT_BATCH_SIZE)]
-    assert f"--batch_size {DEFAULT_BATCH_SIZE}" in capsys.readouterr().err
+    arguments, notes = lm_eval_arguments(base, argparse.ArgumentParser(prog="memtasks eval"))
+    assert arguments == [*base, "--batch_size", str(DEFAULT_BATCH_SIZE)]
+    assert notes == [f"memtasks eval: --batch_size {DEFAULT_BATCH_SIZE} (pass --batch_size to choose another)"]
     assert lm_eval_args("--tasks", "mem_xsum") == ["--tasks", "mem_xsum", "--batch_size", str(DEFAULT_BATCH_SIZE)]
     for given in (["--batch_size", "4"], ["--batch_size=auto"], ["-b", "2"]):
         assert lm_eval_args(*base, *given) == [*base, *given]
@@ -129,6 +130,24 @@ def test_a_local_model_without_a_batch_size_gets_the_default(capsys):
     # lm-eval's own subcommands and a config file pass through as written.
     assert lm_eval_args("ls", "tasks") == ["ls", "tasks"]
     assert lm_eval_args("--config", "run.yaml") == ["--config", "run.yaml"]
+
+
+@pytest.mark.parametrize(
+    "refused, reason",
+    [
+        (["--redact", "--use_cache", "cache"], "--redact: --use_cache stores every generation in clear"),
+        (["--apply_chat_template"], "--apply_chat_template would wrap each probe's bare training prefix"),
+        (["--metadata", '{"data_files": "nowhere.jsonl"}'], "--metadata data_files: nowhere.jsonl does not exist"),
+    ],
+    ids=["redact", "chat-template", "data-file"],
+)
+def test_an_eval_refused_without_a_batch_size_is_one_line_and_no_batch_size_note(capsys, tmp_path, monkeypatch, refused, reason):
+    # The note on the default batch size is for a run that starts, not for one that is refused.
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_main(capsys, "eval", "--tasks", "mem_xsum", *refused)
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"memtasks eval: error: {reason}"), lines
 
 
 def test_the_eval_help_states_the_default_batch_size(capsys):

@@ -14,7 +14,6 @@ import argparse
 import importlib.util
 import os
 import re
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -69,21 +68,22 @@ def _lm_eval_view() -> argparse.ArgumentParser:
     return view
 
 
-def lm_eval_arguments(arguments: Sequence[str], parser: argparse.ArgumentParser) -> list[str]:
-    """The arguments lm-eval gets: ``arguments``, checked, with memtasks' default batch size where none is given.
+def lm_eval_arguments(arguments: Sequence[str], parser: argparse.ArgumentParser) -> tuple[list[str], list[str]]:
+    """The arguments lm-eval gets: ``arguments``, checked, with memtasks' default batch size where none is given;
+    and the notes to print once the run is past every refusal (the batch size it was given).
 
     Exits with ``parser``'s usage when no task is named; raises ``ValueError``
     for a ``mem_`` task name that no task folder defines.
     """
     arguments = list(arguments)
     if arguments and arguments[0] in LM_EVAL_COMMANDS[1:]:
-        return arguments
+        return arguments, []
     try:
         view, _ = _lm_eval_view().parse_known_args(arguments[1:] if arguments[:1] == ["run"] else arguments)
     except argparse.ArgumentError as error:
         parser.error(str(error))
     if view.config:
-        return arguments
+        return arguments, []
     tasks = [name for value in view.tasks for name in value.split(",") if name]
     if not tasks:
         parser.error("name the tasks with --tasks, e.g. --model hf --model_args pretrained=MODEL --tasks mem_xsum")
@@ -91,8 +91,8 @@ def lm_eval_arguments(arguments: Sequence[str], parser: argparse.ArgumentParser)
     check_local_paths(view.output_path, view.model_args, view.include_path)
     if view.batch_size is None and (view.model or MODEL_NAME) in LOCAL_MODEL_TYPES:
         arguments += ["--batch_size", str(DEFAULT_BATCH_SIZE)]
-        print(f"memtasks eval: --batch_size {DEFAULT_BATCH_SIZE} (pass --batch_size to choose another)", file=sys.stderr)
-    return arguments
+        return arguments, [f"memtasks eval: --batch_size {DEFAULT_BATCH_SIZE} (pass --batch_size to choose another)"]
+    return arguments, []
 
 
 def check_task_names(tasks: Sequence[str], include_path: Sequence[str] = ()) -> None:
@@ -162,7 +162,7 @@ def _lm_eval_defines(name: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    arguments = lm_eval_arguments(args.arguments, args.command_parser)
+    arguments, notes = lm_eval_arguments(args.arguments, args.command_parser)
     from memtasks.harness import run_lm_eval
 
-    return run_lm_eval(arguments, redact=args.redact, verbose=args.verbose)
+    return run_lm_eval(arguments, redact=args.redact, verbose=args.verbose, notes=notes)

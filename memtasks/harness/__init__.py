@@ -12,8 +12,8 @@ from __future__ import annotations
 MODEL_NAME = "memtasks-hf"
 
 
-def run_lm_eval(arguments, redact: bool = False, verbose: bool = False) -> int:
+def run_lm_eval(arguments, redact: bool = False, verbose: bool = False, notes=()) -> int:
     """:func:`memtasks.harness.launch.run_lm_eval`, importable without lm-eval."""
     from memtasks.harness.launch import run_lm_eval as run
 
-    return run(arguments, redact=redact, verbose=verbose)
+    return run(arguments, redact=redact, verbose=verbose, notes=notes)

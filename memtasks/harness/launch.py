@@ -131,7 +131,7 @@ def _memtasks_tasks(names: Sequence[str], paths: Sequence[str]) -> tuple[list[st
     return ours, [n for n in names if n not in ours]
 
 
-def run_lm_eval(arguments: Sequence[str], redact: bool = False, verbose: bool = False) -> int:
+def run_lm_eval(arguments: Sequence[str], redact: bool = False, verbose: bool = False, notes: Sequence[str] = ()) -> int:
     """Run lm-eval on ``arguments`` (its command line, without the program name); the exit status.
 
     With ``redact``, per-sample logs keep hashes instead of training text and
@@ -139,7 +139,9 @@ def run_lm_eval(arguments: Sequence[str], redact: bool = False, verbose: bool = 
     not be redacted is refused before anything runs. A memorization task
     prints one summary line (:func:`summary_line`); lm-eval's full table of
     every metric is printed with ``verbose`` or when the run has other tasks,
-    and is always in the results file.
+    and is always in the results file. ``notes`` go to stderr once the run is
+    past every refusal, before lm-eval loads the model: a refused run prints
+    its error line alone.
     """
     if not arguments:
         raise LaunchError("memtasks eval needs lm-eval arguments: at least --tasks (see memtasks eval --help)")
@@ -166,8 +168,14 @@ def run_lm_eval(arguments: Sequence[str], redact: bool = False, verbose: bool = 
     if (namespace.model or settings.get("model")) == MODEL_NAME:
         import memtasks.harness.model  # noqa: F401  (registers the class with lm-eval)
     if any(settings.get(name) for name in UPLOADS):
+        _print_notes(notes)
         return _run_lm_eval_cli(namespace)
-    return _run(namespace, paths, include_defaults=bool(others), redact=redact, verbose=verbose)
+    return _run(namespace, paths, include_defaults=bool(others), redact=redact, verbose=verbose, notes=notes)
+
+
+def _print_notes(notes: Sequence[str]) -> None:
+    for note in notes:
+        print(note, file=sys.stderr, flush=True)
 
 
 def check_data_files(metadata: Any) -> None:
@@ -227,7 +235,7 @@ def _run_lm_eval_cli(namespace) -> int:
     return 0
 
 
-def _run(namespace, paths: Sequence[str], include_defaults: bool, redact: bool, verbose: bool) -> int:
+def _run(namespace, paths: Sequence[str], include_defaults: bool, redact: bool, verbose: bool, notes: Sequence[str]) -> int:
     """What ``lm_eval run`` does, with a task manager that indexes only what the run needs."""
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     from lm_eval.config.evaluate_config import EvaluatorConfig
@@ -243,6 +251,7 @@ def _run(namespace, paths: Sequence[str], include_defaults: bool, redact: bool, 
     manager = TaskManager(include_path=list(paths), include_defaults=include_defaults, metadata=config.metadata)
     tasks = _resolve_tasks(manager, task_names({"tasks": config.tasks}))
     tracker = EvaluationTracker(output_path=config.output_path) if config.output_path else EvaluationTracker()
+    _print_notes(notes)
     with _quiet_custom_dataset_hint(logging.getLogger("lm_eval.api.task")):
         results = _evaluate(config, tasks, tracker, manager)
     if results is None or int(os.environ.get("RANK", "0")) > 0:
