@@ -3,7 +3,8 @@
 ``datasets`` reports an empty file as ``StopIteration``, a malformed JSON line
 without its file or line, and a deeply nested record as ``RecursionError``, an
 Arrow schema error or a crash. One pass over each file, line by line, finds
-what would crash it or leave it nothing to read before it starts; when it then
+what would crash it, leave it nothing to read or make it log a line of its own
+(a lone surrogate, ``"\\ud800"``) before it starts; when it then
 fails on a file, a second pass, parsing every line, names the line. A UTF-8
 byte order mark at the start of a file is read as the editors that write it
 mean it: not part of the text."""
@@ -70,15 +71,23 @@ def parse_json_line(line: str, where: str, error: type[ValueError] = DataFileErr
     except ValueError:
         # json turns the digits of an integer into an int, which refuses more than the limit.
         raise error(f"{where}: {_long_integer(line)}") from None
-    if "\\u" in line and _SURROGATE_ESCAPE.search(line):
-        for field, item in _strings(value):
-            if _SURROGATE.search(item):
-                bad = _SURROGATE.search(item).group()
-                raise error(
-                    f"{where}: {field}: holds a lone surrogate ({ascii(bad)[1:-1]}), half of a pair that makes "
-                    "no character; UTF-8 cannot write it"
-                )
+    if _may_hold_surrogates(line):
+        _check_surrogates(value, where, error)
     return value
+
+
+def _may_hold_surrogates(text: str) -> bool:
+    return "\\u" in text and _SURROGATE_ESCAPE.search(text) is not None
+
+
+def _check_surrogates(value: Any, where: str, error: type[ValueError] = DataFileError) -> None:
+    for field, item in _strings(value):
+        if _SURROGATE.search(item):
+            bad = _SURROGATE.search(item).group()
+            raise error(
+                f"{where}: {field}: holds a lone surrogate ({ascii(bad)[1:-1]}), half of a pair that makes "
+                "no character; UTF-8 cannot write it"
+            )
 
 
 class _Digits(str):
@@ -125,7 +134,8 @@ def count_records(path: str | Path) -> int | None:
     Every file: not empty, UTF-8 (a BOM at the start allowed). JSONL (and a
     ``.json`` file of one object per line): one record per non-blank line; a
     line with more brackets than ``MAX_DEPTH`` is parsed and refused when it
-    nests deeper (Arrow would fail on it, or crash). A ``.json`` document (an
+    nests deeper (Arrow would fail on it, or crash), and one that escapes half
+    of a surrogate pair when a string holds a lone one. A ``.json`` document (an
     array of objects, or one object) is checked whole. CSV: a header and at
     least one more line. None for CSV and parquet, whose rows are not counted here.
     Raises :class:`DataFileError` naming the file and line of the first
@@ -152,6 +162,9 @@ def count_records(path: str | Path) -> int | None:
                 count += 1
                 if line.count("[") + line.count("{") > MAX_DEPTH:
                     _check_depth(parse_json_line(line, f"{path}:{number}"), f"{path}:{number}")
+                elif _may_hold_surrogates(line):
+                    # datasets would fail on it after logging a line of its own, naming neither line nor field.
+                    parse_json_line(line, f"{path}:{number}")
     if count == 0:
         raise DataFileError(f"{path}: holds no records")
     return count
@@ -197,14 +210,16 @@ def _count_json_document(path: Path) -> int:
     limit = MAX_DEPTH + text.lstrip().startswith("[")
     if document is None or _depth(document) > limit:
         raise DataFileError(f"{path}:{_deep_line(text, limit)}: JSON nested too deeply (more than {MAX_DEPTH} levels)")
-    if isinstance(document, dict):
-        return 1
-    if not isinstance(document, list):
+    if not isinstance(document, (dict, list)):
         raise DataFileError(f"{path}: expected a JSON array of objects, one object, or one object per line; got {_kind(document)}")
-    for index, record in enumerate(document):
+    records = [document] if isinstance(document, dict) else document
+    for index, record in enumerate(records):
         if not isinstance(record, dict):
             raise DataFileError(f"{path}: record {index}: expected a JSON object, got {_kind(record)}")
-    return len(document)
+    if _may_hold_surrogates(text):
+        for index, record in enumerate(records):
+            _check_surrogates(record, f"{path}: record {index}")
+    return len(records)
 
 
 def _check_depth(record: Any, where: str) -> None:

@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from test_bad_input import cli_error, probe_line, xsum_line
 
 import memtasks.demo
 import memtasks.models
-from memtasks.datafiles import DataFileError, parse_json_line
+from memtasks.datafiles import DataFileError, count_records, parse_json_line
 from memtasks.probes import read_texts
 from memtasks.scoring import ProbeFileError, read_probes
 
@@ -76,6 +77,34 @@ def test_a_lone_surrogate_in_a_key_or_a_nested_field_is_named(tmp_path):
     texts.write_text(json.dumps({"text": "fine"}) + '\n{"text": "bad \\udc00"}\n', encoding="utf-8")
     with pytest.raises(ValueError, match=f"^{texts}:2: field 'text': holds a lone surrogate"):
         read_texts(texts)
+
+
+@pytest.mark.parametrize("command", ["finetune", "eval"])
+def test_a_lone_surrogate_in_a_data_file_is_one_line_naming_file_line_and_field(tmp_path, inputs, command):
+    # In a process of its own: datasets' log line, which it printed before failing on the file, goes to
+    # the real stderr, where capsys may not see it.
+    data = inputs / "data" / "train.jsonl"
+    data.write_text(xsum_line(0) + '\n{"document": "a \\ud800 b", "summary": "s"}\n' + xsum_line(2) + "\n", encoding="utf-8")
+    argv = command_line(command, inputs, tmp_path / "out")
+    if command == "eval":
+        argv += ["--metadata", json.dumps({"data_files": str(data)})]
+    before = fingerprint(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "memtasks.cli", *map(str, argv)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert f"{data}:2: field 'document': holds a lone surrogate (\\ud800)" in lines[0]
+    assert fingerprint(tmp_path) == before
+
+
+def test_a_lone_surrogate_in_a_json_document_names_the_record_and_field(tmp_path):
+    document = tmp_path / "train.json"
+    document.write_text('[{"document": "fine"},\n {"document": "x", "summary": ["a", "b \\udc00"]}]', encoding="utf-8")
+    with pytest.raises(DataFileError, match=re.escape(f"{document}: record 1: field 'summary[1]': holds a lone surrogate (\\udc00)")):
+        count_records(document)
+    # A pair is one character, read as it is.
+    document.write_text('{"document": "\\ud83d\\ude00"}', encoding="utf-8")
+    assert count_records(document) == 1
 
 
 def test_redact_without_cases_is_refused_before_any_work(capsys, tmp_path):
