@@ -4,16 +4,20 @@ Compiling a kernel, numba's LLVM layer calls back into Python through ctypes;
 a KeyboardInterrupt raised inside such a callback is printed ("Exception
 ignored on calling ctypes callback function") and dropped, and the run would
 go on with the rest of the compilation (tens of seconds on a first run) and
-beyond. :func:`kept_interrupts` wraps the places that may compile (the
+beyond, or fail on what the callback left undone (``RuntimeError: no compiled
+object yet``). :func:`kept_interrupts` wraps the places that may compile (the
 warm-ups of the detector and of the embedded index): a Ctrl-C during the block
 interrupts it as usual and, while the block goes on, is raised again every
-half second until one lands; the block never ends normally after a Ctrl-C.
+half second until one lands; the block never ends normally after a Ctrl-C, and
+whatever it fails with after one is raised as the KeyboardInterrupt. A dropped
+KeyboardInterrupt is not printed.
 """
 
 from __future__ import annotations
 
 import _thread
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,14 +54,24 @@ def kept_interrupts() -> Iterator[None]:
         received.append(signum)
         previous(signum, frame)
 
+    def unraisable(report) -> None:
+        if not (active[0] and isinstance(report.exc_value, KeyboardInterrupt)):
+            hook(report)
+
+    hook = sys.unraisablehook
+    sys.unraisablehook = unraisable
     signal.signal(signal.SIGINT, record)
     try:
         yield
+    except Exception:
+        if not received:
+            raise
     finally:
         with lock:
             active[0] = False
         done.set()
         # signal.signal() first runs any SIGINT still pending, with ``record``, now inert.
         signal.signal(signal.SIGINT, previous)
+        sys.unraisablehook = hook
     if received:
         raise KeyboardInterrupt

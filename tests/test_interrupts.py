@@ -57,6 +57,50 @@ def test_a_ctrl_c_dropped_inside_a_callback_is_raised_again():
         pass  # no Ctrl-C: nothing raised
 
 
+def test_a_block_that_fails_after_a_dropped_ctrl_c_raises_the_interrupt():
+    # numba's compile, its callback's KeyboardInterrupt dropped, can fail on its own half-done state
+    # (RuntimeError: no compiled object yet): that is the Ctrl-C, not an error of the run.
+    with pytest.raises(KeyboardInterrupt):
+        with kept_interrupts():
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.2)
+            except KeyboardInterrupt:
+                pass  # dropped
+            raise RuntimeError("no compiled object yet")
+    with pytest.raises(RuntimeError):
+        with kept_interrupts():
+            raise RuntimeError("a failure with no Ctrl-C is the failure")
+
+
+# A Ctrl-C in a ctypes callback, as in numba's compile callbacks; in a process of its own, since
+# pytest reports what Python would print for the exception the callback drops.
+DROPPED_IN_CALLBACK = """
+import ctypes, os, signal, sys, time
+from memtasks.interrupts import kept_interrupts
+
+def callback():
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.2)
+
+started = time.monotonic()
+try:
+    with kept_interrupts():
+        ctypes.CFUNCTYPE(None)(callback)()
+        while time.monotonic() - started < 10:
+            sum(range(1000))
+except KeyboardInterrupt:
+    sys.exit(130 if time.monotonic() - started < 2 else 1)
+"""
+
+
+def test_a_ctrl_c_dropped_in_a_ctypes_callback_prints_nothing():
+    # "Exception ignored on calling ctypes callback function" and a traceback would come before
+    # the command's one line, "interrupted".
+    done = subprocess.run([sys.executable, "-c", DROPPED_IN_CALLBACK], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 130 and done.stderr == ""
+
+
 def test_search_threads_stop_soon_after_ctrl_c():
     rng = np.random.default_rng(21)
     index = BM25Index()
