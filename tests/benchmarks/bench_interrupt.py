@@ -16,6 +16,16 @@ alive 0.5 s after the exit (workers), and whether the cases file exists::
     python tests/benchmarks/bench_interrupt.py                       # 100,000 probes, every phase
     python tests/benchmarks/bench_interrupt.py --n 20000 --phases retrieve align
     python tests/benchmarks/bench_interrupt.py --memtasks "env PYTHONPATH=/tmp/base python -m memtasks.cli"   # another checkout
+
+``--demo`` runs ``memtasks demo --tiny --out OUT`` instead, once per ``--at``
+time, and sends SIGINT that many seconds after start; ``--cold`` gives each
+run an empty numba cache (``NUMBA_CACHE_DIR``), as a first run has, whose
+kernels compile during the first probe (about 35 s on 2 busy cores). It prints
+the same columns, the cases file replaced by what would look finished (the
+demo's ``summary.md``, any ``*.partial`` folder left), and the last line the
+demo wrote before the signal (its phase)::
+
+    python tests/benchmarks/bench_interrupt.py --demo --cold --at 40 41 42 43 44 45 46 47
 """
 
 from __future__ import annotations
@@ -63,19 +73,17 @@ def build_probes(n: int, seed: int = 2021) -> list[dict]:
     return probes
 
 
-def interrupt(command: list[str], marker: str | None, into: float, delay: float, timeout: float) -> dict:
+def interrupt(command: list[str], marker: str | None, into: float, delay: float, timeout: float, env: dict | None = None) -> dict:
     """Run ``command``, SIGINT its group ``into`` s after ``marker`` shows on stderr; what followed."""
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True, env=env)
     seen = threading.Event()
     stderr: list[str] = []
 
     def watch() -> None:
-        buffer = ""
         while chunk := process.stderr.read1(4096):
-            buffer += chunk.decode("utf-8", "replace")
-            if marker is not None and marker in buffer:
+            stderr.append(chunk.decode("utf-8", "replace"))
+            if marker is not None and not seen.is_set() and marker in "".join(stderr):
                 seen.set()
-        stderr.append(buffer)
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
@@ -90,6 +98,7 @@ def interrupt(command: list[str], marker: str | None, into: float, delay: float,
     if process.poll() is not None:
         return {"error": f"ended (status {process.returncode}) before the signal"}
     sent_at = time.monotonic() - started
+    before = _lines("".join(stderr))
     os.killpg(process.pid, signal.SIGINT)
     sent = time.monotonic()
     try:
@@ -104,9 +113,14 @@ def interrupt(command: list[str], marker: str | None, into: float, delay: float,
     if status is None:
         process.wait()
     watcher.join(5)
-    tail = (stderr[0] if stderr else "").replace("\r", "\n").strip().splitlines()
+    tail = _lines("".join(stderr))
     return {"sent_at": sent_at, "exit_seconds": exited if status is not None else None, "status": status,
-            "left": len(left), "last_line": tail[-1] if tail else ""}
+            "left": len(left), "last_line": tail[-1] if tail else "", "line_at_signal": before[-1] if before else ""}
+
+
+def _lines(stderr: str) -> list[str]:
+    """The lines of ``stderr``, each state of a progress bar (redrawn after "\\r") one line."""
+    return stderr.replace("\r", "\n").strip().splitlines()
 
 
 def main() -> None:
@@ -118,7 +132,17 @@ def main() -> None:
     parser.add_argument("--read-delay", type=float, default=1.5, help="seconds after start for the 'read' phase")
     parser.add_argument("--timeout", type=float, default=900.0, help="longest wait for a phase to start, and for the exit")
     parser.add_argument("--memtasks", default=None, help="the memtasks command, split as a shell would (default: this Python's memtasks.cli)")
+    parser.add_argument("--demo", action="store_true", help="interrupt memtasks demo --tiny instead of memtasks score")
+    parser.add_argument("--at", type=float, nargs="+", default=[46.0], help="with --demo: seconds after start to send SIGINT, one run each")
+    parser.add_argument("--cold", action="store_true", help="with --demo: an empty numba cache for each run")
     args = parser.parse_args()
+    # A shell without job control starts a background job with SIGINT ignored, which every command
+    # started here would inherit and keep: each would run on after the signal sent to it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    base = shlex.split(args.memtasks) if args.memtasks else [sys.executable, "-m", "memtasks.cli"]
+    if args.demo:
+        demo(base, args.at, args.cold, args.timeout)
+        return
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "probes.jsonl"
@@ -127,7 +151,6 @@ def main() -> None:
             for probe in build_probes(args.n):
                 handle.write(json.dumps(probe) + "\n")
         print(f"{args.n:,} probes written in {time.perf_counter() - started:.1f} s ({path.stat().st_size / 2**20:.0f} MiB)")
-        base = shlex.split(args.memtasks) if args.memtasks else [sys.executable, "-m", "memtasks.cli"]
         print(f"{'phase':9} {'SIGINT at':>9} {'exit after':>10} {'status':>6} {'left':>4}  cases file")
         for phase in args.phases:
             cases = Path(folder) / f"cases-{phase}.jsonl"
@@ -139,6 +162,23 @@ def main() -> None:
             exit_seconds = f"{result['exit_seconds']:.2f} s" if result["exit_seconds"] is not None else "never"
             print(f"{phase:9} {result['sent_at']:8.1f}s {exit_seconds:>10} {result['status']!s:>6} {result['left']:4}  "
                   f"{'EXISTS' if cases.exists() else 'none'}   ({result['last_line'][:60]})")
+
+
+def demo(base: list[str], times: list[float], cold: bool, timeout: float) -> None:
+    """SIGINT to ``memtasks demo --tiny`` at each of ``times`` seconds after start, a new run each."""
+    print(f"{'SIGINT at':>9} {'exit after':>10} {'status':>6} {'left':>4}  summary.md  partial  (last line before the signal)")
+    for at in times:
+        with tempfile.TemporaryDirectory() as folder:
+            out = Path(folder) / "demo"
+            env = {**os.environ, "NUMBA_CACHE_DIR": str(Path(folder) / "numba")} if cold else None
+            result = interrupt([*base, "demo", "--tiny", "--out", str(out)], None, 0.0, at, timeout, env)
+            if "error" in result:
+                print(f"{at:8.1f}s {result['error']}")
+                continue
+            exit_seconds = f"{result['exit_seconds']:.2f} s" if result["exit_seconds"] is not None else "never"
+            partial = len(list(out.rglob("*.partial")))
+            print(f"{result['sent_at']:8.1f}s {exit_seconds:>10} {result['status']!s:>6} {result['left']:4}  "
+                  f"{'EXISTS' if (out / 'summary.md').exists() else 'none':10}  {partial:7}  ({result['line_at_signal'][:60]})")
 
 
 if __name__ == "__main__":
