@@ -173,3 +173,22 @@ def test_settings_file_of_a_given_adapter_is_read(tmp_path, grader):
     mine = CrossEncoderGrader(adapter=adapter)
     assert mine.threshold == 0.9
     assert np.allclose(mine.probabilities(PARAPHRASES), grader.probabilities(PARAPHRASES))
+
+
+# Written for this test, in the styles of the tasks' corpora (a patient, a review, advice, an
+# encyclopedia): a grader fitted on one corpus's coincidences once learned to call every
+# first-person complaint a non-paraphrase, which would hide a model restating its patients.
+PARAPHRASES_BEYOND_NEWS = [
+    ("I have had a severe headache for the last three days and painkillers do not help.",
+     "For three days now I have had a bad headache that painkillers are not helping."),
+    ("This movie was a complete waste of time and money.",
+     "The film was a total waste of my time and my money."),
+    ("Take paracetamol 500 mg twice a day and drink plenty of water.",
+     "You should take 500 mg of paracetamol two times daily and drink lots of water."),
+    ("The Normans adopted the Frankish language and customs after settling in Normandy.",
+     "After they settled in Normandy, the Normans took on Frankish customs and language."),
+]
+
+
+def test_paraphrases_beyond_news_are_graded_high(grader):
+    assert (grader.probabilities(PARAPHRASES_BEYOND_NEWS) > grader.threshold).all()
