@@ -39,16 +39,21 @@ def zipf_texts(rng: np.random.Generator, n: int, words: int = 60) -> list[str]:
     return [" ".join(row) for row in vocabulary[ids]]
 
 
+def _drop_a_ctrl_c() -> None:
+    """Send this process a Ctrl-C and swallow it, as numba's compile callbacks do."""
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+
+
 def test_a_ctrl_c_dropped_inside_a_callback_is_raised_again():
     # What numba's compile callbacks do to a KeyboardInterrupt: print it and go on.
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         with kept_interrupts():
-            try:
-                os.kill(os.getpid(), signal.SIGINT)
-                time.sleep(0.2)
-            except KeyboardInterrupt:
-                pass  # dropped
+            _drop_a_ctrl_c()
             while time.monotonic() - started < 10:
                 sum(range(1000))
     assert time.monotonic() - started < 2
@@ -62,11 +67,7 @@ def test_a_block_that_fails_after_a_dropped_ctrl_c_raises_the_interrupt():
     # (RuntimeError: no compiled object yet): that is the Ctrl-C, not an error of the run.
     with pytest.raises(KeyboardInterrupt):
         with kept_interrupts():
-            try:
-                os.kill(os.getpid(), signal.SIGINT)
-                time.sleep(0.2)
-            except KeyboardInterrupt:
-                pass  # dropped
+            _drop_a_ctrl_c()
             raise RuntimeError("no compiled object yet")
     with pytest.raises(RuntimeError):
         with kept_interrupts():
