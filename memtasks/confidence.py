@@ -47,10 +47,13 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from memtasks.detection import Alignment, Detection, sentence_spans, word_spans
 from memtasks.detection.stemming import stem
 from memtasks.detection.text import MIN_TOKEN_CHARS, english_stopwords
 from memtasks.outcomes import HIGH, LOW
+from memtasks.paraphrase import GRADING_BAR
 
 COEFFICIENTS_FILE = "confidence.json"
 THRESHOLD = 0.5
@@ -197,10 +200,10 @@ class EvidenceConfidence:
         """The confidence in [0, 1] that the case reproduces its training suffix."""
         return self.probability(evidence(suffix, generation, alignment.detections))
 
-    def scores(self, cases: Sequence[Case]) -> list[float]:
-        """:meth:`score` of each (suffix, generation, alignment) case."""
-        return [self.score(*case) for case in cases]
+    def scores(self, cases: Sequence[Case], progress: bool = False) -> list[float]:
+        """:meth:`score` of each (suffix, generation, alignment) case; ``progress`` shows a bar."""
+        return [self.score(*case) for case in tqdm(cases, desc=GRADING_BAR, unit="case", disable=not progress)]
 
-    def grade(self, cases: Sequence[Case]) -> list[str]:
+    def grade(self, cases: Sequence[Case], progress: bool = False) -> list[str]:
         """HIGH or LOW for each (suffix, generation, alignment) case."""
-        return [HIGH if p > THRESHOLD else LOW for p in self.scores(cases)]
+        return [HIGH if p > THRESHOLD else LOW for p in self.scores(cases, progress)]

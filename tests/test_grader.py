@@ -13,6 +13,8 @@ from memtasks.confidence import EvidenceConfidence
 from memtasks.detection import Alignment, Detection
 from memtasks.grader import (
     ADAPTER_FILE,
+    EVIDENCE_HIGH,
+    EVIDENCE_LOW,
     CrossEncoderGrader,
     GraderUnavailableError,
     base_model_dir,
@@ -99,6 +101,18 @@ def test_clear_evidence_decides_without_the_encoder(grader, monkeypatch):
     assert evidence[0] >= 0.999 and evidence[1] <= 0.001
     monkeypatch.setattr(type(grader), "case_scores", lambda self, spans: pytest.fail("the encoder was asked"))
     assert grader.grade(cases) == [HIGH, LOW]
+
+
+def test_a_bar_shows_what_the_encoder_scores_and_changes_no_grade(grader, capsys):
+    suffix, generation = PARAPHRASES[1]
+    case = (suffix, generation, Alignment("paraphrase", (Detection(0, len(suffix), 0, len(generation)),)))
+    assert EVIDENCE_LOW < grader.evidence.scores([case])[0] < EVIDENCE_HIGH  # left to the encoder
+    quiet = grader.grade([case])
+    assert capsys.readouterr().err == ""
+    assert grader.grade([case], progress=True) == quiet == [HIGH]
+    # one sentence pair, encoded in both orders
+    err = capsys.readouterr().err
+    assert "grade paraphrases" in err and "2/2" in err
 
 
 def test_paraphrases_rank_above_pairs_that_only_share_a_topic(grader):
