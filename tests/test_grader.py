@@ -5,6 +5,8 @@ and it plugs into scoring by name."""
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +26,9 @@ from memtasks.grader import (
     sentence_pairs,
 )
 from memtasks.outcomes import HIGH, LOW
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "tools"))
+from train_grader import choose_threshold  # noqa: E402
 
 # Written for these tests (not from MRPC): what the grader is for, and what it must not count.
 PARAPHRASES = [
@@ -165,8 +170,16 @@ def test_graders_by_name():
 def test_the_shipped_settings_record_how_they_were_fitted(grader):
     fitted = grader.settings["fitted_on"]
     assert "train_grader.py" in fitted["command"]
-    assert 0.0 < grader.threshold < 1.0
-    assert grader.settings["validation"]["fold"] != 0  # the held-out fold is never used to fit or choose
+    validation = grader.settings["validation"]
+    assert validation["fold"] != 0  # the held-out fold is never used to fit or choose
+    accuracy = {float(t): a for t, a in validation["accuracy_by_threshold"].items()}
+    assert grader.threshold == choose_threshold(accuracy, validation["pairs"])
+
+
+def test_the_threshold_is_the_most_cautious_that_validation_cannot_tell_from_the_best():
+    # best 0.80 on 400 pairs: one standard error is 0.02
+    assert choose_threshold({0.5: 0.80, 0.6: 0.79, 0.7: 0.781, 0.8: 0.75}, 400) == 0.7
+    assert choose_threshold({0.5: 0.80, 0.6: 0.70}, 400) == 0.5
 
 
 def test_missing_encoder_package_is_one_clear_error(monkeypatch):
