@@ -120,6 +120,32 @@ def test_a_bar_shows_what_the_encoder_scores_and_changes_no_grade(grader, capsys
     assert "grade paraphrases" in err and "2/2" in err
 
 
+def whole(suffix: str, generation: str) -> tuple[str, str, Alignment]:
+    return suffix, generation, Alignment("paraphrase", (Detection(0, len(suffix), 0, len(generation)),))
+
+
+def test_a_grade_is_the_score_above_the_threshold(grader):
+    cases = [whole(a, b) for a, b in PARAPHRASES + NOT_PARAPHRASES + PARAPHRASES_BEYOND_NEWS]
+    scores = grader.scores(cases)
+    assert any(EVIDENCE_LOW < p < EVIDENCE_HIGH for p in grader.evidence.scores(cases))
+    assert grader.grade(cases) == [HIGH if p > grader.threshold else LOW for p in scores]
+
+
+def test_a_pair_that_cannot_reach_the_threshold_is_encoded_in_one_order_only(grader, monkeypatch):
+    encoded = []
+    ordered = type(grader)._ordered_probabilities
+
+    def spy(self, pairs, bar):
+        encoded.extend(pairs)
+        return ordered(self, pairs, bar)
+
+    monkeypatch.setattr(type(grader), "_ordered_probabilities", spy)
+    unrelated, paraphrase = NOT_PARAPHRASES[0], PARAPHRASES[1]
+    assert grader.exceeds([unrelated, paraphrase]).tolist() == [False, True]
+    # p(a, b) of the unrelated pair is far below 2t - 1: its reverse order cannot lift it over t
+    assert encoded == [unrelated, paraphrase, paraphrase[::-1]]
+
+
 def test_paraphrases_rank_above_pairs_that_only_share_a_topic(grader):
     high = grader.probabilities(PARAPHRASES)
     low = grader.probabilities(NOT_PARAPHRASES)
