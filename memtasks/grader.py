@@ -184,7 +184,7 @@ class CrossEncoderGrader:
         weights = mask[:, :, None].astype(np.float32)
         return (x * weights).sum(1) / weights.sum(1)
 
-    def _ordered_probabilities(self, pairs: Sequence[tuple[str, str]], bar: tqdm) -> np.ndarray:
+    def _ordered_probabilities(self, pairs: Sequence[tuple[str, str]], bar: tqdm | None = None) -> np.ndarray:
         from scipy.special import softmax
 
         encodings = self._model["tokenizer"].encode_batch([(a, b) for a, b in pairs])
@@ -203,17 +203,16 @@ class CrossEncoderGrader:
             head_weight, head_bias = self._model["head"]
             logits = self._encode(ids, types, mask) @ head_weight.T + head_bias
             out[chosen] = softmax(logits, axis=-1)[:, 1]
-            bar.update(len(chosen))
+            if bar is not None:
+                bar.update(len(chosen))
         return out
 
-    def probabilities(self, pairs: Sequence[tuple[str, str]], progress: bool = False) -> np.ndarray:
+    def probabilities(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         """P(paraphrase) of each (a, b) pair: the mean over the orders (a, b) and (b, a),
-        so that the grade does not depend on which text comes first. ``progress`` shows a
-        bar over the ordered pairs encoded (twice the pairs)."""
+        so that the grade does not depend on which text comes first."""
         if not pairs:
             return np.zeros(0, np.float32)
-        with tqdm(total=2 * len(pairs), desc=GRADING_BAR, unit="pair", disable=not progress) as bar:
-            both = self._ordered_probabilities(list(pairs) + [(b, a) for a, b in pairs], bar)
+        both = self._ordered_probabilities(list(pairs) + [(b, a) for a, b in pairs])
         return (both[: len(pairs)] + both[len(pairs) :]) / 2
 
     def exceeds(self, pairs: Sequence[tuple[str, str]], progress: bool = False) -> np.ndarray:
@@ -234,38 +233,39 @@ class CrossEncoderGrader:
         passed[open_] = (first[open_] + second) / 2 > self.threshold
         return passed
 
-    def case_scores(self, cases: Sequence[Sequence[tuple[str, str]]], progress: bool = False) -> np.ndarray:
+    def case_scores(self, cases: Sequence[Sequence[tuple[str, str]]]) -> np.ndarray:
         """For each case, given as its (training span, generation span) texts, the highest
         p over its sentence pairs (:func:`sentence_pairs`); 0 for a case with none."""
         owners, pairs = _case_pairs(cases)
         best = np.zeros(len(cases), np.float32)
         if pairs:
-            np.maximum.at(best, owners, self.probabilities(pairs, progress))
+            np.maximum.at(best, owners, self.probabilities(pairs))
         return best
 
-    def scores(self, cases: Sequence[Case], progress: bool = False) -> list[float]:
-        """The score of each (suffix, generation, alignment) case: the detector's evidence
-        p_e (:class:`~memtasks.confidence.EvidenceConfidence`) where it is decisive
-        (p_e <= ``EVIDENCE_LOW`` or >= ``EVIDENCE_HIGH``), else the cross-encoder's;
-        ``progress`` shows a bar over what the encoder scores, the slow part."""
+    def _undecided(self, cases: Sequence[Case]) -> tuple[list[float], list[int], list[list[tuple[str, str]]]]:
+        """The evidence p_e of each case, the indexes of the cases it does not decide
+        (``EVIDENCE_LOW`` < p_e < ``EVIDENCE_HIGH``), and their aligned spans (:func:`case_spans`)."""
         evidence = self.evidence.scores(cases)
         undecided = [i for i, p in enumerate(evidence) if EVIDENCE_LOW < p < EVIDENCE_HIGH]
-        out = list(evidence)
-        if undecided:
-            encoded = self.case_scores([case_spans(s, g, a.detections) for s, g, a in (cases[i] for i in undecided)], progress)
-            for i, p in zip(undecided, encoded.tolist()):
-                out[i] = p
+        return evidence, undecided, [case_spans(s, g, a.detections) for s, g, a in (cases[i] for i in undecided)]
+
+    def scores(self, cases: Sequence[Case]) -> list[float]:
+        """The score of each (suffix, generation, alignment) case: the detector's evidence
+        p_e (:class:`~memtasks.confidence.EvidenceConfidence`) where it is decisive
+        (p_e <= ``EVIDENCE_LOW`` or >= ``EVIDENCE_HIGH``), else the cross-encoder's."""
+        out, undecided, spans = self._undecided(cases)
+        for i, p in zip(undecided, self.case_scores(spans).tolist()):
+            out[i] = p
         return out
 
     def grade(self, cases: Sequence[Case], progress: bool = False) -> list[str]:
         """HIGH or LOW for each (suffix, generation, alignment) case: its score (:meth:`scores`)
         above the threshold, found with :meth:`exceeds`, which encodes less."""
-        evidence = self.evidence.scores(cases)
+        evidence, undecided, spans = self._undecided(cases)
         high = [p > self.threshold for p in evidence]
-        undecided = [i for i, p in enumerate(evidence) if EVIDENCE_LOW < p < EVIDENCE_HIGH]
-        owners, pairs = _case_pairs([case_spans(s, g, a.detections) for s, g, a in (cases[i] for i in undecided)])
         for i in undecided:
             high[i] = False
+        owners, pairs = _case_pairs(spans)
         for owner in owners[self.exceeds(pairs, progress)]:
             high[undecided[owner]] = True
         return [HIGH if h else LOW for h in high]

@@ -135,7 +135,7 @@ def test_a_pair_that_cannot_reach_the_threshold_is_encoded_in_one_order_only(gra
     encoded = []
     ordered = type(grader)._ordered_probabilities
 
-    def spy(self, pairs, bar):
+    def spy(self, pairs, bar=None):
         encoded.extend(pairs)
         return ordered(self, pairs, bar)
 
