@@ -21,7 +21,8 @@ from memtasks.attention.capture import (
     forward_layers,
 )
 from memtasks.attention.measure import measure_attention, select_layers
-from memtasks.attention.predict import permutation_p_value, predict_memorization, ranks, read_metric, spearman
+from memtasks.attention.predict import predict_memorization, read_metric
+from memtasks.stats import permutation_p_value, ranks, spearman
 from memtasks.cli import main
 from memtasks.tiny import build_tiny_model, train_tokenizer
 

@@ -10,7 +10,7 @@ import pytest
 from matplotlib.image import imread, imsave
 from scipy.stats import spearmanr
 
-from memtasks.attention.predict import permutation_p_value
+from memtasks.stats import permutation_p_value
 
 from memtasks.cli import main
 from memtasks.report import ReportInputError, build_report

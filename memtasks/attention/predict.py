@@ -6,77 +6,20 @@ a few input tokens (sentiment, extractive QA, translation), and the pattern is
 already there in the pre-trained model. So the pre-trained model's CAD per
 task should rank tasks as the fine-tuned model's memorization rate does.
 
-The agreement is Spearman's rank correlation over the n tasks both runs have,
-
-    rho = Pearson correlation of rank(CAD_task) and rank(mem_rate_task)
-
-(tied values get their mean rank), with a two-sided permutation p-value: the
-share of orderings of the memorization ranks whose |rho| is at least the
-observed one (all n! orderings for n <= 8, else 100,000 seeded random ones).
+The agreement is Spearman's rank correlation of CAD and memorization rate
+over the n tasks both runs have, with its two-sided permutation p-value
+(:func:`memtasks.stats.spearman`, :func:`memtasks.stats.permutation_p_value`).
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-EXACT_UP_TO = 8
-PERMUTATIONS = 100_000
-PERMUTATION_SEED = 1234
-
-
-def ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks from 1, ties sharing their mean rank."""
-    values = np.asarray(values, dtype=np.float64)
-    order = np.argsort(values, kind="stable")
-    ranked = np.empty(len(values))
-    ranked[order] = np.arange(1, len(values) + 1)
-    for value in np.unique(values):
-        tied = values == value
-        ranked[tied] = ranked[tied].mean()
-    return ranked
-
-
-def _pearson(x: np.ndarray, y: np.ndarray) -> float:
-    x, y = x - x.mean(), y - y.mean()
-    return float((x * y).sum() / math.sqrt((x * x).sum() * (y * y).sum()))
-
-
-def spearman(x, y) -> float:
-    """Spearman's rank correlation; raises when either side has no spread (rho undefined)."""
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if len(x) != len(y):
-        raise ValueError(f"rank correlation needs paired values: {len(x)} and {len(y)} given")
-    if len(x) < 3:
-        raise ValueError(f"rank correlation needs at least 3 tasks, {len(x)} given")
-    if np.ptp(x) == 0 or np.ptp(y) == 0:
-        raise ValueError("rank correlation is undefined: one of the two measures is the same for every task")
-    return _pearson(ranks(x), ranks(y))
-
-
-def permutation_p_value(x, y, rho: float) -> float:
-    """Two-sided permutation p-value of ``rho`` (see the module docstring)."""
-    rx, ry = ranks(x), ranks(y)
-    n = len(rx)
-    if n <= EXACT_UP_TO:
-        orderings = np.array(list(itertools.permutations(range(n))))
-    else:
-        rng = np.random.default_rng(PERMUTATION_SEED)
-        orderings = np.argsort(rng.random((PERMUTATIONS, n)), axis=1)
-    # Pearson correlation of rx with every reordering of ry at once.
-    cx = rx - rx.mean()
-    cy = ry[orderings] - ry.mean()
-    rhos = cy @ cx / math.sqrt((cx * cx).sum() * (ry - ry.mean()) @ (ry - ry.mean()))
-    # A small tolerance keeps orderings with exactly the observed |rho| from
-    # being lost to rounding.
-    return float(np.mean(np.abs(rhos) >= abs(rho) - 1e-12))
-
+from memtasks.stats import permutation_p_value, spearman
 
 @dataclass(frozen=True)
 class Prediction:

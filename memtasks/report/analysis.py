@@ -27,7 +27,8 @@ from pathlib import Path
 
 from memtasks.outcomes import HIGH, LOW, RATE_NAMES, read_probe_outcomes
 from memtasks.report.collect import AttentionRun, ModelInfo, Run
-from memtasks.stats import Rate, paired_difference
+from memtasks.stats import Rate, paired_difference, permutation_p_value
+from memtasks.stats import spearman as rank_correlation
 
 MAIN_CATEGORIES = ("memorization", "verbatim", "idea", "paraphrase")
 _EPOCH_DIR = re.compile(r"[/\\]epoch-\d+[/\\]?$")
@@ -324,9 +325,6 @@ def spearman(points: Sequence[CadPoint]) -> tuple[float, float] | str:
     if len(set(x)) == 1 or len(set(y)) == 1:
         return "undefined: every point has the same " + ("CAD" if len(set(x)) == 1 else "memorization")
     # The same statistic and p-value as `memtasks attention --memorization` prints.
-    from memtasks.attention.predict import permutation_p_value
-    from memtasks.attention.predict import spearman as rank_correlation
-
     rho = rank_correlation(x, y)
     return rho, permutation_p_value(x, y, rho)
 
