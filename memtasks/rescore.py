@@ -189,12 +189,11 @@ def _settings(sample: dict[str, Any], task_config: dict[str, Any], task: str) ->
     doc = sample["doc"]
     if doc.get("scoring"):
         return json.loads(doc["scoring"])
-    from memtasks.harness.hooks import _SOURCE_KEYS, ScoringSettings, _jsonable
+    from memtasks.harness.hooks import ProbeSource, ScoringSettings, row_settings
 
     metadata = task_config.get("metadata") if isinstance(task_config.get("metadata"), dict) else {}
     stem = Path(str(metadata.get("config_source") or task)).stem
-    source = {key: metadata[key] for key in _SOURCE_KEYS if key in metadata}
-    source["where"] = f"task {stem}"
+    source = ProbeSource.from_metadata(metadata, where=f"task {stem}")
     retrieval = json.loads(doc["retrieval"]) if doc.get("retrieval") else {}
     scoring = ScoringSettings(
         retrieval=retrieval.get("backend"),
@@ -205,7 +204,7 @@ def _settings(sample: dict[str, Any], task_config: dict[str, Any], task: str) ->
         preset=_LEGACY_PRESET,
         paraphrase_model=doc.get("paraphrase_model") or None,
     )
-    return {"source": source, "scoring": _jsonable(scoring)}
+    return row_settings(source, scoring)
 
 
 def _locate(value: Any, results: Path) -> Any:

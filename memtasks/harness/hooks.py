@@ -116,6 +116,11 @@ class ProbeSource:
     nonmember_probes: int | None = None
     where: str = "task"
 
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, Any], where: str = "task") -> ProbeSource:
+        """The source a task's metadata describes; its keys of other kinds (scoring, fine-tuning) are left out."""
+        return cls(**{key: metadata[key] for key in _SOURCE_KEYS if key in metadata and key != "where"}, where=where)
+
 
 @dataclass(frozen=True)
 class ProbeSets:
@@ -200,6 +205,17 @@ _SOURCE_KEYS = tuple(inspect.signature(ProbeSource).parameters)
 _SCORING_KEYS = tuple(inspect.signature(ScoringSettings).parameters)
 
 
+def row_settings(source: ProbeSource, settings: ScoringSettings) -> dict[str, dict[str, Any]]:
+    """A task's settings as each probe row carries them in its ``scoring`` field (as JSON) to the aggregations.
+
+    lm-eval hands an aggregation only the per-document records, so the task's
+    settings travel in each row (one string, the same for all), and
+    ``search_corpus: split`` is redrawn from them; ``memtasks rescore`` writes
+    the same into rows logged before they did.
+    """
+    return {"source": _jsonable(source), "scoring": _jsonable(settings)}
+
+
 def load_probes(**metadata):
     """The probes of a task as a ``DatasetDict`` with one split, ``test``.
 
@@ -234,15 +250,13 @@ def load_probes(**metadata):
     config_source = metadata.pop("config_source", None)
     where = f"task {Path(config_source).stem}" if config_source and str(config_source).endswith(".yaml") else "task"
     check_metadata(metadata, (*_SOURCE_KEYS, *_SCORING_KEYS), where)
-    spec = ProbeSource(**{key: metadata[key] for key in _SOURCE_KEYS if key in metadata}, where=where)
+    spec = ProbeSource.from_metadata(metadata, where)
     settings = ScoringSettings(**{key: metadata[key] for key in _SCORING_KEYS if key in metadata})
     drawn = draw_probes(spec)
     _check_scoring(settings, drawn.source)
     probes = drawn.members.probes + drawn.nonmembers.probes
     count = len(probes)
-    # lm-eval hands an aggregation only the per-document records, so the task's settings travel
-    # in each row (one string, the same for all), and search_corpus: split is redrawn from them.
-    scoring = json.dumps({"source": _jsonable(spec), "scoring": _jsonable(settings)}, sort_keys=True)
+    scoring = json.dumps(row_settings(spec, settings), sort_keys=True)
     rows = {
         "id": [p.id for p in probes],
         "prefix": [p.prefix for p in probes],
