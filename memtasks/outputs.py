@@ -1,6 +1,10 @@
 """Writing a run's outputs so that none looks complete before it is (standard library only).
 
-- :func:`write_atomic`: a file written to a temporary name and renamed at the end;
+- :func:`write_atomic`, :func:`atomic_path`, :func:`write_together`: a file (or files that belong
+  together) written to a temporary name, flushed to disk and renamed at the end; a write that fails
+  names the file asked for and leaves nothing;
+- :func:`flush_folder`: a folder a library wrote, flushed before it is moved into place;
+- :func:`write_failure`: the cause of an error that is the disk refusing a write (full, quota, I/O error);
 - :func:`check_writable`: an output folder checked before any work, creating nothing;
 - :func:`check_apart`: an output that is, holds or lies inside one of a run's inputs, refused before any work;
 - :func:`working_directory`: a tool run inside its output folder, so the paths it
@@ -9,10 +13,11 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 
@@ -24,21 +29,80 @@ class OutputOverInputError(OutputFolderError):
     """An output path that is one of a run's inputs, holds one, or lies inside one; one line naming both."""
 
 
+# The errors of a write the disk refused: full, over quota, a failing device, too large a file.
+WRITE_FAILURES = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EROFS})
+
+
+class DiskWriteError(OSError):
+    """A write the disk refused, as one line that says what was being written and what to do next."""
+
+
+def flush_folder(folder: str | Path) -> None:
+    """Flush every file under ``folder`` to disk (before the folder or its files are renamed into place:
+    a library's writer, safetensors' or a tokenizer's, does not)."""
+    for path in sorted(Path(folder).rglob("*")):
+        if path.is_file():
+            _fsync(path)
+
+
+def _fsync(path: Path) -> None:
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def write_failure(error: BaseException) -> str | None:
+    """The cause, as a message shows it, when ``error`` is the disk refusing a write (:data:`WRITE_FAILURES`),
+    also as libraries report it: safetensors' writer and torch's stream writer give only the system's
+    text. None for any other error."""
+    if isinstance(error, OSError):
+        return (error.strerror or os.strerror(error.errno)).lower() if error.errno in WRITE_FAILURES else None
+    text = str(error)
+    cause = next((os.strerror(code) for code in WRITE_FAILURES if os.strerror(code) in text), None)
+    if cause is None and "file write failed" in text:
+        cause = "write failed"
+    return cause.lower() if cause else None
+
+
 def write_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it to ``path``: readers see the old
-    file or the whole new one, never a part (the rename is atomic on one file system)."""
+    """Write ``text`` to ``path`` through :func:`atomic_path`: readers see the old file or the whole new one."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` for the body to write a file at; once the body returns, the file is
+    flushed to disk and renamed to ``path`` (atomic on one file system), so ``path`` is the old file or the
+    whole new one, never a part. On any error the temporary file is removed, and an ``OSError`` names
+    ``path``, not the temporary name. The temporary name ends in ``.tmp``: a writer that picks a format
+    by extension (matplotlib) is told the format."""
     path = Path(path)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        temporary.write_text(text, encoding="utf-8")
+        yield temporary
+        # Flushed before the rename: a file system that fails late (NFS, a quota) fails here, not after.
+        _fsync(temporary)
         temporary.replace(path)
     except OSError as error:
-        # The message names the file asked for, not the temporary one (removed below).
         if error.filename in (None, str(temporary)) and error.errno is not None:
             raise OSError(error.errno, error.strerror, str(path)) from None
         raise
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def write_together(files: Mapping[str | Path, str]) -> None:
+    """Write files that belong together (a results file and its per-sample logs) through :func:`atomic_path`:
+    every one is written in full before any is renamed, so a write that fails leaves each as it was. The
+    last file named is renamed last."""
+    with ExitStack() as stack:
+        # An exit stack leaves in reverse order: entered last to first, the files are renamed first to last.
+        temporaries = {path: stack.enter_context(atomic_path(path)) for path in reversed(list(files))}
+        for path, temporary in temporaries.items():
+            temporary.write_text(files[path], encoding="utf-8")
 
 
 def check_writable(folder: str | Path) -> None:

@@ -44,6 +44,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from memtasks.datafiles import decoded_lines
 from memtasks.outcomes import CATEGORY_METRICS, METRICS, Outcome
 
 RECORD_KEY = "memtasks_rescored"
@@ -146,8 +147,8 @@ def _read_samples(path: Path, results: Path, task: str) -> list[dict[str, Any]]:
             "(run with --log_samples); without the generations it cannot be re-scored"
         )
     lines = []
-    # Split on "\n" only: JSON strings may hold U+2028, which str.splitlines() breaks on.
-    for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
+    # decoded_lines splits on "\n" only (JSON strings may hold U+2028) and names the line of a byte that is not UTF-8.
+    for number, line in decoded_lines(path, RescoreError):
         if not line.strip():
             continue
         try:
@@ -363,13 +364,13 @@ def rescored_data(file: FilePlan) -> dict[str, Any]:
 
 
 def write(files: Sequence[FilePlan]) -> None:
-    """Write each planned file: the per-sample logs first, then the results file, each atomically."""
-    from memtasks.outputs import write_atomic
+    """Write each planned file: its per-sample logs and results file written whole, then renamed, the results file last."""
+    from memtasks.outputs import write_together
 
     for file in files:
-        for task in file.tasks:
-            write_atomic(task.samples, "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in task.lines))
-        write_atomic(file.results, json.dumps(rescored_data(file), indent=2, ensure_ascii=False))
+        # Together: a failed write leaves both as they were, never a re-scored log beside the old rates.
+        logs = {task.samples: "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in task.lines) for task in file.tasks}
+        write_together({**logs, file.results: json.dumps(rescored_data(file), indent=2, ensure_ascii=False)})
 
 
 def rescore(paths: Iterable[str | Path], preset: str | None = None, dry_run: bool = False, progress: bool = False) -> list[FilePlan]:

@@ -406,11 +406,38 @@ def _run_probe(config: StudyConfig, out: Path, item: _Probe, evaluate: Callable[
         samples = _only(partial, f"samples_{item.task}_*.jsonl")
         if code != 0 or results is None or samples is None:
             raise RuntimeError(f"{config.source}: lm-eval failed on {item.step} (exit code {code}); see its output above")
-        folder.mkdir(parents=True, exist_ok=True)
+        _check_complete(results, samples, item.step)
+        # What the folder holds is no finished run (the manifest does not list the step): an earlier
+        # attempt's files, which a reader would take for a second run beside this one.
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
         # The results file last: it is what a reader of the folder takes for a finished run.
         return results.replace(folder / results.name), samples.replace(folder / samples.name)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
+
+
+def _check_complete(results: Path, samples: Path, step: str) -> None:
+    """Refuse to adopt a probe run whose results file or samples log is not whole JSON (cut short by a
+    full disk, say, by a writer that did not report it); the error names the file."""
+    for path, read in ((results, _results_document), (samples, _json_lines)):
+        try:
+            read(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as error:
+            raise ValueError(
+                f"{path.absolute()}: not a complete lm-eval output ({error}): step {step} is not recorded; run the study again"
+            ) from None
+
+
+def _results_document(text: str) -> None:
+    document = json.loads(text)
+    if not isinstance(document, dict) or not isinstance(document.get("results"), dict):
+        raise ValueError("no 'results' mapping")
+
+
+def _json_lines(text: str) -> None:
+    for line in text.splitlines():
+        json.loads(line)
 
 
 def _only(folder: Path, pattern: str) -> Path | None:

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from transformers import TrainerCallback
 
 from memtasks.finetune.config import write_summary
+from memtasks.outputs import flush_folder
 
 
 class TrainingProgress(TrainerCallback):
@@ -75,8 +76,14 @@ class EpochCheckpoints(TrainerCallback):
         target = self.out / f"epoch-{epoch}"
         partial = self.out / f"epoch-{epoch}.partial"
         shutil.rmtree(partial, ignore_errors=True)
-        model.save_pretrained(partial)
-        self.tokenizer.save_pretrained(partial)
-        write_summary(partial, self.summary(target, epoch))
+        try:
+            model.save_pretrained(partial)
+            self.tokenizer.save_pretrained(partial)
+            write_summary(partial, self.summary(target, epoch))
+            flush_folder(partial)
+        except BaseException:
+            # A copy cut short (a full disk) holds the space the run's summary needs.
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
         shutil.rmtree(target, ignore_errors=True)
         partial.rename(target)

@@ -42,6 +42,7 @@ from memtasks.finetune.config import (
 from memtasks.finetune.data import Example, mix, task_examples
 from memtasks.finetune.memory import MemoryEstimate, check_memory, estimate_training_memory, out_of_memory_advice
 from memtasks.finetune.quality import quality_scores
+from memtasks.outputs import DiskWriteError, flush_folder, write_failure
 from memtasks.tasks import FineTuningFormat, known_tasks, task_spec
 
 __all__ = [
@@ -64,6 +65,8 @@ __all__ = [
 
 # The stages a run can be stopped in, as its summary's "stopped" entry names them.
 TRAINING, SAVING, GENERATING = "training", "saving", "held-out generation"
+# Where the trained model is written before it is moved into the output folder.
+PARTIAL_SAVE = "final.partial"
 
 
 def finetune(config: FinetuneConfig, output_dir: str | Path, runtime: Runtime = Runtime(), overwrite: bool = False) -> dict:
@@ -136,6 +139,9 @@ def finetune(config: FinetuneConfig, output_dir: str | Path, runtime: Runtime = 
             write_summary(out, {**summary, "stopped": _stopped("interrupted", stage, out)})
             raise
         except Exception as error:
+            cause = write_failure(error)
+            if cause is not None:
+                raise DiskWriteError(_disk_full(error, cause, stage, out, summary)) from None
             if not _out_of_memory(error):
                 raise
             write_summary(out, {**summary, "stopped": _stopped("out of memory", stage, out)})
@@ -184,17 +190,38 @@ def _checkpoints(out: Path) -> dict[int, Path]:
     The Trainer writes a checkpoint's ``trainer_state.json`` last: a folder without it
     was interrupted while being written, and cannot be resumed from.
     """
-    found = {}
-    for path in (out / CHECKPOINTS).glob("checkpoint-*"):
-        step = path.name.removeprefix("checkpoint-")
-        if step.isdigit() and (path / "trainer_state.json").is_file():
-            found[int(step)] = path
-    return found
+    return {int(path.name.removeprefix("checkpoint-")): path for path in _checkpoint_folders(out) if (path / "trainer_state.json").is_file()}
+
+
+def _checkpoint_folders(out: Path) -> list[Path]:
+    """Every checkpoint folder of ``out``, complete or not."""
+    return [path for path in (out / CHECKPOINTS).glob("checkpoint-*") if path.name.removeprefix("checkpoint-").isdigit()]
 
 
 def _checkpoint_step(out: Path) -> int | None:
     """The step of the last complete checkpoint in ``out``: where running the same command again starts from."""
     return max(_checkpoints(out), default=None)
+
+
+def _disk_full(error: Exception, cause: str, stage: str, out: Path, summary: dict) -> str:
+    """After a write the disk refused: the half-written checkpoint or model removed (it would look like one,
+    and it holds the space the summary needs), the summary's ``stopped`` entry, and one line saying what."""
+    written = next((p for p in _checkpoint_folders(out) if not (p / "trainer_state.json").is_file()), None)
+    where = error.filename if isinstance(error, OSError) and error.filename else written or out
+    if written is not None:
+        shutil.rmtree(written, ignore_errors=True)
+    shutil.rmtree(out / PARTIAL_SAVE, ignore_errors=True)
+    stopped = _stopped(cause, stage, out)
+    try:
+        write_summary(out, {**summary, "stopped": stopped})
+    except OSError:
+        pass  # The summary written when training began stays: complete: false, without the reason.
+    step = stopped["resume_from_step"]
+    what = "a checkpoint" if stage == TRAINING else "the fine-tuned model"
+    return (
+        f"{where}: {cause} while writing {what}; {out} holds an unfinished run (complete: false): "
+        f"free some space and run the same command again, it resumes {f'from step {step}' if step else 'from the start'}"
+    )
 
 
 def _out_of_memory(error: Exception) -> bool:
@@ -434,12 +461,24 @@ def step_losses(log_history: Sequence[dict], steps_per_epoch: int) -> dict:
 
 
 def _save(model, tokenizer, out: Path, config: FinetuneConfig) -> None:
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    if config.merge and config.method == "lora":
-        merged = model.merge_and_unload()
-        merged.save_pretrained(out / "merged")
-        tokenizer.save_pretrained(out / "merged")
+    """The trained model saved into ``out``: written into a folder of its own, flushed, and only then moved
+    into ``out`` file by file, so that no weights file in ``out`` is ever a part of one."""
+    partial = out / PARTIAL_SAVE
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        model.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
+        if config.merge and config.method == "lora":
+            merged = model.merge_and_unload()
+            merged.save_pretrained(partial / "merged")
+            tokenizer.save_pretrained(partial / "merged")
+        flush_folder(partial)
+        for item in sorted(partial.iterdir()):
+            if (out / item.name).is_dir():
+                shutil.rmtree(out / item.name)
+            item.replace(out / item.name)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 def _quality(spec, examples: list[Example], model, tokenizer, encoder_decoder: bool, config: FinetuneConfig, runtime: Runtime) -> dict:

@@ -4,7 +4,8 @@
   (the probe dataset, per-sample results, the metrics' aggregations);
 - :mod:`memtasks.harness.model`: the ``memtasks-hf`` model class;
 - :mod:`memtasks.harness.launch`: ``memtasks eval``, lm-eval's command line with both;
-- :mod:`memtasks.harness.redact`: per-sample logs without training text.
+- :mod:`memtasks.harness.redact`: per-sample logs without training text;
+- :mod:`memtasks.harness.save`: results and per-sample logs written whole or not at all.
 """
 
 from __future__ import annotations

@@ -244,6 +244,7 @@ def _run(namespace, paths: Sequence[str], include_defaults: bool, redact: bool, 
     from lm_eval.utils import handle_non_serializable, make_table, setup_logging
 
     from memtasks.harness.redact import redact_sample
+    from memtasks.harness.save import save_run
     from memtasks.outcomes import METRICS
 
     setup_logging()
@@ -266,10 +267,9 @@ def _run(namespace, paths: Sequence[str], include_defaults: bool, redact: bool, 
         import json
 
         print(json.dumps(results, indent=2, default=handle_non_serializable, ensure_ascii=False))
-    tracker.save_results_aggregated(results=results, samples=samples)
-    if samples is not None:
-        for task in results["configs"]:
-            tracker.save_results_samples(task_name=task, samples=samples[task])
+    if config.output_path:
+        # Not lm-eval's writer: it logs a failed write as a warning and the run would end with exit 0.
+        save_run(tracker, results, samples)
     lines = [summary_line(task, metrics) for task, metrics in results["results"].items() if "mem_rate,none" in metrics]
     if verbose or len(lines) < len(results["results"]):
         batch_sizes = ",".join(map(str, results["config"]["batch_sizes"]))

@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from memtasks.outputs import write_atomic
 from memtasks.report.plots import Figure
 from memtasks.report.views import Cell, Table
 
@@ -140,4 +141,4 @@ def write_html(
         items = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
         parts.append(f'<h2 id="skipped">Skipped input</h2><ul class="warnings">{items}</ul>')
     parts += [f"<script>{SCRIPT}</script>", "</main></body></html>"]
-    path.write_text("\n".join(parts), encoding="utf-8")
+    write_atomic(path, "\n".join(parts))

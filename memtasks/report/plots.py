@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from memtasks.outputs import atomic_path
 from memtasks.report.collect import AttentionRun, Run
 from memtasks.report.analysis import (
     cad_points,
@@ -54,9 +55,12 @@ def _errors(values: Sequence[float], lows: Sequence[float], highs: Sequence[floa
 def _save(fig, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    # Fixed metadata keeps the PNG bytes the same from one render to the next.
-    fig.savefig(path, dpi=DPI, metadata={"Software": None}, bbox_inches="tight")
-    _pyplot().close(fig)
+    try:
+        with atomic_path(path) as temporary:
+            # Fixed metadata keeps the PNG bytes the same from one render to the next.
+            fig.savefig(temporary, format=path.suffix.lstrip("."), dpi=DPI, metadata={"Software": None}, bbox_inches="tight")
+    finally:
+        _pyplot().close(fig)
 
 
 def _legend_below(ax, offset: float = -0.16) -> None:
@@ -192,7 +196,8 @@ def heatmaps(sources: Sequence[Path], out: Path) -> list[Figure]:
     for i, source in enumerate(sources):
         target = out / "attention" / f"{i:02d}_{source.name}"
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
+        with atomic_path(target) as temporary:
+            shutil.copyfile(source, temporary)
         title = source.stem.removeprefix("attention_").replace("_", " ")
         figures.append(Figure(f"heatmap_{i}", f"Attention heatmap: {title}", f"From {source}.", target))
     return figures

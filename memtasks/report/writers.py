@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from memtasks.outputs import write_atomic
 from memtasks.report.plots import Figure
 from memtasks.report.views import Table
 
@@ -42,7 +44,7 @@ def write_markdown(
             parts += [f"### {figure.title}", "", figure.caption, "", f"![{figure.title}]({link})", ""]
     if warnings:
         parts += ["## Skipped input", ""] + [f"- {_md_escape(w)}" for w in warnings] + [""]
-    path.write_text("\n".join(parts), encoding="utf-8")
+    write_atomic(path, "\n".join(parts))
 
 
 def _csv_value(value):
@@ -60,10 +62,11 @@ def write_csv(folder: Path, tables: Sequence[Table]) -> list[Path]:
         for record in table.records:
             columns += [k for k in record if k not in columns]
         path = folder / f"{table.key}.csv"
-        with path.open("w", encoding="utf-8", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns)
-            writer.writeheader()
-            for record in table.records:
-                writer.writerow({k: _csv_value(v) for k, v in record.items()})
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=columns)
+        writer.writeheader()
+        for record in table.records:
+            writer.writerow({k: _csv_value(v) for k, v in record.items()})
+        write_atomic(path, text.getvalue())
         written.append(path)
     return written
