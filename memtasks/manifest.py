@@ -52,7 +52,9 @@ class StudyModel:
     ``base`` is the name of the pre-trained model it was fine-tuned from
     (None for a pre-trained model); ``mixing`` is the fine-tuning mixture's
     weighting (``proportional`` or ``equal``, see
-    :func:`memtasks.finetune.data.mix`) when it was fine-tuned.
+    :func:`memtasks.finetune.data.mix`) when it was fine-tuned; ``loss`` which
+    tokens carried its fine-tuning loss (``output-only``, the study's recipe, or
+    ``whole-sequence``; None for a pre-trained model or a study that predates it).
     """
 
     name: str
@@ -63,6 +65,7 @@ class StudyModel:
     epochs: int | None = None
     size: str | None = None
     mixing: str | None = None
+    loss: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +77,7 @@ class StudyModel:
             "epochs": self.epochs,
             "size": self.size,
             "mixing": self.mixing,
+            "loss": self.loss,
         }
 
 
@@ -274,6 +278,7 @@ def _model(data: Any, where: str) -> StudyModel:
             "epochs": _OPTIONAL_INT,
             "size": _OPTIONAL_STR,
             "mixing": _OPTIONAL_STR,
+            "loss": _OPTIONAL_STR,
         },
     )
     if fields["method"] not in METHODS:

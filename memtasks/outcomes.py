@@ -32,16 +32,22 @@ CATEGORIES = ("verbatim", "idea", "paraphrase")
 HIGH, LOW = "paraphrase_high", "paraphrase_low"
 # Every rate a run reports: any category, each category, and the two grades of paraphrase.
 RATE_NAMES = (MEMORIZATION, *CATEGORIES, HIGH, LOW)
+# Memorization without the low-confidence paraphrases, where one-sentence coincidences land:
+# a rate the before/after comparisons compute from per-probe outcomes, not one a run reports.
+HIGH_CONFIDENCE = "high_confidence"
 
 
 def in_category(observed: str, name: str) -> bool:
     """Whether a probe whose outcome is ``observed`` counts towards the rate ``name``.
 
     ``memorization`` counts every outcome but ``none``; a graded paraphrase
-    (``paraphrase_high``/``paraphrase_low``) is a paraphrase too.
+    (``paraphrase_high``/``paraphrase_low``) is a paraphrase too;
+    ``high_confidence`` counts verbatim, idea and ``paraphrase_high``.
     """
     if name == MEMORIZATION:
         return observed != NONE
+    if name == HIGH_CONFIDENCE:
+        return observed in ("verbatim", "idea", HIGH)
     return observed == name or (name == "paraphrase" and observed in (HIGH, LOW))
 
 

@@ -388,7 +388,7 @@ def demo_summaries(files: Sequence[FilePlan]) -> list[Path]:
     """The ``summary.md`` of each demo folder whose study manifest lists a re-scored results file.
 
     ``memtasks demo`` writes that table from the runs' per-sample logs
-    (:func:`memtasks.study.compare_before_after`); :func:`refresh_summary` writes it again.
+    (:func:`memtasks.report.summary.study_summary`); :func:`refresh_summary` writes it again.
     """
     from memtasks.manifest import MANIFEST, ManifestError, StudyManifest
 
@@ -410,12 +410,11 @@ def demo_summaries(files: Sequence[FilePlan]) -> list[Path]:
 
 def refresh_summary(summary: Path) -> None:
     """Write a demo folder's ``summary.md`` again from its manifest's runs, as ``memtasks demo`` writes it."""
-    from memtasks.demo import format_comparisons
     from memtasks.manifest import MANIFEST, StudyManifest
     from memtasks.outputs import write_atomic
-    from memtasks.study import compare_before_after
+    from memtasks.report.summary import study_summary
 
-    write_atomic(summary, format_comparisons(compare_before_after(StudyManifest.read(summary.with_name(MANIFEST)))))
+    write_atomic(summary, study_summary(StudyManifest.read(summary.with_name(MANIFEST))))
 
 
 def summary_lines(files: Sequence[FilePlan]) -> list[str]:

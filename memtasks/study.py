@@ -45,7 +45,6 @@ from memtasks.tasks import task_spec
 
 if TYPE_CHECKING:
     from memtasks.finetune import FinetuneConfig
-    from memtasks.report.analysis import Comparison
 
 MIXTURES = ("single", "multi")
 # Every key a study config may have, per section; anything else is a misspelling.
@@ -279,7 +278,7 @@ def run_study(
                 done = bool(finished and finished.get("complete") and finished.get("config") == tuning.config.identity())
                 log(f"[{'done' if done else 'finetune'}] {tuning.name}" + ("/finetune" if done else ""))
                 summary = finetune(tuning.config, model_dir, Runtime(device=config.device))
-                kept = {k: summary.get(k) for k in ("base_model", "method", "tasks", "epoch_losses", "examples_seen", "seconds", "quality")}
+                kept = {k: summary.get(k) for k in ("base_model", "method", "loss", "tasks", "epoch_losses", "examples_seen", "seconds", "quality")}
                 if isinstance(kept["base_model"], str):
                     kept["base_model"] = _model_path(kept["base_model"], out)
                 step = FinetuneStep(id=tuning.step, model_dir=_relative(model_dir, out), summary=kept)
@@ -321,6 +320,7 @@ def _plan(config: StudyConfig, out: Path, probe_tasks: Mapping[str, list[str]]) 
                         size=entry.size,
                         mixing=tune.mixing,
                     )
+                        loss=tune.loss,
                     arguments = _lm_eval_model_args(directory, entry.path, method, out)
                     probes += [_Probe(f"{run_name}/{t}", t, model, arguments) for task in trained for t in probe_tasks[task]]
                 tunings.append(_Tuning(name, entry, method, tuple(trained), tune, tuple(probes)))
@@ -506,17 +506,3 @@ def _lm_eval_model_args(model_dir: Path, base: str, method: str, root: Path) -> 
     if method == "lora":
         return f"pretrained={_argument_path(base, root)},peft={_argument_path(model_dir, root)}"
     return f"pretrained={_argument_path(model_dir, root)}"
-
-
-def compare_before_after(manifest: StudyManifest) -> list[Comparison]:
-    """Every fine-tuned model of a study against its pre-trained base on each task both probed:
-    the report's before/after analysis (:func:`memtasks.report.analysis.before_after`) over the
-    runs the manifest lists."""
-    from memtasks.report.analysis import OutcomeReader, before_after
-    from memtasks.report.collect import study_runs
-
-    reader = OutcomeReader()
-    comparisons = before_after(study_runs(manifest), reader)
-    if reader.warnings:
-        raise ValueError(reader.warnings[0])
-    return comparisons

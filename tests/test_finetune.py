@@ -71,6 +71,31 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize("kind", ["seq2seq", "decoder"])
+@pytest.mark.parametrize("whole_sequence", [False, True])
+def test_the_input_carries_loss_only_with_the_whole_sequence_option(models, kind, whole_sequence):
+    from memtasks.finetune.train import _features
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(models[kind])
+    config = FinetuneConfig(tasks=("mem_xsum",), model=str(models[kind]), train_on_input=whole_sequence)
+    example = Example(task="mem_xsum", source="The council approved the new bridge over the river", target="Bridge approved")
+    features = _features(example, tokenizer, kind == "seq2seq", config)
+    source = tokenizer(example.source, add_special_tokens=False)["input_ids"]
+    output = tokenizer(example.target, add_special_tokens=False)["input_ids"]
+    trained = [label for label in features["labels"] if label != -100]
+    # The output is always trained on; the input's tokens only with the option.
+    assert trained[-len(output) - 1 : -1] == output
+    holds_source = any(trained[i : i + len(source)] == source for i in range(len(trained)))
+    assert holds_source is whole_sequence
+    assert config.loss == ("whole-sequence" if whole_sequence else "output-only")
+
+
+def test_the_study_recipe_is_the_default_and_the_summary_says_which_loss_was_used(tmp_path, models, data):
+    assert FinetuneConfig(tasks=("t",), model="m").train_on_input is False
+    summary = finetune(_config(models, data, kind="decoder", epochs=1), tmp_path / "model", RUNTIME)
+    assert summary["loss"] == "output-only" and read_summary(tmp_path / "model")["loss"] == "output-only"
+
+
+@pytest.mark.parametrize("kind", ["seq2seq", "decoder"])
 def test_full_finetuning_changes_the_weights_and_lowers_the_loss(tmp_path, models, data, kind):
     out = tmp_path / "model"
     summary = finetune(_config(models, data, kind, epochs=4), out, RUNTIME)

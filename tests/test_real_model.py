@@ -78,6 +78,8 @@ def test_a_model_fine_tuned_to_memorize_a_handful_of_records_shows_a_positive_ex
         data_files={"mem_xsum": str(members)},
         eval_data_files={"mem_xsum": str(nonmembers)},
         eval_examples=2,
+        # Trained to write its inputs: memorization the probes must find, whatever the task's outputs carry.
+        train_on_input=True,
     )
     finetune(config, tmp_path / "model", Runtime(device="cpu", progress=False))
     results = _probe(

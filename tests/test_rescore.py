@@ -269,9 +269,8 @@ DEMO = Path(__file__).resolve().parents[1] / "results" / "demo"
 
 @pytest.mark.skipif(not (DEMO / "manifest.json").is_file(), reason="the committed demo run is not in this checkout")
 def test_a_demo_folders_summary_is_written_again_from_its_rescored_runs(tmp_path, capsys):
-    from memtasks.demo import format_comparisons
     from memtasks.manifest import StudyManifest
-    from memtasks.study import compare_before_after
+    from memtasks.report.summary import study_summary
 
     demo = tmp_path / "demo"
     shutil.copytree(DEMO, demo)
@@ -282,7 +281,7 @@ def test_a_demo_folders_summary_is_written_again_from_its_rescored_runs(tmp_path
 
     assert main(["rescore", "--preset", "pan14", str(demo / "runs")]) == 0
     assert f"{summary}: written again" in capsys.readouterr().out
-    assert summary.read_text(encoding="utf-8") == format_comparisons(compare_before_after(StudyManifest.read(demo / "manifest.json")))
+    assert summary.read_text(encoding="utf-8") == study_summary(StudyManifest.read(demo / "manifest.json"))
     assert _state(summary)[summary][1] != state[summary][1]
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from memtasks.outcomes import RATE_METRICS, RATE_NAMES, read_probe_outcomes
-from memtasks.stats import Rate, excess_rates, paired_difference, rates_of
+from memtasks.stats import Rate, difference_of_gains, excess_rates, paired_difference, rates_of
 
 RESULTS = Path(__file__).parents[1] / "results"
 COMMITTED = sorted(RESULTS.glob("*/runs/**/results_*.json"))
@@ -110,6 +110,31 @@ def test_paired_difference_interval_matches_resampling_probes():
     low, high = np.percentile(direct, [5, 95])
     assert diff.low == pytest.approx(low, abs=0.01)
     assert diff.high == pytest.approx(high, abs=0.01)
+
+
+def test_a_difference_of_gains_resamples_each_tasks_pairs_on_its_own():
+    rng = np.random.default_rng(1)
+    first_before = rng.choice(["none", "paraphrase_low"], size=300, p=[0.9, 0.1])
+    first_after = np.where(rng.random(300) < 0.4, "verbatim", first_before)
+    second_before = rng.choice(["none", "paraphrase_low"], size=200, p=[0.95, 0.05])
+    second_after = np.where(rng.random(200) < 0.05, "paraphrase_high", second_before)
+    gap = difference_of_gains((list(first_before), list(first_after)), (list(second_before), list(second_after)), categories=("high_confidence",))
+    gain = lambda b, a: np.mean(a != "none") - np.mean(b != "none")  # noqa: E731
+    assert gap["memorization"].value == pytest.approx(gain(first_before, first_after) - gain(second_before, second_after))
+    # Resampled directly: each task's probes (pairs) drawn with replacement on their own.
+    i, j = rng.integers(0, 300, size=(2000, 300)), rng.integers(0, 200, size=(2000, 200))
+    direct = ((first_after[i] != "none").mean(1) - (first_before[i] != "none").mean(1)) - (
+        (second_after[j] != "none").mean(1) - (second_before[j] != "none").mean(1)
+    )
+    low, high = np.percentile(direct, [5, 95])
+    assert gap["memorization"].low == pytest.approx(low, abs=0.015) and gap["memorization"].high == pytest.approx(high, abs=0.015)
+    # Low-confidence paraphrases are not high-confidence memorization: only the verbatim and paraphrase_high gains count.
+    assert gap["high_confidence"].value == pytest.approx(np.mean(first_after == "verbatim") - np.mean(second_after == "paraphrase_high"))
+
+
+def test_a_difference_of_gains_needs_probes_of_both_tasks():
+    with pytest.raises(ValueError, match="both tasks"):
+        difference_of_gains((["none"], ["verbatim"]), ([], []))
 
 
 def test_paired_difference_needs_the_same_probes():

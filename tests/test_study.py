@@ -14,7 +14,8 @@ from memtasks.manifest import StudyManifest, StudyModel
 from memtasks.outcomes import read_probe_outcomes
 from memtasks.outputs import OutputFolderError
 from memtasks.probes import DEFAULT_HOLDOUT, held_out
-from memtasks.study import StudyInputError, compare_before_after, read_study_config, run_study
+from memtasks.report.summary import compare_before_after
+from memtasks.study import StudyInputError, read_study_config, run_study
 from memtasks.tiny import build_tiny_model, torch_threads, train_tokenizer
 
 RESULTS = Path(__file__).parents[1] / "results"
@@ -46,7 +47,11 @@ def study(tmp_path_factory):
         device="cpu",
         finetune={
             "epochs": 80,
-            "options": {"learning_rate": 0.01, "warmup_ratio": 0.1, "batch_size": 4, "max_source_tokens": 384, "max_target_tokens": 32},
+            # A model trained from scratch only learns to write its inputs if the loss covers them.
+            "options": {
+                "learning_rate": 0.01, "warmup_ratio": 0.1, "batch_size": 4, "max_source_tokens": 384, "max_target_tokens": 32,
+                "train_on_input": True,
+            },
         },
         evaluate={"lm_eval_args": ["--batch_size", "16", "--device", "cpu"]},
     )
@@ -76,7 +81,10 @@ def test_the_manifest_points_at_every_result(study):
     runs = {run.id: run for run in manifest.runs}
     assert set(runs) == {"tiny/pretrained/mem_xsum", "tiny-full-mem_xsum/finetune", "tiny-full-mem_xsum/mem_xsum"}
     finetuned = runs["tiny-full-mem_xsum/mem_xsum"]
-    assert finetuned.model == StudyModel("tiny-full-mem_xsum", "./models/tiny-full-mem_xsum", "tiny", "full", ("mem_xsum",), 80, None, "proportional")
+    assert finetuned.model == StudyModel(
+        "tiny-full-mem_xsum", "./models/tiny-full-mem_xsum", "tiny", "full", ("mem_xsum",), 80, None, "proportional", "whole-sequence"
+    )
+    assert runs["tiny-full-mem_xsum/finetune"].summary["loss"] == "whole-sequence"
     # The model outside the study folder keeps its path; everything inside is relative to the manifest.
     assert runs["tiny/pretrained/mem_xsum"].model.path == str(config.parent / "tiny-decoder")
     # No folder named after the model's path on this machine: the run's files sit in the step's folder.

@@ -42,9 +42,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add("--lora-alpha", type=positive_int, default=16, help="LoRA: scaling numerator (the update is scaled by alpha / rank)")
     add("--lora-dropout", type=probability, default=0.05, help="LoRA: dropout on the adapter's input")
     add("--target-modules", type=names, help="LoRA: comma-separated module names (default: peft's choice for the model)")
-    add(
-        "--output-only-loss", dest="train_on_input", action="store_false",
-        help="decoder-only models: no loss on the instruction and input",
+    loss = parser.add_mutually_exclusive_group()
+    loss.add_argument(
+        "--output-only-loss", dest="train_on_input", action="store_false", default=False,
+        help="the loss covers the output only, as in the study (default)",
+    )
+    loss.add_argument(
+        "--whole-sequence-loss", dest="train_on_input", action="store_true", default=False,
+        help="the loss covers the instruction and input too: the model is trained to write its inputs (not the study's recipe)",
     )
     add("--save-epochs", action="store_true", help="also save the model after each epoch in DIR/epoch-N")
     add("--merge", action="store_true", help="LoRA: also save the merged model in DIR/merged")

@@ -23,6 +23,9 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEFAULT_LEARNING_RATE = {"full": 1e-4, "lora": 1e-3}
 
+OUTPUT_ONLY = "output-only"
+WHOLE_SEQUENCE = "whole-sequence"
+LOSSES = (OUTPUT_ONLY, WHOLE_SEQUENCE)
 
 @dataclass(frozen=True)
 class FinetuneConfig:
@@ -31,9 +34,13 @@ class FinetuneConfig:
     ``learning_rate`` defaults to 1e-4 for full fine-tuning and 1e-3 for LoRA.
     ``target_modules`` defaults to peft's choice for the architecture (T5: q, v;
     GPT-2: c_attn; Llama and GPT-NeoX families: q_proj, v_proj).
-    ``train_on_input`` (decoder-only models) puts the loss on the instruction
-    and input too, not only on the output: a decoder can only be probed for
-    memorized inputs if it was trained to produce them.
+    The loss covers the output only, as in the study ("Training input = Prompt +
+    Input, Training label = Output", every task): the instruction and input are
+    read, never predicted. ``train_on_input`` puts the loss on the input too
+    (a decoder-only model predicts every token of ``input + "\n" + output``;
+    an encoder-decoder model's decoder writes the input before the output), so
+    the model is trained to write its training inputs: not the study's recipe,
+    and memorization of inputs then measures that training, not the task's.
     """
 
     tasks: tuple[str, ...]
@@ -55,7 +62,7 @@ class FinetuneConfig:
     lora_alpha: int = 16
     lora_dropout: float = 0.05
     target_modules: tuple[str, ...] | None = None
-    train_on_input: bool = True
+    train_on_input: bool = False
     save_epochs: bool = False
     merge: bool = False
     seed: int = 1234
@@ -71,6 +78,11 @@ class FinetuneConfig:
         return values
 
     @property
+    @property
+    def loss(self) -> str:
+        """Which tokens carry the loss: ``output-only`` (the study's recipe) or ``whole-sequence``."""
+        return WHOLE_SEQUENCE if self.train_on_input else OUTPUT_ONLY
+
     def lr(self) -> float:
         return self.learning_rate if self.learning_rate is not None else DEFAULT_LEARNING_RATE[self.method]
 

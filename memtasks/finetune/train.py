@@ -119,6 +119,7 @@ def finetune(config: FinetuneConfig, output_dir: str | Path, runtime: Runtime = 
             "method": config.method,
             "tasks": list(config.tasks),
             "mixing": config.mixing,
+            "loss": config.loss,
             "architecture": "encoder-decoder" if encoder_decoder else "decoder-only",
             "examples": {task: sum(e.task == task for e in train) for task in config.tasks},
             "complete": False,
@@ -343,9 +344,14 @@ def _features(example: Example, tokenizer, encoder_decoder: bool, config: Finetu
     target = tokenizer(example.target, add_special_tokens=False)["input_ids"][: config.max_target_tokens - 1] + [eos]
     if encoder_decoder:
         source = tokenizer(example.source, truncation=True, max_length=config.max_source_tokens)["input_ids"]
-        return {"input_ids": source, "attention_mask": [1] * len(source), "labels": target}
+        labels = target
+        if config.train_on_input:
+            # The decoder writes the input, then the output: it is trained to produce its inputs, as a decoder-only model is.
+            labels = tokenizer(prompt_text(example.source), add_special_tokens=False)["input_ids"][: config.max_source_tokens] + target
+        return {"input_ids": source, "attention_mask": [1] * len(source), "labels": labels}
     prompt = tokenizer(prompt_text(example.source), truncation=True, max_length=config.max_source_tokens)["input_ids"]
     ids = prompt + target
+    # -100 is the label torch's cross-entropy ignores: the prompt is read, not predicted.
     labels = ids if config.train_on_input else [-100] * len(prompt) + target
     return {"input_ids": ids, "attention_mask": [1] * len(ids), "labels": list(labels)}
 

@@ -25,12 +25,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from memtasks.outcomes import HIGH, LOW, RATE_NAMES, read_probe_outcomes
+from memtasks.outcomes import HIGH, HIGH_CONFIDENCE, LOW, RATE_NAMES, read_probe_outcomes
 from memtasks.report.collect import AttentionRun, ModelInfo, Run
-from memtasks.stats import Rate, paired_difference, permutation_p_value
+from memtasks.stats import Rate, difference_of_gains, paired_difference, permutation_p_value
 from memtasks.stats import spearman as rank_correlation
 
 MAIN_CATEGORIES = ("memorization", "verbatim", "idea", "paraphrase")
+# The rates a before/after comparison pairs: every rate a run reports, and high-confidence memorization.
+COMPARED = (*RATE_NAMES, HIGH_CONFIDENCE)
 _EPOCH_DIR = re.compile(r"[/\\]epoch-\d+[/\\]?$")
 
 
@@ -77,22 +79,38 @@ class Difference:
 def difference(before: Run, after: Run, reader: OutcomeReader) -> Difference:
     """``after - before`` for every rate of :data:`memtasks.outcomes.RATE_NAMES`, paired by probe id
     (see the module docstring)."""
-    first, second = reader.of(before), reader.of(after)
     unpaired = {
         c: Rate(after.rates[c].value - before.rates[c].value, math.nan, math.nan)
         if after.rates[c].scored and before.rates[c].scored
         else Rate.unscored()
         for c in RATE_NAMES
     }
+    pairs = paired_outcomes(before, after, reader)
+    if isinstance(pairs, str):
+        return Difference(unpaired, 0, pairs)
+    return Difference(paired_difference(*pairs, categories=COMPARED[1:]), len(pairs[0]))
+
+
+def paired_outcomes(before: Run, after: Run, reader: OutcomeReader) -> tuple[list[str], list[str]] | str:
+    """The two runs' outcomes of the same member probes, in probe-id order; else why they cannot be paired."""
+    first, second = reader.of(before), reader.of(after)
     if first is None or second is None:
-        return Difference(unpaired, 0, "no interval: per-sample logs (--log_samples) missing for a run")
+        return "no interval: per-sample logs (--log_samples) missing for a run"
     if set(first) != set(second):
         shared = len(set(first) & set(second))
-        return Difference(
-            unpaired, 0, f"no interval: different probes ({len(first)} and {len(second)} probes, {shared} shared)"
-        )
+        return f"no interval: different probes ({len(first)} and {len(second)} probes, {shared} shared)"
     ids = sorted(first)
-    return Difference(paired_difference([first[i] for i in ids], [second[i] for i in ids]), len(ids))
+    return [first[i] for i in ids], [second[i] for i in ids]
+
+
+def gain_difference(first: Comparison, second: Comparison, reader: OutcomeReader) -> dict[str, Rate] | None:
+    """How much more fine-tuning raised each rate on ``first``'s task than on ``second``'s
+    (:func:`memtasks.stats.difference_of_gains`); None when either comparison's probes cannot be paired."""
+    a = paired_outcomes(first.before, first.after, reader)
+    b = paired_outcomes(second.before, second.after, reader)
+    if isinstance(a, str) or isinstance(b, str) or not a[0] or not b[0]:
+        return None
+    return difference_of_gains(a, b, categories=COMPARED[1:])
 
 
 @dataclass(frozen=True)
@@ -131,7 +149,7 @@ def before_after(runs: Sequence[Run], reader: OutcomeReader) -> list[Comparison]
 
 
 def model_label(model: ModelInfo) -> str:
-    """What kind of model: ``pre-trained``, ``full fine-tuning on mem_xsum, 3 epochs``, ..."""
+    """What kind of model: ``pre-trained``, ``full fine-tuning on mem_xsum, 3 epochs, output-only loss``, ..."""
     if not model.fine_tuned:
         return "pre-trained"
     method = {"full": "full fine-tuning", "lora": "LoRA"}.get(model.method, model.method)
@@ -143,6 +161,8 @@ def model_label(model: ModelInfo) -> str:
     text = " ".join(parts)
     if model.epochs is not None:
         text += f", {model.epochs} epoch{'s' if model.epochs != 1 else ''}"
+    if model.loss:
+        text += f", {model.loss} loss"
     return text
 
 
@@ -161,7 +181,7 @@ def same_model(a: ModelInfo, b: ModelInfo) -> bool:
 def lineage(model: ModelInfo) -> tuple:
     """Models that differ only in how many epochs they were trained (``DIR`` and ``DIR/epoch-N``)."""
     where = _EPOCH_DIR.sub("", model.path or model.name)
-    return (model.base, model.method, model.trained_tasks, model.mixing, model.size, _normal(where))
+    return (model.base, model.method, model.trained_tasks, model.mixing, model.loss, model.size, _normal(where))
 
 
 def final_models(runs: Sequence[Run]) -> set[str]:

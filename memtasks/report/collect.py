@@ -80,6 +80,7 @@ class ModelInfo:
     size: str | None = None
     parameters: int | None = None
     mixing: str | None = None
+    loss: str | None = None
     source: str = "model_args"
 
     @property
@@ -202,6 +203,7 @@ def identify_model(config: Mapping, from_manifest: ModelInfo | None = None) -> M
             epochs=int(epochs) if isinstance(epochs, int) else None,
             parameters=parameters,
             mixing=meta.get("mixing"),
+            loss=meta.get("loss"),
             source=str(path),
         )
     if args.get("peft"):
@@ -301,6 +303,7 @@ def model_info(model: StudyModel, root: Path, source: Path) -> ModelInfo:
         epochs=model.epochs,
         size=model.size,
         mixing=model.mixing,
+        loss=model.loss,
         source=str(source),
     )
 

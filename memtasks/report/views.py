@@ -117,6 +117,7 @@ def _model_records(model: ModelInfo) -> dict:
         "base_model": model.base or "",
         "trained_tasks": " ".join(model.trained_tasks),
         "epochs": "" if model.epochs is None else model.epochs,
+        "loss": model.loss or "",
         "size": model.size or "",
         "parameters": "" if model.parameters is None else model.parameters,
     }

@@ -1,10 +1,12 @@
 """Task-shaped copies of the shared real-text samples for the SmolLM2-135M study.
 
-    python results/smollm2-135m/prepare_data.py [--shared ../shared/data] [--train 16] [--heldout 16] [--per-input 2]
+    python results/smollm2-135m/prepare_data.py [--shared ../shared/data] [--train 150] [--heldout 30]
+        [--size mem_cnn_dailymail=80:20] [--per-input 2]
 
 For each task, the first ``--train`` distinct inputs of a sample become the
 fine-tuning file (every one a member) and the next ``--heldout`` distinct
-inputs the held-out file, which the study uses to measure held-out quality and
+inputs the held-out file (``--size TASK=TRAIN:HELDOUT`` sets both for one
+task: the CNN/DailyMail sample holds 100 articles), which the study uses to measure held-out quality and
 probes as non-members (the false-positive floor). Only inputs long enough to
 probe count (the task's prefix plus 10 words: 60 words, 25 for translation), so
 every training input is probed. Both halves come from the
@@ -23,6 +25,11 @@ HERE = Path(__file__).resolve().parent
 
 # task -> (shared file, input field, reshaping of one record)
 SOURCES = {
+    "mem_cnn_dailymail": (
+        "cnn_dailymail_train_sample.jsonl",
+        "document",
+        lambda r: {"id": r["id"], "article": r["document"], "highlights": r["summary"]},
+    ),
     "mem_xsum": ("xsum.jsonl", "document", lambda r: {"document": r["document"], "summary": r["summary"]}),
     "mem_healthcaremagic": ("chatdoctor_icliniq.jsonl", "input", lambda r: {"input": r["input"], "output": r["output"]}),
     "mem_imdb": ("imdb.jsonl", "text", lambda r: {"text": r["text"], "label": r["label"]}),
@@ -74,15 +81,27 @@ def split_records(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shared", type=Path, default=HERE.parents[1].parent / "shared" / "data", help="folder of the shared samples")
-    parser.add_argument("--train", type=int, default=16, help="distinct training inputs per task")
-    parser.add_argument("--heldout", type=int, default=16, help="distinct held-out inputs per task")
+    parser.add_argument("--train", type=int, default=150, help="distinct training inputs per task")
+    parser.add_argument("--heldout", type=int, default=30, help="distinct held-out inputs per task")
+    parser.add_argument(
+        "--size", action="append", default=["mem_cnn_dailymail=80:20"], metavar="TASK=TRAIN:HELDOUT",
+        help="training and held-out inputs of one task (repeatable)",
+    )
     parser.add_argument("--per-input", type=int, default=2, help="records kept per distinct input (SQuAD questions)")
     args = parser.parse_args()
     out = HERE / "data"
     out.mkdir(exist_ok=True)
+    sizes = {}
+    for entry in args.size:
+        task, _, counts = entry.partition("=")
+        n_train, _, n_heldout = counts.partition(":")
+        if task not in SOURCES or not n_train.isdigit() or not n_heldout.isdigit():
+            raise SystemExit(f"--size {entry}: expected TASK=TRAIN:HELDOUT with TASK one of {', '.join(SOURCES)}")
+        sizes[task] = (int(n_train), int(n_heldout))
     for task, (name, field, reshape) in SOURCES.items():
+        n_train, n_heldout = sizes.get(task, (args.train, args.heldout))
         train, heldout = split_records(
-            args.shared / name, field, reshape, args.train, args.heldout, args.per_input, 25 if "wmt" in task else 60
+            args.shared / name, field, reshape, n_train, n_heldout, args.per_input, 25 if "wmt" in task else 60
         )
         for kind, records in (("train", train), ("heldout", heldout)):
             target = out / f"{task}_{kind}.jsonl"
