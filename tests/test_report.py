@@ -135,7 +135,7 @@ def test_pretrained_vs_finetuned_difference_interval_is_the_paired_bootstrap_of_
     tuned = tmp_path / "models" / "tuned"
     tuned.mkdir(parents=True)
     (tuned / "memtasks_finetune.json").write_text(
-        json.dumps({"base_model": str(base), "method": "full", "tasks": ["mem_xsum"], "epochs": 2, "complete": True})
+        json.dumps({"base_model": str(base), "method": "full", "loss": "output-only", "tasks": ["mem_xsum"], "epochs": 2, "complete": True})
     )
     write_results(results / "base", {"pretrained": str(base)}, {"mem_xsum": metrics((0.07, 0.04, 0.1))}, samples={"mem_xsum": before})
     write_results(results / "tuned", {"pretrained": str(tuned)}, {"mem_xsum": metrics((0.44, 0.36, 0.52))}, samples={"mem_xsum": after})
@@ -153,7 +153,8 @@ def test_pretrained_vs_finetuned_difference_interval_is_the_paired_bootstrap_of_
     assert expected["memorization"].value == pytest.approx(0.37)
     rows = md_rows((tmp_path / "out" / "report.md").read_text(), "Pre-trained vs fine-tuned (Table 2)")
     assert rows[0][:3] == ["mem_xsum", f"pre-trained: {base}", "7.0% [4.0, 10.0]"]
-    assert rows[1][2] == "44.0% [36.0, 52.0]" and "full fine-tuning on mem_xsum, 2 epochs" in rows[1][1]
+    # The fine-tuned model is named with how it was trained, the loss included.
+    assert rows[1][2] == "44.0% [36.0, 52.0]" and "full fine-tuning on mem_xsum, 2 epochs, output-only loss" in rows[1][1]
     m = expected["memorization"]
     assert rows[2][2] == f"+37.0% [{100 * m.low:+.1f}, {100 * m.high:+.1f}]"
 
