@@ -436,7 +436,7 @@ def test_a_fine_tune_shows_one_bar_one_summary_line_and_no_warnings(tmp_path, mo
     assert [f"{w.category.__name__}: {w.message}" for w in caught] == []
     lines = stdout.splitlines()
     assert len(lines) == 2 and "{'loss'" not in stdout
-    assert lines[0].startswith(f"{out}: lora fine-tuning of {model} on mem_xsum; 2 epochs (8 steps, 32 examples) in ")
+    assert lines[0].startswith(f"{out}: lora fine-tuning of {model} on mem_xsum, output-only loss; 2 epochs (8 steps, 32 examples) in ")
     assert re.search(r"; loss by epoch \d+\.\d{4} \d+\.\d{4}; held-out mem_xsum: rouge1 ", lines[0])
     assert lines[1] == f"load it in lm-eval with --model hf --model_args pretrained={model},peft={out.resolve()}"
     # stderr holds the frames of the training bar and of the held-out generations' bar, nothing else.

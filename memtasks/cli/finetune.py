@@ -98,7 +98,8 @@ def summary_line(output: Path, summary: dict) -> str:
     steps = summary.get("steps", 0)
     resumed = summary.get("resumed_from_step")
     parts = [
-        f"{output}: {summary['method']} fine-tuning of {summary['base_model']} on {', '.join(summary['tasks'])}",
+        f"{output}: {summary['method']} fine-tuning of {summary['base_model']} on {', '.join(summary['tasks'])}"
+        + (f", {summary['loss']} loss" if summary.get("loss") else ""),
         f"{_count(summary.get('epochs', 0), 'epoch')} ({_count(steps, 'step')}{f', resumed at step {resumed}' if resumed else ''}, "
         f"{summary.get('examples_seen', 0)} examples) in {summary.get('seconds', 0):.0f} s",
     ]
