@@ -176,14 +176,20 @@ def find_problem(path: str | Path) -> None:
     For a file :func:`count_records` passed but ``datasets`` could not read,
     or read into another number of rows; returns when every line is a record.
     """
+    for number, record in json_lines(path):
+        if not isinstance(record, dict):
+            raise DataFileError(f"{Path(path)}:{number}: expected a JSON object (one record per line), got {_kind(record)}")
+
+
+def json_lines(path: str | Path) -> Iterator[tuple[int, Any]]:
+    """``(line number, value)`` of each non-blank line of a JSON Lines file (or a ``.json`` file of one object
+    per line); nothing for other files. Raises :class:`DataFileError` naming the first line that is not JSON."""
     path = Path(path)
     if path.suffix.lower() not in (".json", ".jsonl") or _is_json_document(path):
         return
     for number, line in decoded_lines(path):
         if line.strip():
-            record = parse_json_line(line, f"{path}:{number}")
-            if not isinstance(record, dict):
-                raise DataFileError(f"{path}:{number}: expected a JSON object (one record per line), got {_kind(record)}")
+            yield number, parse_json_line(line, f"{path}:{number}")
 
 
 def _is_json_document(path: Path) -> bool:

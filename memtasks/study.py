@@ -134,7 +134,7 @@ def read_study_config(path: str | Path) -> StudyConfig:
 
         if not isinstance(evaluate["metadata"], dict):
             raise ValueError(f"{path}: 'evaluate.metadata' must be a mapping")
-        hooks.check_metadata(evaluate["metadata"], (*hooks._SOURCE_KEYS, *hooks._SCORING_KEYS), f"{path}: evaluate.metadata")
+        hooks.check_probe_metadata(evaluate["metadata"], f"{path}: evaluate.metadata")
     output = raw.get("output_dir")
     return StudyConfig(
         name=str(raw["name"]),
@@ -355,10 +355,18 @@ def _check_inputs(
     tasks = {_base_task(p.task, config.tasks) for p in pretrained.values() if p.step in pending}
     tasks |= {_base_task(p.task, config.tasks) for t in tunings for p in t.probes if p.step in pending}
     tasks |= {task for t in tunings if t.step in tunes for task in t.trained}
+    from memtasks.datafiles import count_records, find_problem
+
     for key, files in (("data_files", config.data_files), ("eval_data_files", config.eval_data_files)):
         for task in sorted(tasks & set(files)):
             if not Path(files[task]).is_file():
                 raise StudyInputError(f"{config.source}: {key}.{task}: {shown(files[task])} does not exist")
+            # Read in full now, not when a step hours into the study reaches the file.
+            try:
+                count_records(shown(files[task]))
+                find_problem(shown(files[task]))
+            except ValueError as error:
+                raise StudyInputError(f"{config.source}: {key}.{task}: {error}") from None
 
 
 def _check_outputs_apart(config: StudyConfig, out: Path, tunings: Sequence[_Tuning], tunes: set[str]) -> None:

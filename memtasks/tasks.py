@@ -12,7 +12,8 @@ is fine-tuned on, the study's "instruction + input -> output" format:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -152,11 +153,14 @@ def _load_local(files: Sequence[str], where: str):
             raise ValueError(f"{where}: {file}: cannot read .{suffix} files: use JSON, JSONL, CSV or parquet")
         builders.add(LOCAL_FORMATS[suffix])
         counts.append(_checked(count_records, file, where))
+        # Every line parsed before datasets reads the file: on a malformed one it would log a pyarrow line of its own.
+        _checked(find_problem, file, where)
     if len(builders) > 1:
         raise ValueError(f"{where}: data files {', '.join(files)} mix formats: give files of one format")
     named = files[0] if len(files) == 1 else f"{files[0]} and {len(files) - 1} more"
     try:
-        records = datasets.load_dataset(builders.pop(), data_files=list(files), split="train")
+        with _no_progress_bars():  # reading a local file takes a moment; a bar per file would only add lines
+            records = datasets.load_dataset(builders.pop(), data_files=list(files), split="train")
     except (datasets.exceptions.DatasetGenerationError, ValueError) as error:
         for file in files:
             _checked(find_problem, file, where)
@@ -169,6 +173,20 @@ def _load_local(files: Sequence[str], where: str):
     if len(records) == 0:
         raise DataFileError(f"{where}: {named} holds no records")
     return records
+
+
+@contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """datasets' progress bars off for the duration, as they were after."""
+    import datasets
+
+    were_on = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if were_on:
+            datasets.enable_progress_bars()
 
 
 def _checked(check, file: str, where: str):

@@ -159,13 +159,44 @@ def test_bad_data_files_are_refused_naming_file_and_line(tmp_path, case):
     assert str(caught.value).startswith("task mem_xsum") and str(caught.value).endswith(f": {message}")
 
 
+@pytest.fixture
+def no_model_loads(monkeypatch):
+    """lm-eval's model loading, made to fail the test if a command reaches it."""
+    import lm_eval.api.registry
+
+    def load(name):
+        pytest.fail(f"the model {name!r} was loaded before the refusal")
+
+    monkeypatch.setattr(lm_eval.api.registry, "get_model", load)
+
+
+def eval_refusal(capfd, *argv) -> str:
+    """The whole stderr of a ``memtasks eval`` refused before any model loads: one line, nothing from another library."""
+    code = main(["eval", "--model_args", "pretrained=unused", "--tasks", "mem_xsum", *argv])
+    out, err = capfd.readouterr()
+    assert code == 2 and out == "", err
+    assert len(err.splitlines()) == 1, err
+    return err.rstrip("\n")
+
+
 @pytest.mark.parametrize("case", ["empty", "malformed line", "too deep to parse", "deeper than arrow takes"])
-def test_eval_refuses_a_bad_data_file_in_one_line(capsys, tmp_path, case):
+def test_eval_refuses_a_bad_data_file_in_one_line_before_any_model_loads(capfd, tmp_path, case, no_model_loads):
     path, message = bad_data(tmp_path, case)
-    # The cheap checks run before lm-eval starts; a malformed line is found when the task reads the file.
-    line, _ = cli_error(capsys, "eval", "--model", "dummy", "--tasks", "mem_xsum", "--metadata", json.dumps({"data_files": str(path)}))
-    where = "task mem_xsum" if case == "malformed line" else "--metadata data_files"
-    assert line == f"memtasks eval: error: {where}: {message}"
+    line = eval_refusal(capfd, "--metadata", json.dumps({"data_files": str(path)}))
+    assert line == f"memtasks eval: error: --metadata data_files: {message}"
+
+
+def test_eval_refuses_an_unknown_metadata_key_in_one_line_before_any_model_loads(capfd, no_model_loads):
+    data = Path(__file__).resolve().parents[1] / "memtasks" / "demo_data" / "xsum_train.jsonl"
+    line = eval_refusal(capfd, "--metadata", json.dumps({"data_files": str(data), "n_probe": 10}))
+    assert line == "memtasks eval: error: task mem_xsum: unknown metadata key 'n_probe' (did you mean 'n_probes'?)"
+
+
+def test_eval_refuses_a_record_without_the_input_field_before_any_model_loads(capfd, tmp_path, no_model_loads):
+    path = tmp_path / "train.jsonl"
+    path.write_text(xsum_line(0) + "\n" + json.dumps({"text": words(80, "w"), "summary": "s"}) + "\n", encoding="utf-8")
+    line = eval_refusal(capfd, "--metadata", json.dumps({"data_files": str(path)}))
+    assert line == f"memtasks eval: error: --metadata data_files: {path}:2: field 'document' is missing or null (the task's input_field)"
 
 
 @pytest.mark.parametrize("case", ["empty", "blank", "malformed line", "too deep to parse", "not utf-8"])

@@ -200,6 +200,9 @@ def test_a_study_missing_a_data_file_or_a_writable_folder_is_refused_before_any_
     (tmp_path / "models" / "smollm2-135m").mkdir(parents=True)
     with pytest.raises(StudyInputError, match=r"study.yaml: data_files.mem_xsum: xsum.jsonl does not exist$"):
         run_study(read_study_config(_fresh_config(tmp_path)), log=lambda line: None, evaluate=_never)
+    (tmp_path / "xsum.jsonl").write_text(json.dumps(RECORDS[0]) + "\n{oops\n")
+    with pytest.raises(StudyInputError, match=r"study.yaml: data_files.mem_xsum: xsum.jsonl:2: invalid JSON \(Expecting property name"):
+        run_study(read_study_config(_fresh_config(tmp_path)), log=lambda line: None, evaluate=_never)
     (tmp_path / "xsum.jsonl").write_text(json.dumps(RECORDS[0]) + "\n")
     (tmp_path / "taken").write_text("a file, not a folder")
     config = _fresh_config(tmp_path, output_dir="taken/out")

@@ -103,7 +103,7 @@ def _merged_spec(name: str, include_path: Sequence[str | Path], metadata: Mappin
         # A misspelled key would be ignored, and the task run with its default.
         from memtasks.harness import hooks
 
-        hooks.check_metadata(metadata, (*hooks._SOURCE_KEYS, *hooks._SCORING_KEYS), f"--metadata of task {name}")
+        hooks.check_probe_metadata(metadata, f"--metadata of task {name}")
     merged = {**spec.options, **metadata}
     if data_files is not None:
         merged["data_files"] = data_files

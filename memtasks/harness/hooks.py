@@ -34,6 +34,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import json
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -55,6 +56,21 @@ from memtasks.tasks import holdout_fraction, is_member, load_records
 
 CANDIDATES = 10
 DEFAULT_PRESET = "memorization"
+
+
+class _MetadataHint(logging.Filter):
+    """Drops the warning lm-eval logs for every task with a custom dataset, that custom kwargs go to ``--metadata``.
+
+    It tells a memtasks user nothing (the docs give each task's metadata) and comes with every
+    run, under ``memtasks eval``, plain ``lm_eval`` and ``simple_evaluate`` alike; a filter on
+    lm-eval's task logger, added when a task YAML first names these hooks, leaves its other lines as they are.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Custom kwargs can be passed to `--metadata`" not in record.getMessage()
+
+
+logging.getLogger("lm_eval.api.task").addFilter(_MetadataHint())
 
 # Metadata that memtasks' other commands read from the same task (fine-tuning
 # format, quality checks) and lm-eval's own task version.
@@ -205,6 +221,11 @@ _SOURCE_KEYS = tuple(inspect.signature(ProbeSource).parameters)
 _SCORING_KEYS = tuple(inspect.signature(ScoringSettings).parameters)
 
 
+def check_probe_metadata(options: Mapping[str, Any], where: str) -> None:
+    """Refuse a key of a task's metadata that :func:`load_probes` does not read (:func:`check_metadata`)."""
+    check_metadata(options, (*_SOURCE_KEYS, *_SCORING_KEYS), where)
+
+
 def row_settings(source: ProbeSource, settings: ScoringSettings) -> dict[str, dict[str, Any]]:
     """A task's settings as each probe row carries them in its ``scoring`` field (as JSON) to the aggregations.
 
@@ -249,7 +270,7 @@ def load_probes(**metadata):
 
     config_source = metadata.pop("config_source", None)
     where = f"task {Path(config_source).stem}" if config_source and str(config_source).endswith(".yaml") else "task"
-    check_metadata(metadata, (*_SOURCE_KEYS, *_SCORING_KEYS), where)
+    check_probe_metadata(metadata, where)
     spec = ProbeSource.from_metadata(metadata, where)
     settings = ScoringSettings(**{key: metadata[key] for key in _SCORING_KEYS if key in metadata})
     drawn = draw_probes(spec)

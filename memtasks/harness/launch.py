@@ -19,11 +19,9 @@ here what it means there. Nothing of lm-eval is patched; what memtasks adds:
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from collections.abc import Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -157,10 +155,10 @@ def run_lm_eval(arguments: Sequence[str], redact: bool = False, verbose: bool = 
     if ours and "apply_chat_template" in settings and settings["apply_chat_template"] is not False:
         raise LaunchError(
             "--apply_chat_template would wrap each probe's bare training prefix in a chat turn, "
-            f"which is not what {', '.join(ours)} measure: run them without it"
+            f"which is not what {', '.join(ours)} measure{'s' if len(ours) == 1 else ''}: run {'it' if len(ours) == 1 else 'them'} without it"
         )
     if ours:
-        check_data_files(settings.get("metadata"))
+        check_data_files(settings.get("metadata"), _input_fields(ours, paths, settings.get("metadata")))
         check_finished_model(settings.get("model_args"))
     namespace.include_path = paths
     if getattr(namespace, "model", None) is None and "model" not in settings:
@@ -178,9 +176,11 @@ def _print_notes(notes: Sequence[str]) -> None:
         print(note, file=sys.stderr, flush=True)
 
 
-def check_data_files(metadata: Any) -> None:
-    """Refuse a run whose local data files (``--metadata``) are missing or unreadable before any model loads."""
-    from memtasks.datafiles import count_records
+def check_data_files(metadata: Any, input_fields: Sequence[str] = ()) -> None:
+    """Refuse a run whose local data files (``--metadata``) are missing or unreadable before lm-eval starts:
+    every line of a JSON Lines file is parsed, and must hold text in each of ``input_fields``."""
+    from memtasks.datafiles import count_records, find_problem, json_lines
+    from memtasks.probes import field_value
 
     if not isinstance(metadata, dict):
         return
@@ -191,8 +191,38 @@ def check_data_files(metadata: Any) -> None:
                 raise LaunchError(f"--metadata {key}: {file} does not exist")
             try:
                 count_records(file)
+                find_problem(file)
+                for number, record in json_lines(file) if input_fields else ():
+                    for field in input_fields:
+                        try:
+                            text = field_value(record, field)
+                        except KeyError:
+                            text = None
+                        if not isinstance(text, str):
+                            what = "is missing or null" if text is None else f"must be text, got {type(text).__name__}"
+                            raise LaunchError(f"--metadata {key}: {file}:{number}: field '{field}' {what} (the task's input_field)")
+            except LaunchError:
+                raise
             except ValueError as error:
                 raise LaunchError(f"--metadata {key}: {error}") from None
+
+
+def _input_fields(names: Sequence[str], paths: Sequence[str], metadata: Any) -> list[str]:
+    """The ``input_field`` each named task reads from its data, ``--metadata`` over the task's own (groups left out)."""
+    from memtasks.tasks import task_spec
+
+    given = metadata if isinstance(metadata, dict) else {}
+    user_paths = [p for p in paths if p != str(task_configs_dir())]
+    fields = []
+    for name in names:
+        try:
+            spec = task_spec(name, user_paths)
+        except ValueError:  # a group or a YAML file: its tasks say when they read the data
+            continue
+        field = {**spec.options, **given}.get("input_field", "text")
+        if isinstance(field, str) and field not in fields:
+            fields.append(field)
+    return fields
 
 
 def check_finished_model(model_args: Any) -> None:
@@ -252,9 +282,11 @@ def _run(namespace, paths: Sequence[str], include_defaults: bool, redact: bool, 
     manager = TaskManager(include_path=list(paths), include_defaults=include_defaults, metadata=config.metadata)
     tasks = _resolve_tasks(manager, task_names({"tasks": config.tasks}))
     tracker = EvaluationTracker(output_path=config.output_path) if config.output_path else EvaluationTracker()
+    # lm-eval would build the tasks (and read their data) after loading the model: built first, a refused
+    # data file or metadata key costs no model load.
+    tasks = _built(manager, tasks)
     _print_notes(notes)
-    with _quiet_custom_dataset_hint(logging.getLogger("lm_eval.api.task")):
-        results = _evaluate(config, tasks, tracker, manager)
+    results = _evaluate(config, tasks, tracker, manager)
     if results is None or int(os.environ.get("RANK", "0")) > 0:
         # Under accelerate launch the main process writes; a model class that did not split the
         # documents (lm-eval's hf on CPUs) gives every process the whole results.
@@ -324,21 +356,13 @@ def _evaluate(config, tasks: list, tracker, manager) -> dict | None:
     )
 
 
-class _CustomDatasetHint:
-    """Drops lm-eval's hint that custom datasets take ``--metadata``: memtasks' tasks document their metadata."""
-
-    def filter(self, record) -> bool:
-        return "Custom kwargs can be passed to `--metadata`" not in record.getMessage()
-
-
-@contextmanager
-def _quiet_custom_dataset_hint(logger):
-    hint = _CustomDatasetHint()
-    logger.addFilter(hint)
-    try:
-        yield
-    finally:
-        logger.removeFilter(hint)
+def _built(manager, specs: Sequence) -> list:
+    """The tasks and groups ``specs`` name, built (each task's dataset read) as lm-eval's ``simple_evaluate``
+    would build them, which takes them built as they are: the outermost ones, in the order lm-eval lists them."""
+    loaded = manager.load(list(specs))
+    children = {name for names in loaded["group_map"].values() for name in names}
+    built = [*loaded["groups"].items(), *loaded["tasks"].items()]
+    return [item for name, item in built if name not in children]
 
 
 def _percent(value) -> str:
