@@ -600,3 +600,33 @@ def test_rank_correlation_is_undefined_not_nan_when_every_rate_is_equal():
     points = [CadPoint(f"mem_{i}", "m", Rate(c, c, c), "ft", zero, "full fine-tuning", Path("a.json")) for i, c in enumerate((0.2, 0.5, 0.9))]
     assert spearman(points) == "undefined: every point has the same memorization"
     assert spearman(points[:2]) == "needs 3 points or more, 2 available"
+
+
+@pytest.mark.parametrize(
+    ("gain", "verdict"),
+    [
+        ((0.2, 0.05, 0.35), "holds at this size, and the 90% interval of the difference excludes 0"),
+        ((0.1, -0.05, 0.25), "this run cannot tell the two tasks apart"),
+        ((0.0, -0.1, 0.1), "does not show at this size"),
+        ((-0.2, -0.35, -0.05), "is reversed at this size"),
+    ],
+)
+def test_the_study_summary_says_whether_the_studys_direction_holds_and_whether_its_interval_excludes_0(gain, verdict):
+    from types import SimpleNamespace
+
+    from memtasks.report.summary import contrast_sentence
+    from memtasks.stats import Rate
+
+    def comparison(task: str, excess: Rate) -> SimpleNamespace:
+        return SimpleNamespace(task=task, after=SimpleNamespace(excess={"memorization": excess}))
+
+    summarization = comparison("mem_cnn_dailymail", Rate(0.0, -0.2, 0.2))
+    sentiment = comparison("mem_imdb", Rate(0.0, 0.0, 0.0))
+    gap = {"memorization": Rate(*gain), "high_confidence": Rate(0.05, 0.0, 0.1)}
+    sentence = contrast_sentence(summarization, sentiment, gap)
+    assert sentence.startswith("**The study's direction, summarization (mem_cnn_dailymail) against sentiment (mem_imdb):**")
+    assert verdict in sentence and f"is {100 * gain[0]:+.1f}% [" in sentence
+    # The summarization task's excess over its non-members holds 0: the rise is not memorized records.
+    assert "not specific to the records it trained on" in sentence
+    assert "not specific" not in contrast_sentence(comparison("mem_cnn_dailymail", Rate(0.3, 0.1, 0.5)), sentiment, gap)
+    assert "cannot be judged" in contrast_sentence(summarization, sentiment, None)

@@ -111,4 +111,14 @@ def contrast_sentence(first: Comparison, second: Comparison, gap: dict[str, Rate
         verdict = "is reversed at this size, and the 90% interval of the difference excludes 0"
     else:
         verdict = "does not show at this size (the 90% interval of the difference holds 0)"
-    return f"**The study's direction, {kinds}:** {verdict}; {figures}."
+    excess = first.after.excess.get(MEMORIZATION, Rate.unscored())
+    floor = ""
+    if excess.scored and excess.low <= 0:
+        floor = (
+            f" Over held-out {first.task} records the model never trained on, its excess after fine-tuning is "
+            f"{rate_text(excess, signed=True)} points: the interval holds 0, so what rose is not specific to the "
+            "records it trained on (a task's style of output, not memorized records)."
+        )
+    elif excess.scored:
+        floor = f" Over held-out {first.task} records it never trained on, its excess after fine-tuning is {rate_text(excess, signed=True)} points."
+    return f"**The study's direction, {kinds}:** {verdict}; {figures}.{floor}"
