@@ -15,7 +15,7 @@ import codecs
 import json
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,44 @@ MAX_DEPTH = 63
 
 class DataFileError(ValueError):
     """A local data file that cannot be read; the message names the file and, where there is one, the line."""
+
+
+def unreadable(path: str | Path) -> str | None:
+    """Why ``path`` cannot be read as a data file, as a message ends (``does not exist``,
+    ``is a folder, not a data file``), or None when it is a file."""
+    path = Path(path)
+    if path.is_file():
+        return None
+    return "is a folder, not a data file" if path.is_dir() else "does not exist"
+
+
+def record_place(source: str, index: int) -> str:
+    """Where record ``index`` (counted from 0, in file order) of ``source`` is, as an error names it
+    (:func:`record_places`)."""
+    return record_places(source)(index)
+
+
+def record_places(source: str) -> Callable[[int], str]:
+    """Where each record of ``source`` is, by its index (counted from 0, in file order), as an error names it:
+    ``FILE:LINE`` when ``source`` is (or ends in ", " and) a JSON Lines file, as every other error names a
+    line; ``SOURCE: record N``, counted from 1, for any other source (a JSON array, a dataset, several
+    files). The file is read once, when a first place is asked for."""
+    path = Path(source.rpartition(", ")[2])
+    lines: list[int] = []
+
+    def place(index: int) -> str:
+        if not lines and path.suffix.lower() in (".jsonl", ".json") and path.is_file() and not _is_json_document(path):
+            lines.extend(number for number, line in decoded_lines(path) if line.strip())
+        return f"{source}:{lines[index]}" if index < len(lines) else f"{source}: record {index + 1}"
+
+    return place
+
+
+def fields_of(record: Any) -> str:
+    """The fields a record has, for a message about one it lacks: those with a value (``datasets`` gives a
+    record the columns of every other record, null where it has none)."""
+    present = [str(key) for key, value in record.items() if value is not None] if isinstance(record, dict) else []
+    return f"the record has {', '.join(present)}" if present else "the record has no fields"
 
 
 def decoded_lines(path: str | Path, error: type[ValueError] = DataFileError) -> Iterator[tuple[int, str]]:
@@ -57,6 +95,12 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def json_problem(failure: json.JSONDecodeError, unit: str, place: int) -> str:
+    """What a JSON parser found wrong and where: ``Expecting value at column 3``; some of its messages end
+    in "at" themselves (``Unterminated string starting at``)."""
+    return f"{failure.msg}{'' if failure.msg.endswith(' at') else ' at'} {unit} {place}"
+
+
 def parse_json_line(line: str, where: str, error: type[ValueError] = DataFileError) -> Any:
     """The JSON value of one line; ``error`` names ``where`` (``FILE:LINE``) for invalid or too deeply nested
     JSON, and ``where`` and the field for an integer too long for Python to read (more than
@@ -65,7 +109,7 @@ def parse_json_line(line: str, where: str, error: type[ValueError] = DataFileErr
     try:
         value = json.loads(line)
     except json.JSONDecodeError as failure:
-        raise error(f"{where}: invalid JSON ({failure.msg} at column {failure.colno})") from None
+        raise error(f"{where}: invalid JSON ({json_problem(failure, 'column', failure.colno)})") from None
     except RecursionError:
         raise error(f"{where}: invalid JSON (nested too deeply to read)") from None
     except ValueError:
@@ -209,7 +253,7 @@ def _count_json_document(path: Path) -> int:
     try:
         document = json.loads(text)
     except json.JSONDecodeError as failure:
-        raise DataFileError(f"{path}:{failure.lineno}: invalid JSON ({failure.msg} at column {failure.colno})") from None
+        raise DataFileError(f"{path}:{failure.lineno}: invalid JSON ({json_problem(failure, 'column', failure.colno)})") from None
     except RecursionError:
         document = None
     # In an array, each record is one level down.
@@ -221,10 +265,10 @@ def _count_json_document(path: Path) -> int:
     records = [document] if isinstance(document, dict) else document
     for index, record in enumerate(records):
         if not isinstance(record, dict):
-            raise DataFileError(f"{path}: record {index}: expected a JSON object, got {_kind(record)}")
+            raise DataFileError(f"{path}: record {index + 1}: expected a JSON object, got {_kind(record)}")
     if _may_hold_surrogates(text):
         for index, record in enumerate(records):
-            _check_surrogates(record, f"{path}: record {index}")
+            _check_surrogates(record, f"{path}: record {index + 1}")
     return len(records)
 
 

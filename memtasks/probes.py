@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from memtasks.datafiles import decoded_lines, parse_json_line
+from memtasks.datafiles import decoded_lines, fields_of, parse_json_line, record_place
 
 DEFAULT_PREFIX_TOKENS = 50
 DEFAULT_MIN_SUFFIX_TOKENS = 10
@@ -144,12 +144,12 @@ def make_probes(
         try:
             text = field_value(record, field)
         except KeyError:
-            raise ValueError(f"{source}: record {index}: field '{field}' is missing (fields: {', '.join(record)})") from None
+            text = None
         if text is None:
-            # datasets fills a column that a record lacks with None.
-            raise ValueError(f"{source}: record {index}: field '{field}' is missing or null")
+            # datasets fills a column that a record lacks with None: missing and null are one case.
+            raise ValueError(f"{record_place(source, index)}: field '{field}' is missing ({fields_of(record)})")
         if not isinstance(text, str):
-            raise ValueError(f"{source}: record {index}: field '{field}' must be text, got {type(text).__name__}")
+            raise ValueError(f"{record_place(source, index)}: field '{field}' must be text, got {type(text).__name__}")
         if keep is not None and not keep(text):
             excluded += 1
             continue

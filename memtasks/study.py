@@ -27,17 +27,20 @@ study is run again; an interrupted fine-tuning resumes.
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import json
 import os
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from memtasks.datafiles import unreadable
 from memtasks.harness import MODEL_NAME
 from memtasks.manifest import MANIFEST, EvalStep, FinetuneStep, StudyManifest, StudyModel
 from memtasks.outputs import OutputOverInputError, check_apart, check_writable, shown, working_directory
@@ -47,6 +50,8 @@ if TYPE_CHECKING:
     from memtasks.finetune import FinetuneConfig
 
 MIXTURES = ("single", "multi")
+# FinetuneConfig fields a study sets itself, from its models, tasks and finetune section: no option.
+FIXED_OPTIONS = ("tasks", "model", "method", "epochs", "data_files", "eval_data_files", "save_epochs")
 # Every key a study config may have, per section; anything else is a misspelling.
 CONFIG_KEYS = {
     "": ("name", "output_dir", "models", "tasks", "data_files", "eval_data_files", "finetune", "evaluate", "device"),
@@ -319,8 +324,8 @@ def _plan(config: StudyConfig, out: Path, probe_tasks: Mapping[str, list[str]]) 
                         epochs=epochs,
                         size=entry.size,
                         mixing=tune.mixing,
-                    )
                         loss=tune.loss,
+                    )
                     arguments = _lm_eval_model_args(directory, entry.path, method, out)
                     probes += [_Probe(f"{run_name}/{t}", t, model, arguments) for task in trained for t in probe_tasks[task]]
                 tunings.append(_Tuning(name, entry, method, tuple(trained), tune, tuple(probes)))
@@ -359,8 +364,8 @@ def _check_inputs(
 
     for key, files in (("data_files", config.data_files), ("eval_data_files", config.eval_data_files)):
         for task in sorted(tasks & set(files)):
-            if not Path(files[task]).is_file():
-                raise StudyInputError(f"{config.source}: {key}.{task}: {shown(files[task])} does not exist")
+            if unreadable(files[task]):
+                raise StudyInputError(f"{config.source}: {key}.{task}: {shown(files[task])} {unreadable(files[task])}")
             # Read in full now, not when a step hours into the study reaches the file.
             try:
                 count_records(shown(files[task]))
@@ -406,6 +411,7 @@ def _run_probe(config: StudyConfig, out: Path, item: _Probe, evaluate: Callable[
         *config.lm_eval_args,
     ]
     shutil.rmtree(partial, ignore_errors=True)
+    made = [folder for folder in (out, out / "runs") if not folder.exists()]
     try:
         partial.mkdir(parents=True)
         with working_directory(out):
@@ -423,6 +429,10 @@ def _run_probe(config: StudyConfig, out: Path, item: _Probe, evaluate: Callable[
         return results.replace(folder / results.name), samples.replace(folder / samples.name)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
+        # A step refused by lm-eval (a misspelled argument, say) leaves no empty folder made for it.
+        for made_here in reversed(made):
+            with contextlib.suppress(OSError):
+                made_here.rmdir()
 
 
 def _check_complete(results: Path, samples: Path, step: str) -> None:
@@ -495,6 +505,12 @@ def _finetune_config(config: StudyConfig, entry: ModelEntry, method: str, tasks:
     from memtasks.finetune import FinetuneConfig
 
     options = dict(config.finetune_options)
+    known = sorted(f.name for f in fields(FinetuneConfig) if f.name not in FIXED_OPTIONS)
+    for key in options:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+            hint = f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(known)})"
+            raise ValueError(f"{config.source}: unknown key 'finetune.options.{key}'{hint}")
     try:
         return FinetuneConfig(
             tasks=tasks,

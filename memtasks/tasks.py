@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from memtasks.datafiles import DataFileError, count_records, find_problem
+from memtasks.datafiles import DataFileError, count_records, fields_of, find_problem, record_places, unreadable
 from memtasks.outcomes import base_task
 from memtasks.probes import DEFAULT_HOLDOUT, DEFAULT_SEED, field_value, held_out
 
@@ -146,8 +146,8 @@ def _load_local(files: Sequence[str], where: str):
     builders = set()
     counts = []
     for file in files:
-        if not Path(file).is_file():
-            raise FileNotFoundError(f"{where}: data file {file} does not exist")
+        if unreadable(file):
+            raise FileNotFoundError(f"{where}: data file {file} {unreadable(file)}")
         suffix = Path(file).suffix.lstrip(".")
         if suffix not in LOCAL_FORMATS:
             raise ValueError(f"{where}: {file}: cannot read .{suffix} files: use JSON, JSONL, CSV or parquet")
@@ -268,10 +268,8 @@ class FineTuningFormat:
 
     def pairs(self, records, source: str) -> list[tuple[str, str]]:
         """Every record's (source, target); a bad record raises naming ``source``, its index and the field."""
-        return [
-            (self.source(record, f"{source}: record {i}"), self.target(record, f"{source}: record {i}"))
-            for i, record in enumerate(records)
-        ]
+        place = record_places(source)
+        return [(self.source(record, place(i)), self.target(record, place(i))) for i, record in enumerate(records)]
 
     @staticmethod
     def _field(record: Mapping[str, Any], path: str, where: str):
@@ -280,7 +278,7 @@ class FineTuningFormat:
         except KeyError:
             value = None
         if value is None:
-            raise ValueError(f"{where}: field '{path}' is missing (fields: {', '.join(record)})")
+            raise ValueError(f"{where}: field '{path}' is missing ({fields_of(record)})")
         return value
 
 

@@ -422,14 +422,16 @@ def test_command_bad_input(models, tmp_path, capsys):
     empty = tmp_path / "empty.jsonl"
     empty.write_text(json.dumps({"document": "a b c d", "summary": ""}) + "\n", encoding="utf-8")
     assert main([*base, "--model_args", f"pretrained={models['seq2seq']}", "--data-files", str(empty)]) == 2
-    assert f"{empty}: record 0: field 'summary' (the output) is empty" in capsys.readouterr().err
+    assert f"{empty}:1: field 'summary' (the output) is empty" in capsys.readouterr().err
     assert main([*base, "--model_args", f"pretrained={models['seq2seq']}", "--data-files", f"mem_imdb={empty}"]) == 2
     assert "not among the tasks" in capsys.readouterr().err
     # A metadata key naming a task overrides that task's fields only.
     override = json.dumps({"mem_xsum": {"output_field": "headline"}})
     args = [*base, "--model_args", f"pretrained={models['seq2seq']}", "--data-files", str(data["mem_xsum"])]
     assert main([*args, "--metadata", override]) == 2
-    assert "record 0: field 'headline' is missing" in capsys.readouterr().err
+    # The record named by its line, with the fields it has.
+    err = capsys.readouterr().err
+    assert f"{data['mem_xsum']}:" in err and ": field 'headline' is missing (the record has document, summary)" in err
     assert main([*args, "--metadata", '{"mem_xsum": 3}']) == 2
     assert "metadata for task mem_xsum must be a JSON object" in capsys.readouterr().err
     assert main([*args, "--metadata", '{"mem_xsum": {}, "mem_imdb": {"output_field": "label"}}']) == 2

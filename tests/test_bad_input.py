@@ -133,7 +133,7 @@ BAD_DATA = {
     "empty csv": ("train.csv", b"", "{path}: the file is empty (no records)"),
     "csv header only": ("train.csv", BOM + b"document,summary\n", "{path}: holds no records (a header and no rows)"),
     "empty json array": ("train.json", b"[\n]\n", "{path}: holds no records"),
-    "json array item": ("train.json", ("[\n" + xsum_line(0) + ",\n 7\n]").encode(), "{path}: record 1: expected a JSON object, got a number"),
+    "json array item": ("train.json", ("[\n" + xsum_line(0) + ",\n 7\n]").encode(), "{path}: record 2: expected a JSON object, got a number"),
     "json document malformed": ("train.json", ("[\n" + xsum_line(0) + ",\n]").encode(), "{path}:3: invalid JSON (Expecting value at column 1)"),
 }
 
@@ -278,13 +278,13 @@ def test_data_files_with_a_byte_order_mark_are_read(tmp_path, name):
 
 @pytest.mark.parametrize(
     "record, problem",
-    [({"summary": "s"}, "field 'document' is missing"), ({"document": 3, "summary": "s"}, "field 'document' must be text, got int")],
+    [({"summary": "s"}, "field 'document' is missing (the record has summary)"), ({"document": 3, "summary": "s"}, "field 'document' must be text, got int")],
     ids=["missing", "not text"],
 )
 def test_a_record_without_a_text_input_names_file_record_and_field(capsys, tmp_path, record, problem):
     path = tmp_path / "train.jsonl"
     path.write_text(xsum_line(0) + "\n" + json.dumps(record) + "\n", encoding="utf-8")
-    expected = re.escape(f"{path}: record 1: {problem}")
+    expected = re.escape(f"{path}:2: {problem}")
     with pytest.raises(ValueError, match=expected):
         load_probes(data_files=str(path), input_field="document", holdout=0)
     with pytest.raises(ValueError, match=expected):
@@ -327,8 +327,10 @@ def test_tokenizer_text_with_a_byte_order_mark_is_read(tmp_path):
 def test_attention_refuses_a_bad_data_file_in_one_line_before_loading_the_model(capsys, tmp_path, case):
     path, message = bad_data(tmp_path, case)
     out = tmp_path / "attention"
+    # A folder no loader could read a model from: the data is refused before any tries.
+    (tmp_path / "unloadable-model").mkdir()
     line, _ = cli_error(
-        capsys, "attention", "--model", "hf", "--model_args", f"pretrained={tmp_path / 'no-such-model'}",
+        capsys, "attention", "--model", "hf", "--model_args", f"pretrained={tmp_path / 'unloadable-model'}",
         "--tasks", "mem_xsum", "--data_files", f"mem_xsum={path}", "--device", "cpu", "--output_path", out,
     )
     assert line.startswith("memtasks attention: error: task mem_xsum") and line.endswith(f": {message}")

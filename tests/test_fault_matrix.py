@@ -100,7 +100,7 @@ def test_a_lone_surrogate_in_a_data_file_is_one_line_naming_file_line_and_field(
 def test_a_lone_surrogate_in_a_json_document_names_the_record_and_field(tmp_path):
     document = tmp_path / "train.json"
     document.write_text('[{"document": "fine"},\n {"document": "x", "summary": ["a", "b \\udc00"]}]', encoding="utf-8")
-    with pytest.raises(DataFileError, match=re.escape(f"{document}: record 1: field 'summary[1]': holds a lone surrogate (\\udc00)")):
+    with pytest.raises(DataFileError, match=re.escape(f"{document}: record 2: field 'summary[1]': holds a lone surrogate (\\udc00)")):
         count_records(document)
     # A pair is one character, read as it is.
     document.write_text('{"document": "\\ud83d\\ude00"}', encoding="utf-8")

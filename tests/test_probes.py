@@ -53,12 +53,12 @@ def test_nested_field():
 
 
 def test_missing_or_non_text_field_names_source_record_and_field():
-    with pytest.raises(ValueError, match=r"data.jsonl: record 1: field 'document' is missing"):
+    with pytest.raises(ValueError, match=r"data.jsonl: record 2: field 'document' is missing \(the record has text\)$"):
         make_probes([{"document": words(70)}, {"text": "x"}], "document", source="data.jsonl")
-    with pytest.raises(ValueError, match=r"record 0: field 'document' must be text, got int"):
+    with pytest.raises(ValueError, match=r"record 1: field 'document' must be text, got int"):
         make_probes([{"document": 3}], "document")
     # datasets gives a record that lacks a column None there: still a missing field, not a "NoneType".
-    with pytest.raises(ValueError, match=r"data.jsonl: record 1: field 'document' is missing or null$"):
+    with pytest.raises(ValueError, match=r"data.jsonl: record 2: field 'document' is missing \(the record has no fields\)$"):
         make_probes([{"document": words(70)}, {"document": None}], "document", source="data.jsonl")
 
 

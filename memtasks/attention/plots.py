@@ -30,6 +30,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 
 from memtasks.attention.measure import AttentionResult  # noqa: E402
+from memtasks.outputs import atomic_path  # noqa: E402
 
 PANELS_PER_ROW = 4
 _CMAP = matplotlib.colormaps["viridis"].with_extremes(bad="#d9d9d9")
@@ -132,8 +133,11 @@ def plot_layers(task: str, result: AttentionResult, path: str | Path) -> Path:
 def _save(fig, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        with atomic_path(path) as temporary:
+            fig.savefig(temporary, format=path.suffix.lstrip("."), dpi=110)
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -25,7 +25,8 @@ import numpy as np
 
 from memtasks.attention.capture import DECODER_SEPARATOR, AttentionInputError, AttentionModelError
 from memtasks.attention.measure import MEASURES, AttentionResult, measure_attention
-from memtasks.outputs import check_apart, check_writable
+from memtasks.datafiles import record_place
+from memtasks.outputs import check_apart, check_writable, write_atomic
 from memtasks.stats import BOOTSTRAP_SEED, INTERVAL_PERCENTILES, N_RESAMPLES
 from memtasks.tasks import FineTuningFormat, TaskSpec, load_records, task_spec
 
@@ -131,7 +132,7 @@ def task_pairs(
     picked = np.sort(np.random.default_rng(seed).choice(len(records), size=min(samples, len(records)), replace=False))
     pairs, names = [], []
     for i in picked.tolist():
-        where = f"{source}: record {i}"
+        where = record_place(source, i)
         record = records[i]
         target = fmt.target(record, where)
         if not target.strip():
@@ -295,7 +296,7 @@ def run_attention(
             run.path = results_path(output_path, used_args, model, name, date_id)
             run.path.parent.mkdir(parents=True, exist_ok=True)
             document = results_json(run, specs[name], model, used_args, config)
-            run.path.write_text(json.dumps(document, indent=2, default=str, allow_nan=False) + "\n", encoding="utf-8")
+            write_atomic(run.path, json.dumps(document, indent=2, default=str, allow_nan=False) + "\n")
         runs.append(run)
     if plot_dir is not None:
         from memtasks.attention.plots import write_plots

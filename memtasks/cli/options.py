@@ -40,7 +40,7 @@ class HelpFormatter(argparse.HelpFormatter):
 
 
 class Parser(argparse.ArgumentParser):
-    """An argument parser whose mistakes end in one line with a suggestion for a near-miss name."""
+    """An argument parser whose mistakes are one line, with a suggestion for a near-miss name."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", HelpFormatter)
@@ -56,6 +56,10 @@ class Parser(argparse.ArgumentParser):
                 action, f"invalid choice: {value!r} (choose from {', '.join(names)}){suggestion(str(value), names)}"
             )
 
+    def error(self, message: str) -> NoReturn:
+        """Exit 2 with one line on stderr, ``PROG: error: MESSAGE``; ``--help`` shows the usage argparse would print first."""
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
     def visible_options(self) -> list[str]:
         """The option strings the help shows (old spellings kept working are left out)."""
         return [
@@ -63,7 +67,7 @@ class Parser(argparse.ArgumentParser):
         ]
 
     def reject_unknown(self, unknown: Sequence[str]) -> NoReturn:
-        """Exit 2 with this command's usage, naming what was not understood and the nearest option."""
+        """Exit 2 naming what was not understood and the nearest option."""
         flags = [value.split("=", 1)[0] for value in unknown if value.startswith("-")]
         hint = next((s for s in (suggestion(flag, self.visible_options()) for flag in flags) if s), "")
         self.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
@@ -132,7 +136,9 @@ def json_object(value: str) -> dict[str, Any]:
     try:
         parsed = json.loads(value)
     except json.JSONDecodeError as error:
-        raise argparse.ArgumentTypeError(f"invalid JSON ({error.msg} at character {error.pos}): {value!r}") from None
+        from memtasks.datafiles import json_problem
+
+        raise argparse.ArgumentTypeError(f"invalid JSON ({json_problem(error, 'character', error.pos)}): {value!r}") from None
     if not isinstance(parsed, dict):
         raise argparse.ArgumentTypeError(f"expected a JSON object, got {value!r}")
     return parsed

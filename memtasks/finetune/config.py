@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from memtasks.datafiles import unreadable
 from memtasks.outputs import check_apart, check_writable, write_atomic
 
 SUMMARY_FILE = "memtasks_finetune.json"
@@ -22,10 +23,10 @@ MIXINGS = ("proportional", "equal")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEFAULT_LEARNING_RATE = {"full": 1e-4, "lora": 1e-3}
-
 OUTPUT_ONLY = "output-only"
 WHOLE_SEQUENCE = "whole-sequence"
 LOSSES = (OUTPUT_ONLY, WHOLE_SEQUENCE)
+
 
 @dataclass(frozen=True)
 class FinetuneConfig:
@@ -78,11 +79,11 @@ class FinetuneConfig:
         return values
 
     @property
-    @property
     def loss(self) -> str:
         """Which tokens carry the loss: ``output-only`` (the study's recipe) or ``whole-sequence``."""
         return WHOLE_SEQUENCE if self.train_on_input else OUTPUT_ONLY
 
+    @property
     def lr(self) -> float:
         return self.learning_rate if self.learning_rate is not None else DEFAULT_LEARNING_RATE[self.method]
 
@@ -125,8 +126,8 @@ def validate(config: FinetuneConfig, runtime: Runtime, output_dir: str | Path) -
     for kind, files in (("training", config.data_files), ("held-out", config.eval_data_files)):
         for task, paths in files.items():
             for path in [paths] if isinstance(paths, str) else paths:
-                if not Path(path).is_file():
-                    raise FinetuneError(f"{kind} data file {path} of {task} does not exist")
+                if unreadable(path):
+                    raise FinetuneError(f"{kind} data file {path} of {task} {unreadable(path)}")
     check_finished(config.model)
     inputs = [("the model", config.model if looks_like_path(config.model) else None)]
     for kind, files in (("the training data", config.data_files), ("the held-out data", config.eval_data_files)):
@@ -154,9 +155,13 @@ def looks_like_path(model: str) -> bool:
 
 
 def check_finished(model: str | Path, what: str = "model") -> None:
-    """Refuse a model folder whose fine-tuning stopped before it finished (its summary says ``complete: false``):
-    it holds a half-trained model, or none. The command that made it resumes it."""
+    """Refuse a local model path that does not exist, before a loader takes it for a Hugging Face id (and
+    answers that a repo id must be 'namespace/repo_name'), and a model folder whose fine-tuning stopped before
+    it finished (its summary says ``complete: false``): it holds a half-trained model, or none. The command
+    that made it resumes it."""
     if not Path(model).is_dir():
+        if looks_like_path(str(model)) and not Path(model).exists():
+            raise FinetuneError(f"{what} {model} does not exist (a local model is a folder saved by save_pretrained)")
         return
     summary = read_summary(model)
     if summary is not None and summary.get("complete") is False:

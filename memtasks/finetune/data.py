@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from memtasks.datafiles import fields_of, record_place, record_places
 from memtasks.finetune.config import MIXINGS
 from memtasks.probes import field_value
 from memtasks.tasks import FineTuningFormat, TaskSpec, is_member, load_records
@@ -59,10 +60,8 @@ def task_examples(
     if len(indices) != len(records):
         records = records.select(indices)
     # Errors name a record by its place in the file, whatever was left out before it.
-    return [
-        Example(spec.name, fmt.source(r, f"{where}: record {i}"), fmt.target(r, f"{where}: record {i}"), fmt.references(r))
-        for i, r in zip(indices, records)
-    ]
+    place = record_places(where)
+    return [Example(spec.name, fmt.source(r, place(i)), fmt.target(r, place(i)), fmt.references(r)) for i, r in zip(indices, records)]
 
 
 def _members(records, field: str, options: Mapping, where: str) -> list[int]:
@@ -72,7 +71,7 @@ def _members(records, field: str, options: Mapping, where: str) -> list[int]:
         try:
             text = field_value(record, field)
         except KeyError:
-            raise ValueError(f"{where}: record {index}: field '{field}' is missing (fields: {', '.join(record)})") from None
+            raise ValueError(f"{record_place(where, index)}: field '{field}' is missing ({fields_of(record)})") from None
         if not isinstance(text, str) or is_member(text, options):
             keep.append(index)
     return keep

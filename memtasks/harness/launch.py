@@ -19,12 +19,15 @@ here what it means there. Nothing of lm-eval is patched; what memtasks adds:
 
 from __future__ import annotations
 
+import argparse
+import difflib
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+from memtasks.datafiles import unreadable
 from memtasks.harness import MODEL_NAME
 from memtasks.tasks import known_tasks, task_configs_dir
 
@@ -57,18 +60,42 @@ def split_paths(include_path: str | Path | Sequence[str | Path] | None) -> list[
     return [str(p) for p in include_path]
 
 
+# memtasks eval's own flags, which reach lm-eval's parser only misspelled.
+OWN_FLAGS = ("--redact", "--verbose")
+
+
+class _RunParser(argparse.ArgumentParser):
+    """lm-eval's ``run`` parser (its flags, as lm-eval declares them) whose mistakes raise :class:`LaunchError`,
+    one line naming the nearest flag, instead of printing lm-eval's usage and an error signed ``lm-eval``."""
+
+    def error(self, message: str) -> NoReturn:
+        flags = [value.split("=", 1)[0] for value in message.partition("unrecognized arguments: ")[2].split()]
+        hint = next((h for h in map(self._nearest, flags) if h), "")
+        raise LaunchError(f"{message}{hint}")
+
+    def _nearest(self, flag: str) -> str:
+        if not flag.startswith("-"):
+            return ""
+        options = [o for action in self._actions for o in action.option_strings if o.startswith("--")] + list(OWN_FLAGS)
+        # lm-eval spells its flags in snake_case, memtasks' other commands in kebab-case: a mix is the likeliest slip.
+        snake = "--" + flag.lstrip("-").replace("-", "_")
+        close = [snake] if snake in options else difflib.get_close_matches(flag, options, n=1, cutoff=0.6)
+        return f"; did you mean {close[0]}?" if close else ""
+
+
 def parse_arguments(arguments: Sequence[str]):
-    """lm-eval's namespace for ``lm_eval run ARGUMENTS``, parsed by lm-eval's own parser."""
-    from lm_eval._cli.harness import HarnessCLI
+    """lm-eval's namespace for ``lm_eval run ARGUMENTS``, parsed by lm-eval's own ``run`` parser.
+
+    Raises :class:`LaunchError` for arguments it refuses (an unknown flag, a value of the wrong type).
+    """
+    from lm_eval._cli.run import Run
 
     arguments = list(arguments)
-    if arguments[:1] != ["run"]:
-        arguments = ["run", *arguments]
-    saved, sys.argv = sys.argv, ["lm_eval", *arguments]
-    try:
-        return HarnessCLI().parse_args()
-    finally:
-        sys.argv = saved
+    if arguments[:1] == ["run"]:
+        arguments = arguments[1:]
+    commands = argparse.ArgumentParser(prog="memtasks eval").add_subparsers(dest="command", parser_class=_RunParser)
+    Run.create(commands)
+    return commands.choices["run"].parse_args(arguments, argparse.Namespace(command="run"))
 
 
 def effective_settings(namespace) -> dict[str, Any]:
@@ -187,8 +214,8 @@ def check_data_files(metadata: Any, input_fields: Sequence[str] = ()) -> None:
     for key in ("data_files", "nonmember_data_files"):
         files = metadata.get(key)
         for file in [files] if isinstance(files, str) else files or []:
-            if not Path(file).is_file():
-                raise LaunchError(f"--metadata {key}: {file} does not exist")
+            if unreadable(file):
+                raise LaunchError(f"--metadata {key}: {file} {unreadable(file)}")
             try:
                 count_records(file)
                 find_problem(file)
