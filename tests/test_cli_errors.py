@@ -1,4 +1,4 @@
-"""Every refusal of the command line: one line (after the usage, for a usage mistake), exit code 2,
+"""Every refusal of the command line: one line, exit code 2,
 a suggestion for a near-miss name, no traceback, and nothing left behind."""
 
 from __future__ import annotations
@@ -23,49 +23,74 @@ def run_main(capsys, *argv) -> tuple[int, str, str]:
     return code, out, err
 
 
-def usage_then_one_error(err: str, command: str) -> str:
-    """The error line of a usage mistake, after checking that the usage shown is ``command``'s."""
-    lines = err.strip().splitlines()
-    assert lines[0].startswith(f"usage: memtasks {command}".rstrip()), lines[0]
-    assert lines[-1].startswith(f"memtasks {command}: error: ".replace("memtasks : ", "memtasks: ")), lines[-1]
-    assert not any(line.startswith("memtasks") for line in lines[1:-1])
-    return lines[-1]
+def one_error(err: str, command: str) -> str:
+    """The one line a usage mistake writes to stderr, signed by ``command`` (no usage before it)."""
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"memtasks {command}: error: ".replace("memtasks : ", "memtasks: ")), lines[0]
+    return lines[0]
 
 
 # --------------------------------------------------------------------------- usage mistakes
 
 
-def test_an_unknown_flag_shows_the_commands_usage_and_the_nearest_flag(capsys, tmp_path):
+def test_an_unknown_flag_is_one_line_naming_the_nearest_flag(capsys, tmp_path):
     code, out, err = run_main(capsys, "score", "--kk", "5", "probes.jsonl")
     assert code == 2 and out == ""
-    assert usage_then_one_error(err, "score").endswith("unrecognized arguments: --kk probes.jsonl; did you mean --k?")
+    assert one_error(err, "score").endswith("unrecognized arguments: --kk probes.jsonl; did you mean --k?")
     code, _, err = run_main(capsys, "finetune", "--task", "mem_xsum", "--model", "m", "--output", "o", "--batch_size=4")
     assert code == 2
-    assert usage_then_one_error(err, "finetune").endswith("did you mean --batch-size?")
+    assert one_error(err, "finetune").endswith("did you mean --batch-size?")
     # Not read as an abbreviation of --overwrite: a typo is refused, whatever it resembles.
     code, _, err = run_main(capsys, "models", "get", "smollm2-135m", tmp_path / "model", "--overwrit")
     assert code == 2 and not (tmp_path / "model").exists()
-    assert usage_then_one_error(err, "models get").endswith("did you mean --overwrite?")
+    assert one_error(err, "models get").endswith("did you mean --overwrite?")
 
 
 def test_an_unknown_command_or_choice_gets_the_nearest_name(capsys):
     code, _, err = run_main(capsys, "scor", "probes.jsonl")
     assert code == 2
-    assert usage_then_one_error(err, "").endswith("did you mean score?")
+    assert one_error(err, "").endswith("did you mean score?")
     code, _, err = run_main(capsys, "finetune", "--task", "t", "--model", "m", "--output", "o", "--method", "lorra")
     assert code == 2
-    assert usage_then_one_error(err, "finetune").endswith("invalid choice: 'lorra' (choose from full, lora); did you mean lora?")
+    assert one_error(err, "finetune").endswith("invalid choice: 'lorra' (choose from full, lora); did you mean lora?")
 
 
 def test_no_command_is_a_usage_error(capsys):
     code, _, err = run_main(capsys)
-    assert code == 2 and "the following arguments are required: COMMAND" in err
+    assert code == 2 and one_error(err, "") == "memtasks: error: the following arguments are required: COMMAND"
 
 
-def test_eval_without_arguments_shows_memtasks_usage_and_exits_2(capsys):
+def test_a_misspelled_flag_of_score_is_exactly_one_line(capsys):
+    code, out, err = run_main(capsys, "score", "tests/data/example_probes.jsonl", "--jsn")
+    assert code == 2 and out == ""
+    assert err == "memtasks score: error: unrecognized arguments: --jsn; did you mean --json?\n"
+
+
+def test_version_prints_the_installed_version(capsys):
+    from importlib.metadata import version
+
+    code, out, err = run_main(capsys, "--version")
+    assert code == 0 and out == f"memtasks {version('memtasks')}\n" and err == ""
+
+
+@pytest.mark.parametrize(
+    ("given", "nearest"),
+    [("--output-path", "--output_path"), ("--num-fewshot", "--num_fewshot"), ("--limt", "--limit"), ("--redcat", "--redact")],
+)
+def test_eval_names_the_nearest_lm_eval_flag_in_one_line_signed_memtasks(capsys, monkeypatch, given, nearest):
+    import lm_eval.api.registry
+
+    monkeypatch.setattr(lm_eval.api.registry, "get_model", lambda name: pytest.fail("a model was loaded"))
+    code, out, err = run_main(capsys, "eval", "--model", "hf", "--tasks", "mem_xsum", given, "x")
+    assert code == 2 and out == ""
+    assert one_error(err, "eval") == f"memtasks eval: error: unrecognized arguments: {given} x; did you mean {nearest}?"
+
+
+def test_eval_without_tasks_is_one_line_and_exits_2(capsys):
     code, out, err = run_main(capsys, "eval")
     assert code == 2 and out == ""
-    assert "name the tasks with --tasks" in usage_then_one_error(err, "eval")
+    assert "name the tasks with --tasks" in one_error(err, "eval")
     code, _, err = run_main(capsys, "eval", "--model", "hf", "--model_args", "pretrained=x")
     assert code == 2 and "name the tasks with --tasks" in err
 
@@ -238,7 +263,7 @@ def test_interrupt_exits_130(capsys, monkeypatch):
 def test_json_metadata_of_attention_is_checked_on_the_command_line(capsys):
     code, _, err = run_main(capsys, "attention", "--model_args", "pretrained=x", "--tasks", "mem_xsum", "--metadata", json.dumps([1]))
     assert code == 2
-    assert usage_then_one_error(err, "attention").endswith("argument --metadata: expected a JSON object, got '[1]'")
+    assert one_error(err, "attention").endswith("argument --metadata: expected a JSON object, got '[1]'")
 
 
 def test_demo_resume_without_an_earlier_run_is_one_line_and_writes_nothing(capsys, tmp_path, monkeypatch):

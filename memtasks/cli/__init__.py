@@ -31,6 +31,7 @@ EXIT_INTERRUPTED = 130
 def build_parser() -> Parser:
     """The parser of every command; each subparser's defaults hold ``run`` and ``command_parser`` (itself)."""
     parser = Parser(prog="memtasks", description="Measure memorization of fine-tuning data.")
+    parser.add_argument("--version", action="version", version=f"memtasks {_version()}")
     commands = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", help="what to do (memtasks COMMAND --help for its options)"
     )
@@ -40,6 +41,15 @@ def build_parser() -> Parser:
         if subparser.get_default("command_parser") is None:
             subparser.set_defaults(command_parser=subparser)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("memtasks")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
 
 
 def error_line(error: BaseException) -> str:
