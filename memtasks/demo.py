@@ -51,11 +51,10 @@ REAL_MODEL = "smollm2-135m"
 # report over several studies of SmolLM2 keeps the demo's runs apart from theirs.
 DEMO_MODEL = "smollm2-135m-demo"
 DEFAULT_ROOT = Path("memtasks-demo")
-SUMMARY = "summary.md"
 # Records per task fine-tuned on, and held out: what a 2-core CPU fine-tunes and
 # probes in under 10 minutes (docs/finetuning.md gives the arithmetic).
-REAL_RECORDS = 20
-REAL_HELDOUT = 10
+REAL_RECORDS = 32
+REAL_HELDOUT = 16
 REAL_EPOCHS = 4
 TINY_EPOCHS = 40
 # Small enough to fine-tune in about a minute per task on one CPU core.
@@ -139,8 +138,8 @@ def run_demo(
 
         check_installed(registered(REAL_MODEL))
     check_writable(out)
-    from memtasks.report.summary import compare_before_after, study_summary
-    from memtasks.study import read_study_config, run_study
+    from memtasks.report.summary import compare_before_after
+    from memtasks.study import read_study_config, run_study, write_summary
     from memtasks.tiny import torch_threads
 
     log(f"[demo] writing into {out}")
@@ -164,7 +163,7 @@ def run_demo(
         manifest = run_study(read_study_config(config_path), log=log)
         model = next(step.model for step in manifest.evals() if step.model.name == config["models"][0]["name"])
         _measure_attention(manifest, model, tiny, log)
-    write_atomic(out / SUMMARY, study_summary(manifest))
+    write_summary(manifest)
     return compare_before_after(manifest)
 
 

@@ -385,9 +385,9 @@ def rescore(paths: Iterable[str | Path], preset: str | None = None, dry_run: boo
 
 
 def demo_summaries(files: Sequence[FilePlan]) -> list[Path]:
-    """The ``summary.md`` of each demo folder whose study manifest lists a re-scored results file.
+    """The ``summary.md`` of each study folder (a demo's too) whose manifest lists a re-scored results file.
 
-    ``memtasks demo`` writes that table from the runs' per-sample logs
+    ``memtasks study`` and ``memtasks demo`` write that summary from the runs' per-sample logs
     (:func:`memtasks.report.summary.study_summary`); :func:`refresh_summary` writes it again.
     """
     from memtasks.manifest import MANIFEST, ManifestError, StudyManifest
@@ -409,7 +409,7 @@ def demo_summaries(files: Sequence[FilePlan]) -> list[Path]:
 
 
 def refresh_summary(summary: Path) -> None:
-    """Write a demo folder's ``summary.md`` again from its manifest's runs, as ``memtasks demo`` writes it."""
+    """Write a study folder's ``summary.md`` again from its manifest's runs, as ``memtasks study`` writes it."""
     from memtasks.manifest import MANIFEST, StudyManifest
     from memtasks.outputs import write_atomic
     from memtasks.report.summary import study_summary

@@ -43,13 +43,15 @@ import yaml
 from memtasks.datafiles import unreadable
 from memtasks.harness import MODEL_NAME
 from memtasks.manifest import MANIFEST, EvalStep, FinetuneStep, StudyManifest, StudyModel
-from memtasks.outputs import OutputOverInputError, check_apart, check_writable, shown, working_directory
+from memtasks.outputs import OutputOverInputError, check_apart, check_writable, shown, working_directory, write_atomic
 from memtasks.tasks import task_spec
 
 if TYPE_CHECKING:
     from memtasks.finetune import FinetuneConfig
 
 MIXTURES = ("single", "multi")
+# The before/after summary a study writes beside its manifest (memtasks.report.summary).
+SUMMARY = "summary.md"
 # FinetuneConfig fields a study sets itself, from its models, tasks and finetune section: no option.
 FIXED_OPTIONS = ("tasks", "model", "method", "epochs", "data_files", "eval_data_files", "save_epochs")
 # Every key a study config may have, per section; anything else is a misspelling.
@@ -530,3 +532,16 @@ def _lm_eval_model_args(model_dir: Path, base: str, method: str, root: Path) -> 
     if method == "lora":
         return f"pretrained={_argument_path(base, root)},peft={_argument_path(model_dir, root)}"
     return f"pretrained={_argument_path(model_dir, root)}"
+
+
+def write_summary(manifest: StudyManifest) -> str | None:
+    """Write the study's before/after summary (:func:`memtasks.report.summary.study_summary`) into
+    ``summary.md`` beside its manifest and return it; None, and nothing written, when no fine-tuned
+    model was probed on a task its base was probed on."""
+    from memtasks.report.summary import compare_before_after, study_summary
+
+    if not compare_before_after(manifest):
+        return None
+    text = study_summary(manifest)
+    write_atomic(manifest.root / SUMMARY, text)
+    return text

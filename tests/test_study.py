@@ -74,6 +74,16 @@ def test_fine_tuning_for_many_epochs_makes_the_model_memorize_its_training_input
     assert before.excess["memorization"].low <= 0 <= before.excess["memorization"].high
 
 
+def test_a_study_writes_its_before_after_summary_beside_its_manifest(study):
+    from memtasks.study import write_summary
+
+    _, manifest = study
+    text = write_summary(manifest)
+    assert (manifest.root / "summary.md").read_text(encoding="utf-8") == text
+    # One row per fine-tuned model and task, naming the loss it was trained with; then every category.
+    assert f"| mem_xsum | tiny-full-mem_xsum | whole-sequence | {MEMBERS} / " in text and "### mem_xsum: tiny -> tiny-full-mem_xsum" in text
+
+
 def test_the_manifest_points_at_every_result(study):
     config, manifest = study
     root = manifest.path.parent

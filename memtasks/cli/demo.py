@@ -30,7 +30,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from memtasks.demo import SUMMARY, demo_folder, run_demo
+    from memtasks.demo import demo_folder, run_demo
+    from memtasks.study import SUMMARY
 
     out = demo_folder(args.out, args.resume)
     run_demo(out, epochs=args.epochs, resume=args.resume, tiny=args.tiny, decoder=args.decoder)

@@ -10,17 +10,22 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "study",
         help="fine-tune and probe models as a study config says; re-running skips finished steps",
-        description="Runs every step of a study config (fine-tuning, then memtasks eval before and after) "
-        "and writes a manifest the report reads.",
+        description="Runs every step of a study config (fine-tuning, then memtasks eval before and after), "
+        "writes a manifest the report reads, and prints and writes the before/after summary (summary.md).",
     )
     parser.add_argument("config", type=Path, help="study YAML (name, models, tasks; see memtasks.study)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from memtasks.study import read_study_config, run_study
+    from memtasks.study import SUMMARY, read_study_config, run_study, write_summary
 
     config = read_study_config(args.config)
     manifest = run_study(config)
-    print(f"{config.name}: {len(manifest.runs)} steps done; manifest {manifest.path}")
+    summary = write_summary(manifest)
+    if summary is not None:
+        print()
+        print(summary)
+    print(f"{config.name}: {len(manifest.runs)} steps done; manifest {manifest.path}", end="")
+    print(f", before/after summary {manifest.root / SUMMARY}" if summary is not None else "")
     return 0
