@@ -67,6 +67,18 @@ E2E_TESTS: dict[str, frozenset[str] | None] = {
         }
     ),
     "test_cli.py": frozenset({"test_console_script_exit_codes"}),
+    # Each runs a command on a nearly full tmpfs (skipped where the test cannot mount one).
+    "test_fault_matrix.py": frozenset(
+        {
+            "test_eval_on_a_full_disk_exits_2_naming_the_file_and_leaves_no_results",
+            "test_a_study_on_a_full_disk_adopts_nothing_and_resumed_finishes_and_rescores",
+            "test_finetune_on_a_full_disk_is_one_line_and_a_stopped_entry_and_resumes_once_freed",
+            "test_report_on_a_full_disk_names_the_figure_and_leaves_no_cut_png",
+            "test_attention_on_a_full_disk_names_the_file",
+            "test_rescore_on_a_full_disk_leaves_the_run_as_it_was",
+            "test_rescore_names_the_line_of_a_byte_that_is_not_utf8",
+        }
+    ),
     "test_cli_errors.py": frozenset(
         {"test_console_script_usage_error_has_no_traceback", "test_a_refused_run_exits_2_through_the_console_script"}
     ),

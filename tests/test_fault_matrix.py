@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -391,3 +392,194 @@ def test_score_refuses_a_cases_path_that_is_a_folder_before_scoring(capsys, tmp_
     line = refused(capsys, ["score", inputs / "probes.jsonl", "--cases", folder])
     assert line == f"memtasks score: error: --cases {folder} is a folder: give the path of the file to write"
     assert fingerprint(tmp_path) == before
+
+
+# ------------------------------------------------------------------ a nearly full disk: every command that writes
+
+DEMO_DATA = Path(memtasks.demo.__file__).parent / "demo_data"
+PNG_END = b"IEND\xaeB`\x82"
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """``small_disk(free_kib)``: a 16 MiB tmpfs filled to leave about ``free_kib`` KiB; removing its ``filler``
+    frees the disk. Skipped where the test cannot mount one (mounting needs root; CI runs as root)."""
+    points = []
+
+    def mount(free_kib: int, holding: Path | None = None) -> Path:
+        """``holding``, a folder, is copied onto the disk before it is filled."""
+        point = tmp_path / "disk"
+        point.mkdir()
+        if shutil.which("mount") is None or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(point)], capture_output=True).returncode:
+            pytest.skip("mounting a small file system needs root")
+        points.append(point)
+        if holding is not None:
+            shutil.copytree(holding, point / holding.name)
+        stats = os.statvfs(point)
+        (point / "filler").write_bytes(b"\0" * (stats.f_bavail * stats.f_frsize - free_kib * 1024))
+        return point
+
+    yield mount
+    for point in points:
+        subprocess.run(["umount", str(point)], capture_output=True)
+
+
+def assert_nothing_cut(folder: Path) -> None:
+    """Every file a command left is whole: no temporary or partial file, every JSON and JSON Lines file parses,
+    every PNG ends with its end chunk, every safetensors file loads."""
+    from safetensors import safe_open
+
+    for path in folder.rglob("*"):
+        if path.is_dir() or path.name == "filler":
+            assert not path.name.endswith(".partial"), path
+            continue
+        assert not path.name.endswith(".tmp"), path
+        if path.suffix == ".json":
+            json.loads(path.read_text(encoding="utf-8"))
+        elif path.suffix == ".jsonl":
+            for line in path.read_text(encoding="utf-8").splitlines():
+                json.loads(line)
+        elif path.suffix == ".png":
+            assert path.read_bytes().endswith(PNG_END), path
+        elif path.suffix == ".safetensors":
+            with safe_open(path, "pt") as weights:
+                assert list(weights.keys()), path
+
+
+def run_cli(*argv) -> tuple[int, str]:
+    """A command in a process of its own: its exit status and its last line on stderr, after checking it
+    printed no traceback."""
+    done = subprocess.run([sys.executable, "-m", "memtasks.cli", *map(str, argv)], capture_output=True, text=True, timeout=600)
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    return done.returncode, lines[-1] if lines else ""
+
+
+def assert_full_disk_line(code: int, line: str, command: str, folder: Path) -> None:
+    assert code == 2, line
+    assert line.startswith(f"memtasks {command}: error: {folder}") and "no space left on device" in line, line
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> dict[str, Path]:
+    """A tiny decoder and encoder-decoder, and 16 XSum records to probe and train on."""
+    from memtasks.tiny import build_tiny_model, train_tokenizer
+
+    root = tmp_path_factory.mktemp("tiny")
+    records = [json.loads(line) for line in (DEMO_DATA / "xsum_train.jsonl").read_text(encoding="utf-8").splitlines()[:16]]
+    data = root / "xsum.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    tokenizer = train_tokenizer([r["document"] for r in records] + [r["summary"] for r in records], vocab_size=600)
+    return {"data": data, **{kind: build_tiny_model(kind, tokenizer, root / kind) for kind in ("decoder", "seq2seq")}}
+
+
+def eval_arguments(tiny, output: Path) -> list:
+    metadata = json.dumps({"data_files": str(tiny["data"]), "n_probes": 8})
+    return ["eval", "--model_args", f"pretrained={tiny['decoder']}", "--tasks", "mem_xsum", "--device", "cpu",
+            "--metadata", metadata, "--output_path", output, "--log_samples"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny, tmp_path_factory) -> Path:
+    """The folder of a finished ``memtasks eval --log_samples`` run on the tiny decoder."""
+    out = tmp_path_factory.mktemp("finished-run")
+    code, line = run_cli(*eval_arguments(tiny, out))
+    assert code == 0, line
+    return next(out.rglob("results_*.json")).parent
+
+
+def test_eval_on_a_full_disk_exits_2_naming_the_file_and_leaves_no_results(tiny, small_disk):
+    """lm-eval's writer logged a failed write as a warning: the run exited 0 with a results file cut at
+    20,480 bytes and an empty samples log."""
+    disk = small_disk(64)
+    code, line = run_cli(*eval_arguments(tiny, disk / "ev"))
+    assert_full_disk_line(code, line, "eval", disk / "ev")
+    assert_nothing_cut(disk)
+    assert not list(disk.rglob("results_*.json")) and not list(disk.rglob("samples_*.jsonl"))
+
+
+def test_a_study_on_a_full_disk_adopts_nothing_and_resumed_finishes_and_rescores(tiny, small_disk):
+    disk = small_disk(64)
+    config = disk.parent / "study.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "s", "output_dir": str(disk / "study"), "models": [{"name": "m", "path": str(tiny["decoder"])}],
+        "tasks": ["mem_xsum"], "data_files": {"mem_xsum": str(tiny["data"])}, "finetune": {"mixtures": []},
+        "evaluate": {"metadata": {"n_probes": 8}, "lm_eval_args": ["--device", "cpu"]},
+    }), encoding="utf-8")
+    code, line = run_cli("study", config)
+    assert_full_disk_line(code, line, "study", disk / "study")
+    assert_nothing_cut(disk)
+    assert not (disk / "study" / "runs" / "m__pretrained__mem_xsum").exists()
+    (disk / "filler").unlink()
+    assert run_cli("study", config)[0] == 0
+    runs = disk / "study" / "runs" / "m__pretrained__mem_xsum"
+    assert len(list(runs.glob("results_*.json"))) == 1 and len(list(runs.glob("samples_*.jsonl"))) == 1
+    assert run_cli("rescore", disk / "study")[0] == 0
+
+
+def test_finetune_on_a_full_disk_is_one_line_and_a_stopped_entry_and_resumes_once_freed(tiny, small_disk):
+    disk = small_disk(256)
+    out = disk / "ft"
+    argv = ["finetune", "--task", "mem_xsum", "--model", tiny["decoder"], "--data-files", tiny["data"], "--output", out,
+            "--device", "cpu", "--epochs", "1", "--batch-size", "8"]
+    code, line = run_cli(*argv)
+    assert_full_disk_line(code, line, "finetune", out)
+    assert "free some space and run the same command again" in line
+    summary = json.loads((out / "memtasks_finetune.json").read_text(encoding="utf-8"))
+    assert summary["complete"] is False and summary["stopped"]["reason"] == "no space left on device"
+    assert_nothing_cut(disk)
+    (disk / "filler").unlink()
+    assert run_cli(*argv)[0] == 0
+    assert json.loads((out / "memtasks_finetune.json").read_text(encoding="utf-8"))["complete"] is True
+    assert_nothing_cut(disk)
+
+
+def test_report_on_a_full_disk_names_the_figure_and_leaves_no_cut_png(tmp_path, small_disk):
+    from test_report import metrics, write_results
+
+    results = tmp_path / "results"
+    for i, model in enumerate(("org/a", "org/b", "org/c")):
+        write_results(results / model.replace("/", "__"), {"pretrained": model}, {"mem_xsum": metrics((0.1 * i, 0.0, 0.3))})
+    disk = small_disk(24)
+    code, line = run_cli("report", results, "--out", disk / "rep")
+    assert_full_disk_line(code, line, "report", disk / "rep")
+    assert_nothing_cut(disk)
+
+
+def test_attention_on_a_full_disk_names_the_file(tiny, small_disk):
+    disk = small_disk(8)
+    code, line = run_cli(
+        "attention", "--model_args", f"pretrained={tiny['seq2seq']}", "--tasks", "mem_xsum", "--data_files", f"mem_xsum={tiny['data']}",
+        "--device", "cpu", "--samples", "4", "--output_path", disk / "att", "--plot", disk / "plots",
+    )
+    assert code == 2 and line.startswith(f"memtasks attention: error: {disk}") and "no space left on device" in line, line
+    assert_nothing_cut(disk)
+
+
+def test_rescore_on_a_full_disk_leaves_the_run_as_it_was(finished_run, small_disk):
+    disk = small_disk(16, holding=finished_run)
+    run = disk / finished_run.name
+    before = fingerprint(run)
+    code, line = run_cli("rescore", run)
+    assert_full_disk_line(code, line, "rescore", run)
+    assert fingerprint(run) == before
+
+
+def test_score_cases_on_a_full_disk_leaves_no_cases_file(capsys, tmp_path, small_disk):
+    probes = tmp_path / "probes.jsonl"
+    rows = [json.loads(probe_line(i)) for i in range(300)]
+    probes.write_text("".join(json.dumps({**row, "generation": row["suffix"]}) + "\n" for row in rows), encoding="utf-8")
+    disk = small_disk(8)
+    line, _ = cli_error(capsys, "score", probes, "--cases", disk / "cases.jsonl", "--workers", "1")
+    assert line == f"memtasks score: error: {disk / 'cases.jsonl'}: no space left on device"
+    assert sorted(p.name for p in disk.iterdir()) == ["filler"]
+
+
+def test_rescore_names_the_line_of_a_byte_that_is_not_utf8(capsys, finished_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    samples = next(run.glob("samples_*.jsonl"))
+    lines = samples.read_bytes().split(b"\n")
+    samples.write_bytes(b"\n".join([lines[0], lines[1].replace(b'"', b'"\xff', 1), *lines[2:]]))
+    line, _ = cli_error(capsys, "rescore", run)
+    assert line == f"memtasks rescore: error: {samples}:2: not valid UTF-8 (byte 2 of the line)"
