@@ -583,3 +583,134 @@ def test_rescore_names_the_line_of_a_byte_that_is_not_utf8(capsys, finished_run,
     samples.write_bytes(b"\n".join([lines[0], lines[1].replace(b'"', b'"\xff', 1), *lines[2:]]))
     line, _ = cli_error(capsys, "rescore", run)
     assert line == f"memtasks rescore: error: {samples}:2: not valid UTF-8 (byte 2 of the line)"
+
+
+# ------------------------------------------------------------------------- messages that name the right thing
+
+
+@pytest.mark.parametrize("command", ["eval", "finetune", "study", "attention"])
+def test_a_folder_given_as_a_data_file_is_named_a_folder(capsys, tmp_path, inputs, command):
+    data = inputs / "data" / "train.jsonl"
+    data.unlink()
+    data.mkdir()
+    argv = command_line(command, inputs, tmp_path / "out")
+    if command == "eval":
+        argv += ["--metadata", json.dumps({"data_files": str(data)})]
+    before = fingerprint(tmp_path)
+    line = refused(capsys, argv)
+    assert f"{data} is a folder, not a data file" in line, line
+    assert fingerprint(tmp_path) == before
+
+
+@pytest.mark.parametrize("command", ["eval", "attention"])
+def test_a_missing_local_model_is_named_before_any_hub_logic(capsys, tmp_path, inputs, command):
+    missing = tmp_path / "models" / "no-such-model"
+    line = refused(capsys, command_line(command, inputs, tmp_path / "out", model=missing))
+    assert line == f"memtasks {command}: error: model's pretrained {missing} does not exist (a local model is a folder saved by save_pretrained)"
+
+
+def test_a_json_message_that_ends_in_at_gets_no_second_at():
+    with pytest.raises(DataFileError, match=r"^f:1: invalid JSON \(Unterminated string starting at column 7\)$"):
+        parse_json_line('{"a": "b', "f:1")
+    with pytest.raises(DataFileError, match=r"^f:1: invalid JSON \(Expecting value at column 7\)$"):
+        parse_json_line('{"a": ', "f:1")
+
+
+def test_an_unknown_fine_tuning_option_of_a_study_gets_the_nearest_name(capsys, tmp_path, inputs):
+    config = command_line("study", inputs, tmp_path / "out")[1]
+    config.write_text(yaml.safe_dump({**yaml.safe_load(config.read_text(encoding="utf-8")), "finetune": {"options": {"batch_sise": 4}}}), encoding="utf-8")
+    before = fingerprint(tmp_path)
+    line = refused(capsys, ["study", config])
+    assert line == f"memtasks study: error: {config}: unknown key 'finetune.options.batch_sise' (did you mean 'batch_size'?)"
+    assert fingerprint(tmp_path) == before
+
+
+def study_of_one_probe(tmp_path: Path, inputs: Path):
+    from memtasks.study import read_study_config
+
+    config_path = inputs / "study.yaml"
+    config_path.write_text(
+        yaml.safe_dump(
+            {"name": "s", "output_dir": str(tmp_path / "study"), "models": [{"name": "m", "path": str(inputs / "model")}],
+             "tasks": ["mem_imdb"], "data_files": {"mem_imdb": str(inputs / "data" / "train.jsonl")}, "finetune": {"mixtures": []}}
+        ),
+        encoding="utf-8",
+    )
+    return read_study_config(config_path)
+
+
+def test_a_study_step_that_lm_eval_refuses_leaves_no_folder(tmp_path, inputs):
+    from memtasks.study import run_study
+
+    def refuse(arguments):
+        raise ValueError("unrecognized arguments: --limt 3")
+
+    with pytest.raises(ValueError, match="--limt"):
+        run_study(study_of_one_probe(tmp_path, inputs), log=lambda _: None, evaluate=refuse)
+    assert not (tmp_path / "study").exists()
+
+
+def test_a_study_never_adopts_a_cut_results_file_and_a_later_run_replaces_what_an_attempt_left(tmp_path, inputs):
+    """A writer that cut a file short without saying so (lm-eval's, on a full disk, exited 0): the step is
+    not recorded, nothing moves into runs/STEP, and the study run again adopts one whole run only."""
+    from memtasks.manifest import MANIFEST, StudyManifest
+    from memtasks.study import run_study
+
+    config = study_of_one_probe(tmp_path, inputs)
+    whole = json.dumps({"results": {"mem_imdb": {}}})
+
+    def evaluate(arguments, results=whole[:20], samples='{"doc": '):
+        folder = tmp_path / "study" / Path(arguments[arguments.index("--output_path") + 1]).parent
+        (folder / "results_2026-01-01.json").write_text(results)
+        (folder / "samples_mem_imdb_2026-01-01.jsonl").write_text(samples)
+        return 0
+
+    step = tmp_path / "study" / "runs" / "m__pretrained__mem_imdb"
+    cut = tmp_path / "study" / "runs" / "m__pretrained__mem_imdb.partial" / "results_2026-01-01.json"
+    with pytest.raises(ValueError, match=f"^{re.escape(str(cut))}: not a complete lm-eval output .*: step m/pretrained/mem_imdb is not recorded"):
+        run_study(config, log=lambda _: None, evaluate=evaluate)
+    assert not step.exists()
+    # An earlier attempt's files, left by a run killed between moving them and recording the step.
+    step.mkdir(parents=True)
+    (step / "results_2025-12-31.json").write_text(whole)
+    manifest = run_study(config, log=lambda _: None, evaluate=lambda arguments: evaluate(arguments, whole, "{}\n"))
+    assert sorted(p.name for p in step.iterdir()) == ["results_2026-01-01.json", "samples_mem_imdb_2026-01-01.jsonl"]
+    assert [s.id for s in StudyManifest.read(tmp_path / "study" / MANIFEST).evals()] == [s.id for s in manifest.evals()] == ["m/pretrained/mem_imdb"]
+
+
+def test_eval_writes_the_files_lm_evals_writer_would(tmp_path):
+    """memtasks eval writes the results and samples logs itself (lm-eval's writer swallows a failed write):
+    the same names and the same content."""
+    from lm_eval.loggers import EvaluationTracker
+
+    from memtasks.harness.save import save_run
+
+    def run():
+        sample = {"doc_id": 0, "doc": {"id": "p1", "prefix": "a b"}, "target": 7, "arguments": [["a b", {"until": []}]],
+                  "resps": [["c d"]], "filtered_resps": ["c d"], "doc_hash": "1", "prompt_hash": "2", "target_hash": "3"}
+        results = {"results": {"mem_xsum": {"mem_rate,none": 0.5}}, "configs": {"mem_xsum": {"task": "mem_xsum"}}, "config": {}}
+        return results, {"mem_xsum": [sample]}
+
+    theirs, ours = tmp_path / "theirs", tmp_path / "ours"
+    tracker = EvaluationTracker(output_path=str(theirs))
+    results, samples = run()
+    tracker.save_results_aggregated(results=results, samples=samples)
+    tracker.save_results_samples(task_name="mem_xsum", samples=samples["mem_xsum"])
+    tracker_ours = EvaluationTracker(output_path=str(ours))
+    written = save_run(tracker_ours, *run())
+    assert written.parent == ours / "__main__" or written.parent.parent == ours
+
+    def content(folder: Path) -> dict[str, object]:
+        found = {}
+        for path in folder.rglob("*.json*"):
+            name = path.relative_to(folder).as_posix().replace(tracker.date_id, "DATE").replace(tracker_ours.date_id, "DATE")
+            if path.suffix == ".json":
+                data = json.loads(path.read_text(encoding="utf-8"))
+                for moment in ("start_time", "end_time", "total_evaluation_time_seconds"):
+                    data.pop(moment, None)
+                found[name] = data
+            else:
+                found[name] = path.read_text(encoding="utf-8")
+        return found
+
+    assert content(ours) == content(theirs) and len(content(ours)) == 2

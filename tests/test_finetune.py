@@ -459,8 +459,8 @@ def test_refusals_come_before_torch_is_imported(tmp_path, models, data):
     missing = tmp_path / "missing.jsonl"
     cases = [
         (["--model", str(tmp_path / "no-model")], f"model {tmp_path / 'no-model'} does not exist (a local model is a directory saved by save_pretrained)"),
-        (["--data-files", str(missing)], f"training data file {missing} of mem_xsum does not exist"),
-        (["--eval-data-files", str(missing)], f"held-out data file {missing} of mem_xsum does not exist"),
+        (["--data-files", str(missing)], f"training data file of mem_xsum: {missing} does not exist"),
+        (["--eval-data-files", str(missing)], f"held-out data file of mem_xsum: {missing} does not exist"),
         (["--output", str(a_file / "out")], f"{a_file / 'out'}: cannot be made: {a_file} is a file, not a folder"),
         (["--output", str(occupied)], f"{occupied} is not empty and holds no memtasks run: choose a new output directory or pass --overwrite"),
     ]

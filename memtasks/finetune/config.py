@@ -127,7 +127,7 @@ def validate(config: FinetuneConfig, runtime: Runtime, output_dir: str | Path) -
         for task, paths in files.items():
             for path in [paths] if isinstance(paths, str) else paths:
                 if unreadable(path):
-                    raise FinetuneError(f"{kind} data file {path} of {task} {unreadable(path)}")
+                    raise FinetuneError(f"{kind} data file of {task}: {path} {unreadable(path)}")
     check_finished(config.model)
     inputs = [("the model", config.model if looks_like_path(config.model) else None)]
     for kind, files in (("the training data", config.data_files), ("the held-out data", config.eval_data_files)):
