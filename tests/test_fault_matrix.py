@@ -714,3 +714,26 @@ def test_eval_writes_the_files_lm_evals_writer_would(tmp_path):
         return found
 
     assert content(ours) == content(theirs) and len(content(ours)) == 2
+
+
+def test_files_lm_eval_wrote_itself_are_checked_and_a_cut_run_removed(tmp_path):
+    """With uploads, lm-eval's own command writes the files (and logs a failed write as a warning only)."""
+    from memtasks.harness.save import check_written
+
+    run = tmp_path / "out" / "org__m"
+    run.mkdir(parents=True)
+    earlier = run / "results_2025.json"
+    earlier.write_text('{"results": ')  # another run's file, not this one's to judge
+    os.utime(earlier, (1.0e9, 1.0e9))
+    started = earlier.stat().st_mtime + 10
+    results = run / "results_2026.json"
+    results.write_text('{"results": {"mem_xsum": ', encoding="utf-8")
+    samples = run / "samples_mem_xsum_2026.jsonl"
+    samples.write_text("{}\n", encoding="utf-8")
+    with pytest.raises(OSError, match=f"^{re.escape(str(results))}: cut short .*the run's files are removed$"):
+        check_written(tmp_path / "out", started)
+    assert sorted(p.name for p in run.iterdir()) == ["results_2025.json"]
+    with pytest.raises(OSError, match="lm-eval wrote no results file there"):
+        check_written(tmp_path / "out", started)
+    results.write_text('{"results": {}}', encoding="utf-8")
+    check_written(tmp_path / "out", started)

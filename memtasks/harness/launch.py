@@ -283,12 +283,20 @@ def _list_or_validate(arguments: Sequence[str]) -> int:
 
 
 def _run_lm_eval_cli(namespace) -> int:
-    """lm-eval's own run command, for the uploads memtasks does not drive itself."""
+    """lm-eval's own run command, for the uploads memtasks does not drive itself; lm-eval writes the files
+    here, and what it wrote is checked after (its writer reports a failed write only as a warning)."""
+    import time
+
     from lm_eval._cli.harness import HarnessCLI
     from lm_eval.utils import setup_logging
 
+    from memtasks.harness.save import check_written
+
     setup_logging()
+    started = time.time()
     HarnessCLI().execute(namespace)
+    if getattr(namespace, "output_path", None):
+        check_written(namespace.output_path, started)
     return 0
 
 

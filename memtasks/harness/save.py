@@ -49,6 +49,30 @@ def save_run(tracker, results: dict[str, Any], samples: dict[str, list[dict]] | 
     return results_file
 
 
+def check_written(output_path: str | Path, since: float) -> None:
+    """After lm-eval wrote a run's files itself (with uploads, which memtasks does not drive): every results
+    file and samples log it wrote under ``output_path`` at or after ``since`` must parse. A file cut short
+    is removed, and the error names it; a run that wrote no results file at all is an error too."""
+    path = Path(output_path).absolute()
+    folder = path.parent if path.suffix == ".json" else path
+    pattern = f"{path.stem}_*.json" if path.suffix == ".json" else "*/results_*.json"
+    written = [p for p in (*folder.glob(pattern), *folder.glob("**/samples_*.jsonl")) if p.stat().st_mtime >= since]
+    if not any(p.suffix == ".json" for p in written):
+        raise OSError(f"{folder}: lm-eval wrote no results file there (see its warning above)")
+    for file in written:
+        try:
+            text = file.read_text(encoding="utf-8")
+            if file.suffix == ".json":
+                json.loads(text)
+            else:
+                for line in text.splitlines():
+                    json.loads(line)
+        except (ValueError, UnicodeDecodeError) as error:
+            for other in written:
+                other.unlink(missing_ok=True)
+            raise OSError(f"{file}: cut short ({error}): lm-eval could not write it (see its warning above); the run's files are removed") from None
+
+
 def _sample_line(sample: dict, default) -> str:
     """One line of a samples log, as lm-eval's writer makes it (arguments flattened so ``datasets`` reads the file)."""
     from lm_eval.utils import sanitize_list
