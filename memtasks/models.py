@@ -40,6 +40,8 @@ from packaging.requirements import Requirement
 from memtasks.outputs import check_apart, check_writable
 
 MARKER_FILE = "memtasks_model.json"
+UNTRAINED_MARKER = "memtasks_untrained.json"
+"""Written into each model ``memtasks tiny-models`` makes: its weights are random, it was never trained."""
 
 
 @dataclass(frozen=True)
@@ -245,3 +247,8 @@ def _replace(partial: Path, target: Path) -> None:
         target.unlink()
     # An empty target directory is replaced by the rename itself.
     partial.replace(target)
+
+
+def untrained(path: str | Path | None) -> bool:
+    """Whether ``path`` is a model folder of random weights made by ``memtasks tiny-models`` (:data:`UNTRAINED_MARKER`)."""
+    return path is not None and (Path(path) / UNTRAINED_MARKER).is_file()

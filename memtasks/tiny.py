@@ -24,6 +24,7 @@ so a model trained on that encoding sees a prefix at evaluation time as it saw i
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
@@ -40,6 +41,8 @@ from transformers import (
     T5Config,
     T5ForConditionalGeneration,
 )
+
+from memtasks.models import UNTRAINED_MARKER
 
 __all__ = [
     "PAD_TOKEN",
@@ -192,6 +195,9 @@ def build_tiny_model(
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    # Read by the report, which names such a model untrained, and by tiny-models, which replaces only its own folders.
+    marker = {"made_by": "memtasks tiny-models", "kind": kind, "weights": f"random (seed {seed})"}
+    (out / UNTRAINED_MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
     return out
 
 

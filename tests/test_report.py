@@ -630,3 +630,16 @@ def test_the_study_summary_says_whether_the_studys_direction_holds_and_whether_i
     assert "not specific to the records it trained on" in sentence
     assert "not specific" not in contrast_sentence(comparison("mem_cnn_dailymail", Rate(0.3, 0.1, 0.5)), sentiment, gap)
     assert "cannot be judged" in contrast_sentence(summarization, sentiment, None)
+
+
+def test_a_tiny_random_model_is_named_untrained_not_pre_trained(tmp_path):
+    from memtasks.models import UNTRAINED_MARKER
+    from memtasks.report.analysis import model_label
+    from memtasks.report.collect import identify_model
+
+    random, real = tmp_path / "tiny-decoder", tmp_path / "smollm2"
+    for folder in (random, real):
+        folder.mkdir()
+    (random / UNTRAINED_MARKER).write_text("{}", encoding="utf-8")
+    labels = [model_label(identify_model({"model": "hf", "model_args": f"pretrained={folder}"})) for folder in (random, real)]
+    assert labels == ["untrained (random weights)", "pre-trained"]

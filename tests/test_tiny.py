@@ -306,3 +306,22 @@ def test_lm_eval_hflm_loads_and_generates_with_the_seq2seq_model(seq2seqs, token
     # The decoder start token is not part of the text lm-eval returns.
     assert not any(PAD_TOKEN in o for o in outputs)
     assert any(o.split()[:5] == t.split()[PREFIX_WORDS:PREFIX_WORDS + 5] for o, t in zip(outputs, texts))
+
+
+def test_tiny_models_replaces_its_own_folders_and_refuses_any_other(tmp_path, capsys):
+    from memtasks.cli import main
+    from memtasks.models import untrained
+
+    text = Path(__file__).resolve().parents[1] / "memtasks" / "demo_data" / "xsum_train.jsonl"
+    argv = ["tiny-models", str(tmp_path / "tiny"), "--text", str(text), "--field", "document"]
+    assert main(argv) == 0 and untrained(tmp_path / "tiny" / "tiny-decoder") and untrained(tmp_path / "tiny" / "tiny-seq2seq")
+    assert main(argv) == 0  # its own folders, made again
+    capsys.readouterr()
+    foreign = tmp_path / "other" / "tiny-seq2seq"
+    foreign.mkdir(parents=True)
+    (foreign / "weights.bin").write_bytes(b"someone's model")
+    assert main([*argv[:1], str(tmp_path / "other"), *argv[2:]]) == 2
+    assert capsys.readouterr().err == (
+        f"memtasks tiny-models: error: {foreign}: holds something tiny-models did not make; give another OUT_DIR, or remove it\n"
+    )
+    assert sorted(p.name for p in (tmp_path / "other").rglob("*")) == ["tiny-seq2seq", "weights.bin"]

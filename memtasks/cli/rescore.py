@@ -49,5 +49,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"{summary}: written again from the re-scored runs")
     tasks = sum(len(f.tasks) for f in files)
     done = "would be rewritten (dry run)" if args.dry_run else "rewritten"
-    print(f"{tasks} tasks of {len(files)} results files {done} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    print(
+        f"{_count(tasks, 'task')} of {_count(len(files), 'results file')} {done} in {time.perf_counter() - started:.1f} s",
+        file=sys.stderr,
+    )
     return 0
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

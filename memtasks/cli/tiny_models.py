@@ -12,8 +12,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "tiny-models",
         help="build a tiny decoder-only and a tiny encoder-decoder model with a tokenizer trained on local text",
-        description="Writes OUT_DIR/tiny-decoder (2-layer GPT-2) and OUT_DIR/tiny-seq2seq (2-layer T5); "
-        "nothing is downloaded.",
+        description="Writes OUT_DIR/tiny-decoder (2-layer GPT-2) and OUT_DIR/tiny-seq2seq (2-layer T5), "
+        "random weights; nothing is downloaded. A folder an earlier tiny-models made is replaced, any other refused.",
     )
     parser.add_argument("out_dir", type=Path, help="folder to write the two models into")
     parser.add_argument("--text", type=Path, required=True, help="JSONL (with --field) or plain text to train the tokenizer on")
@@ -23,12 +23,17 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from memtasks.models import untrained
     from memtasks.outputs import check_apart, check_writable
     from memtasks.probes import read_texts
-    from memtasks.tiny import build_tiny_model, train_tokenizer
 
-    check_apart([("the model folder", args.out_dir / f"tiny-{kind}") for kind in ("decoder", "seq2seq")], [("--text", args.text)])
+    targets = [args.out_dir / f"tiny-{kind}" for kind in ("decoder", "seq2seq")]
+    check_apart([("the model folder", target) for target in targets], [("--text", args.text)])
+    for target in targets:
+        if target.exists() and not untrained(target) and (not target.is_dir() or any(target.iterdir())):
+            raise ValueError(f"{target}: holds something tiny-models did not make; give another OUT_DIR, or remove it")
     check_writable(args.out_dir)
+    from memtasks.tiny import build_tiny_model, train_tokenizer
     texts = read_texts(args.text, args.field)
     tokenizer = train_tokenizer(texts, vocab_size=args.vocab_size)
     for kind in ("decoder", "seq2seq"):

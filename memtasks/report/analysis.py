@@ -151,7 +151,7 @@ def before_after(runs: Sequence[Run], reader: OutcomeReader) -> list[Comparison]
 def model_label(model: ModelInfo) -> str:
     """What kind of model: ``pre-trained``, ``full fine-tuning on mem_xsum, 3 epochs, output-only loss``, ..."""
     if not model.fine_tuned:
-        return "pre-trained"
+        return "untrained (random weights)" if model.untrained else "pre-trained"
     method = {"full": "full fine-tuning", "lora": "LoRA"}.get(model.method, model.method)
     parts = [method]
     if model.trained_tasks:

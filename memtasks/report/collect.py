@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from memtasks.manifest import MANIFEST, ManifestError, StudyManifest, StudyModel
+from memtasks.models import untrained
 from memtasks.outcomes import BOUNDS, CATEGORY_METRICS, base_task
 from memtasks.probes import DEFAULT_PREFIX_TOKENS
 from memtasks.stats import Rate
@@ -82,6 +83,7 @@ class ModelInfo:
     mixing: str | None = None
     loss: str | None = None
     source: str = "model_args"
+    untrained: bool = False  # random weights (memtasks tiny-models), not a pre-trained model
 
     @property
     def fine_tuned(self) -> bool:
@@ -208,7 +210,7 @@ def identify_model(config: Mapping, from_manifest: ModelInfo | None = None) -> M
         )
     if args.get("peft"):
         return ModelInfo(name=name, path=args["peft"], method="lora", base=args.get("pretrained"), parameters=parameters)
-    return ModelInfo(name=name, path=args.get("pretrained"), parameters=parameters)
+    return ModelInfo(name=name, path=args.get("pretrained"), parameters=parameters, untrained=untrained(args.get("pretrained")))
 
 
 def config_hash(task_config: Mapping, model_args: Mapping[str, str]) -> str:
@@ -305,6 +307,7 @@ def model_info(model: StudyModel, root: Path, source: Path) -> ModelInfo:
         mixing=model.mixing,
         loss=model.loss,
         source=str(source),
+        untrained=model.method == "pretrained" and untrained(path),
     )
 
 

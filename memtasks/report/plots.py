@@ -63,10 +63,10 @@ def _save(fig, path: Path) -> None:
         _pyplot().close(fig)
 
 
-def _legend_below(ax, offset: float = -0.16) -> None:
+def _legend_below(ax) -> None:
     """Under the plot, so that the plot keeps its width in a half-page column."""
     entries = len(ax.get_legend_handles_labels()[1])
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, offset), ncol=2 if entries > 3 else 1, frameon=False)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2 if entries > 3 else 1, frameon=False)
 
 
 def _rate_axis(ax, runs: Sequence[Run]) -> None:
@@ -84,19 +84,23 @@ def rates_by_task(runs: Sequence[Run], out: Path) -> Figure | None:
     tasks = sorted({r.task for r in plain})
     models = sorted({r.model.name for r in plain})
     width = 0.8 / len(models)
+    # Each task's bars are centred on its label, however many of the models ran it.
+    ran = {task: [m for m in models if any(r.task == task and r.model.name == m for r in plain)] for task in tasks}
     fig, ax = plt.subplots(figsize=(min(14.0, max(7.0, 0.9 * len(tasks) * max(1.0, len(models) / 2))), 4.2))
-    for j, model in enumerate(models):
+    for model in models:
         chosen = {r.task: r for r in plain if r.model.name == model}
-        xs = [i + (j - (len(models) - 1) / 2) * width for i, t in enumerate(tasks) if t in chosen]
+        xs = [i + (ran[t].index(model) - (len(ran[t]) - 1) / 2) * width for i, t in enumerate(tasks) if t in chosen]
         rates = [chosen[t].rates["memorization"] for t in tasks if t in chosen]
         values = [r.value for r in rates]
         ax.bar(xs, [100 * v for v in values], width, label=short_name(model),
                yerr=_errors(values, [r.low for r in rates], [r.high for r in rates]), capsize=3)
-    ax.set_xticks(range(len(tasks)), tasks, rotation=20, ha="right")
+    # Anchored at its end, a slanted label ends under its bars rather than beside them.
+    ax.set_xticks(range(len(tasks)), tasks, rotation=20, ha="right", rotation_mode="anchor")
     _rate_axis(ax, plain)
     ax.set_ylabel("memorization rate (%)")
     ax.set_title("Memorization rate by task (90% interval)")
-    _legend_below(ax, offset=-0.25)
+    # Beside the plot: below it, the slanted task names ran into the legend.
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     path = out / "rates_by_task.png"
     _save(fig, path)
     return Figure("rates_by_task", "Memorization by task", "Share of probes memorized per task and model; bars are 90% bootstrap intervals.", path)

@@ -247,7 +247,7 @@ def pretrained_vs_finetuned(runs: Sequence[Run], reader: OutcomeReader) -> Table
     )
     for c in shown:
         before, after, diff = c.before, c.after, c.difference
-        table.add([Cell(after.task), Cell(f"pre-trained: {before.model.name}"), *(rate_cell(before.rates[k]) for k in categories)])
+        table.add([Cell(after.task), Cell(f"{model_label(before.model)}: {before.model.name}"), *(rate_cell(before.rates[k]) for k in categories)])
         table.add(
             [Cell(""), Cell(f"fine-tuned: {after.model.name} ({model_label(after.model)})"), *(rate_cell(after.rates[k]) for k in categories)]
         )
