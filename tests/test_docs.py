@@ -15,6 +15,13 @@ Convention for whoever writes README.md or a page of docs/:
   network, many minutes of CPU, or it is illustrative, with placeholders) is fenced ```text or
   ```console, or has the line ``<!-- not-run: why -->`` just before its fence (a reason is
   required). Output shown to the reader goes in ```text.
+- A ```text block right after a runnable block, with only prose between them (no heading, no
+  other block), is that block's output, and is checked: after masking durations, rates per
+  second and the run's folder, each of its lines must be a line the block printed (stdout and
+  stderr together, as a terminal shows them; progress bars left out), in the order shown. A
+  line of ``...`` stands for lines left out. A ```text block there that is not the output
+  (commands that cannot run here, an example of another run's error) has the line
+  ``<!-- not-output: why -->`` just before its fence.
 - Paths are relative to the repository root and stay inside it (no /tmp, no ``../shared``: that
   folder exists only on the project's own machines; name the public dataset instead). Keep
   runnable blocks small: the tiny models of ``memtasks tiny-models``, ``memtasks/demo_data/``,
@@ -47,6 +54,11 @@ README_MAX_LINES = 300
 BLOCK_TIMEOUT = 600
 RUN_LANGUAGES = frozenset({"bash", "sh", "shell"})
 NOT_RUN = re.compile(r"^<!--\s*not-run:\s*(?P<why>.*?)\s*-->$")
+NOT_OUTPUT = re.compile(r"^<!--\s*not-output:\s*(?P<why>.*?)\s*-->$")
+HEADING = re.compile(r"^#{1,6}\s")
+ELIDED = "..."
+# What differs from run to run in a shown output: durations ("0.25 s", "1 min 3 s"), rates ("12190 pairs/s").
+VARYING = re.compile(r"\b\d[\d,]*(?:\.\d+)?\s?(?:[a-z]+/s|ms|s|min|minutes?|seconds?)\b")
 FENCE = re.compile(r"^(?P<indent>\s*)(?P<ticks>`{3,}|~{3,})\s*(?P<lang>[\w+-]*)")
 
 
@@ -57,6 +69,8 @@ class Block:
     lang: str
     text: str
     not_run: str | None  # the reason given in <!-- not-run: ... -->, if any
+    not_output: str | None = None  # the reason given in <!-- not-output: ... -->, if any
+    output_of: int | None = None  # for shown output, the line of the runnable block whose output it is
 
     @property
     def runs(self) -> bool:
@@ -72,24 +86,60 @@ def _name(page: Path) -> str:
 
 
 def blocks(page: Path) -> list[Block]:
-    """The fenced blocks of a page, with the not-run reason of the line before each (indented fences too)."""
+    """The fenced blocks of a page, with the not-run and not-output reasons of the line before each (indented
+    fences too), and for a ```text block that is a runnable block's output, that block's line."""
     lines = page.read_text(encoding="utf-8").splitlines()
-    found, i = [], 0
+    found: list[Block] = []
+    i, runnable, heading_since = 0, None, False
     while i < len(lines):
         fence = FENCE.match(lines[i])
         if not fence:
+            heading_since = heading_since or bool(HEADING.match(lines[i]))
             i += 1
             continue
         indent, ticks, lang = fence["indent"], fence["ticks"], fence["lang"].lower()
         before = next((lines[j].strip() for j in range(i - 1, -1, -1) if lines[j].strip()), "")
-        reason = NOT_RUN.match(before)
+        reason, not_output = NOT_RUN.match(before), NOT_OUTPUT.match(before)
         body, j = [], i + 1
         while j < len(lines) and not lines[j].strip().startswith(ticks):
             body.append(lines[j][len(indent):] if lines[j].startswith(indent) else lines[j].lstrip())
             j += 1
-        found.append(Block(_name(page), i + 1, lang, "\n".join(body) + "\n", reason["why"] if reason else None))
+        output_of = runnable if lang == "text" and not not_output and not heading_since else None
+        block = Block(
+            _name(page), i + 1, lang, "\n".join(body) + "\n", reason["why"] if reason else None,
+            not_output["why"] if not_output else None, output_of,
+        )
+        found.append(block)
+        runnable, heading_since = (block.line if block.runs else None), False
         i = j + 1
     return found
+
+
+def _shown_lines(text: str, work: Path) -> list[str]:
+    """Lines as the comparison of shown and printed output reads them: the run's folder and what varies
+    masked, trailing spaces dropped, progress bars (rewritten in place with carriage returns) left out."""
+    lines = []
+    for line in re.split(r"[\r\n]", text.replace(f"{work}/", "").replace(str(work), ".")):
+        line = VARYING.sub("<varies>", line.rstrip())
+        if line and not re.search(r"\d+%\|", line):
+            lines.append(line)
+    return lines
+
+
+def output_mismatch(shown: str, printed: str, work: Path) -> str | None:
+    """None when every line of ``shown`` is a line of ``printed``, in order (``...`` lines stand for any
+    lines), after masking; else which shown line was not found where it should be."""
+    wanted = _shown_lines(shown, work)
+    got = _shown_lines(printed, work)
+    position = 0
+    for line in wanted:
+        if line == ELIDED:
+            continue
+        try:
+            position = got.index(line, position) + 1
+        except ValueError:
+            return f"shown line not printed (or not in this order): {line!r}"
+    return None
 
 
 def _page_params():
@@ -150,6 +200,7 @@ def _environment(home: Path) -> dict[str, str]:
         HF_DATASETS_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1",
         OMP_NUM_THREADS="1",
+        PYTHONUNBUFFERED="1",  # stdout and stderr in the order a terminal shows them
         MPLBACKEND="Agg",
         TOKENIZERS_PARALLELISM="false",
     )
@@ -167,18 +218,26 @@ def test_every_runnable_block_of_the_page_runs(page: Path, clone_template: Path,
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(request.getfixturevalue("smollm2_dir").resolve(), target_is_directory=True)
     env = _environment(tmp_path)
+    outputs = {b.output_of: b for b in blocks(page) if b.output_of is not None}
     for block in runnable:
         try:
             done = subprocess.run(
                 ["bash", "-euo", "pipefail", "-c", block.text], cwd=work, env=env, stdin=subprocess.DEVNULL,
-                capture_output=True, text=True, timeout=BLOCK_TIMEOUT,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=BLOCK_TIMEOUT,
             )
         except subprocess.TimeoutExpired:
             pytest.fail(f"{block.page}:{block.line}: the block ran over {BLOCK_TIMEOUT} s:\n{block.text}")
         if done.returncode != 0:
             pytest.fail(
                 f"{block.page}:{block.line}: the block exited {done.returncode}:\n{block.text}\n"
-                f"--- stdout (end) ---\n{done.stdout[-3000:]}\n--- stderr (end) ---\n{done.stderr[-3000:]}"
+                f"--- output (end) ---\n{done.stdout[-3000:]}"
+            )
+        shown = outputs.get(block.line)
+        mismatch = shown and output_mismatch(shown.text, done.stdout, work)
+        if mismatch:
+            pytest.fail(
+                f"{shown.page}:{shown.line}: the output shown is not what the block at line {block.line} printed: "
+                f"{mismatch}\n--- printed (end) ---\n{done.stdout[-3000:]}"
             )
 
 
@@ -202,7 +261,28 @@ def test_every_block_that_is_not_run_says_why():
         for block in blocks(page):
             if block.not_run is not None and not block.not_run:
                 problems.append(f"{block.page}:{block.line}: <!-- not-run: --> without a reason")
+            if block.not_output is not None and not block.not_output:
+                problems.append(f"{block.page}:{block.line}: <!-- not-output: --> without a reason")
     assert problems == []
+
+
+def test_a_shown_output_must_be_what_its_block_prints_in_order(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    page = tmp_path / "page.md"
+    page.write_text(
+        "```bash\nmemtasks score probes.jsonl\n```\n\nIt prints:\n\n```text\nhigh 2.67%\nlow 3.00%\n```\n\n"
+        "<!-- not-output: another run's error -->\n```text\nerror\n```\n\n## Next\n\n```text\nnot output\n```\n",
+        encoding="utf-8",
+    )
+    run, shown, example, other = blocks(page)
+    assert (shown.output_of, example.output_of, other.output_of) == (run.line, None, None)
+    work = tmp_path / "clone"
+    printed = f"\rscore:  50%|#####     | 1/2\rscore: 100%|##########| 2/2\nhigh 2.67%\nlow 3.00%\nread {work}/probes.jsonl in 0.31 s\n"
+    assert output_mismatch(shown.text, printed, work) is None
+    assert output_mismatch("high 2.67%\n...\nread probes.jsonl in 1.2 s\n", printed, work) is None
+    swapped = "high 2.67%\nlow 3.00%\n".replace("high 2.67%\nlow 3.00%", "low 3.00%\nhigh 2.67%")
+    assert output_mismatch(swapped, printed, work) == "shown line not printed (or not in this order): 'high 2.67%'"
+    assert output_mismatch("high 2.68%\n", printed, work) == "shown line not printed (or not in this order): 'high 2.68%'"
 
 
 LINK = re.compile(r"\]\((?!https?://|mailto:)(?P<target>[^)#\s]*)(?:#(?P<anchor>[^)\s]*))?\)")
