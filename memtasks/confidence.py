@@ -53,9 +53,11 @@ from memtasks.detection import Alignment, Detection, sentence_spans, word_spans
 from memtasks.detection.stemming import stem
 from memtasks.detection.text import MIN_TOKEN_CHARS, english_stopwords
 from memtasks.outcomes import HIGH, LOW
-from memtasks.paraphrase import GRADING_BAR
+from memtasks.paraphrase import GRADING_BAR, Grade
 
 COEFFICIENTS_FILE = "confidence.json"
+# The name a case graded from this evidence records (memtasks.paraphrase.Grade).
+EVIDENCE = "evidence"
 THRESHOLD = 0.5
 
 # A case: the matched training suffix, the generation and their alignment.
@@ -206,4 +208,15 @@ class EvidenceConfidence:
 
     def grade(self, cases: Sequence[Case], progress: bool = False) -> list[str]:
         """HIGH or LOW for each (suffix, generation, alignment) case."""
-        return [HIGH if p > THRESHOLD else LOW for p in self.scores(cases, progress)]
+        return [g.category for g in self.grades(cases, progress)]
+
+    def grades(self, cases: Sequence[Case], progress: bool = False) -> list[Grade]:
+        """The :class:`~memtasks.paraphrase.Grade` of each (suffix, generation, alignment) case:
+        HIGH when p > 0.5, with p."""
+        return [Grade(HIGH if p > THRESHOLD else LOW, p, EVIDENCE) for p in self.scores(cases, progress)]
+
+
+@lru_cache(maxsize=1)
+def default_evidence() -> EvidenceConfidence:
+    """The shipped coefficients, read once per process."""
+    return EvidenceConfidence()

@@ -94,6 +94,9 @@ class Outcome:
     ``matched_id`` and ``rank`` name the retrieved training suffix that
     matched and its rank among the candidates (None when not memorized).
     ``member`` is False for a probe of text the model was not fine-tuned on.
+    ``probability`` is what the case was graded from and ``grader`` what gave it
+    (``"evidence"``, ``"cross-encoder"`` or a classifier's id), None when no
+    grader looked at it (verbatim, expansion, none).
     """
 
     id: str
@@ -101,16 +104,23 @@ class Outcome:
     member: bool = True
     matched_id: str | None = None
     rank: int | None = None
+    probability: float | None = None
+    grader: str | None = None
 
     def to_json(self) -> str:
-        """``{"id", "member", "category", "matched_id", "rank"}``: ids and the outcome, never a text."""
+        """``{"id", "member", "category", "matched_id", "rank", "probability", "grader"}``: ids and
+        the outcome, never a text."""
         return json.dumps(
-            {"id": self.id, "member": self.member, "category": self.category, "matched_id": self.matched_id, "rank": self.rank}
+            {
+                "id": self.id, "member": self.member, "category": self.category, "matched_id": self.matched_id,
+                "rank": self.rank, "probability": self.probability, "grader": self.grader,
+            }
         )
 
     @classmethod
     def from_json(cls, text: str) -> Outcome:
-        """The inverse of :meth:`to_json`; a log written before non-members existed has no ``member`` (all members).
+        """The inverse of :meth:`to_json`; a log written before non-members existed has no ``member`` (all members),
+        one written before issue 27 no ``probability`` or ``grader``.
 
         Raises ``ValueError`` (or ``KeyError``/``TypeError``) when ``text`` is not such an object.
         """
@@ -120,13 +130,15 @@ class Outcome:
         member = data.get("member", True)
         if not isinstance(member, bool):
             raise ValueError(f"'member' must be true or false, got {member!r}")
-        rank = data.get("rank")
+        rank, probability, grader = data.get("rank"), data.get("probability"), data.get("grader")
         return cls(
             str(data["id"]),
             str(data["category"]),
             member,
             None if data.get("matched_id") is None else str(data["matched_id"]),
             None if rank is None else int(rank),
+            None if probability is None else float(probability),
+            None if grader is None else str(grader),
         )
 
 

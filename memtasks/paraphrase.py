@@ -11,6 +11,7 @@ Face sequence-pair classifier (id or local path) can be given.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -20,6 +21,17 @@ from memtasks.outcomes import HIGH, LOW
 
 # The progress bar of every grader, so that a run shows the same line whichever grades it.
 GRADING_BAR = "grade paraphrases"
+
+
+
+class Grade(NamedTuple):
+    """A graded case: its category, the probability it was graded from, and what gave that
+    probability (``"evidence"``, ``"cross-encoder"`` or a Hugging Face model's id or path)."""
+
+    category: str
+    probability: float | None = None
+    grader: str | None = None
+
 
 _POSITIVE_NAMES = ("equivalent", "paraphrase", "entailment", "positive", "yes", "true")
 
@@ -73,12 +85,16 @@ class ParaphraseClassifier:
         return out
 
     def grade(self, cases: Sequence[tuple[str, str, Alignment]], progress: bool = False) -> list[str]:
-        """HIGH or LOW for each (training suffix, generation, alignment) case, as
-        :class:`memtasks.confidence.EvidenceConfidence` grades them; ``progress`` shows a bar."""
+        """HIGH or LOW for each (training suffix, generation, alignment) case; ``progress`` shows a bar."""
+        return [g.category for g in self.grades(cases, progress)]
+
+    def grades(self, cases: Sequence[tuple[str, str, Alignment]], progress: bool = False) -> list[Grade]:
+        """The :class:`Grade` of each (training suffix, generation, alignment) case: HIGH when
+        some sentence pair scores in (0.5, 0.99), its probability the highest pair score below 0.99."""
         return self.confidence([case_spans(suffix, generation, a.detections) for suffix, generation, a in cases], progress)
 
-    def confidence(self, cases: Sequence[Sequence[tuple[str, str]]], progress: bool = False) -> list[str]:
-        """HIGH or LOW for each case, given as its (training span, generation span) pairs.
+    def confidence(self, cases: Sequence[Sequence[tuple[str, str]]], progress: bool = False) -> list[Grade]:
+        """The :class:`Grade` of each case, given as its (training span, generation span) pairs.
 
         All sentence pairs of all cases are scored in one batched pass.
         """
@@ -92,11 +108,11 @@ class ParaphraseClassifier:
                         identical.append(g.strip().lower() == t.strip().lower())
         scores = self.probabilities(pairs, progress) if pairs else np.zeros(0)
         scores[np.asarray(identical, dtype=bool)] = 0.0
-        high = np.zeros(len(cases), dtype=bool)
+        best = np.zeros(len(cases))
         for owner, score in zip(owners, scores):
-            if 0.5 < score < 0.99:
-                high[owner] = True
-        return [HIGH if h else LOW for h in high]
+            if score < 0.99:
+                best[owner] = max(best[owner], score)
+        return [Grade(HIGH if p > 0.5 else LOW, float(p), self.name) for p in best]
 
 
 def case_spans(suffix: str, generation: str, detections: Sequence[Detection]) -> list[tuple[str, str]]:

@@ -18,12 +18,13 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from memtasks.confidence import EvidenceConfidence, introduced_names
+from memtasks.confidence import EVIDENCE, default_evidence, introduced_names
 from memtasks.datafiles import DataFileError, decoded_lines, parse_json_line
 from memtasks.detection import NO_ALIGNMENT, Alignment, Detector
 from memtasks.grader import Grader, default_grader
 from memtasks.interrupts import kept_interrupts
 from memtasks.outcomes import LOW
+from memtasks.paraphrase import Grade
 from memtasks.retrieval import RetrievalSettings
 from memtasks.stats import BOOTSTRAP_SEED, INTERVAL_PERCENTILES, N_RESAMPLES, Rate, excess_rates, rates_of
 
@@ -53,13 +54,20 @@ class Probe:
 
 @dataclass(frozen=True)
 class ProbeOutcome:
-    """How one probe was classified, and by which retrieved suffix."""
+    """How one probe was classified, and by which retrieved suffix.
+
+    ``probability`` is what a graded case was graded from (a paraphrase's, a
+    condensation's) and ``grader`` what gave it (:class:`~memtasks.paraphrase.Grade`);
+    None for a case no grader looked at (verbatim, expansion) and before grading.
+    """
 
     probe_id: str
     category: str
     matched_id: str | None = None
     rank: int | None = None
     alignment: Alignment = NO_ALIGNMENT
+    probability: float | None = None
+    grader: str | None = None
 
 
 @dataclass
@@ -272,10 +280,10 @@ def condenses(alignment: Alignment) -> bool:
     return alignment.category == "idea" and suffix > generation
 
 
-def graded_categories(cases: Sequence[tuple[str, str, Alignment]], grader: Grader, progress: bool = False) -> list[str]:
-    """The category of each (suffix, generation, alignment) case, paraphrases graded high or
-    low by ``grader`` (spec sections 7 and 11.3) and condensations confirmed; ``progress``
-    shows the grader's bar.
+def grade_cases(cases: Sequence[tuple[str, str, Alignment]], grader: Grader, progress: bool = False) -> list[Grade]:
+    """The :class:`~memtasks.paraphrase.Grade` of each (suffix, generation, alignment) case,
+    paraphrases graded high or low by ``grader`` (spec sections 7 and 11.3) and condensations
+    confirmed; ``progress`` shows the grader's bar.
 
     A condensation is idea when the detector's evidence p_e
     (:class:`~memtasks.confidence.EvidenceConfidence`) exceeds ``CONDENSATION_EVIDENCE``,
@@ -284,16 +292,16 @@ def graded_categories(cases: Sequence[tuple[str, str, Alignment]], grader: Grade
     (unrelated text was idea 0.2% of the time without this check). Expansion, the study's
     rule, is idea unchecked.
     """
-    categories = [alignment.category for _, _, alignment in cases]
+    grades = [Grade(alignment.category) for _, _, alignment in cases]
     condensed = [i for i, (_, _, alignment) in enumerate(cases) if condenses(alignment)]
-    for i, evidence in zip(condensed, EvidenceConfidence().scores([cases[i] for i in condensed])):
+    for i, evidence in zip(condensed, default_evidence().scores([cases[i] for i in condensed])):
         suffix, generation, alignment = cases[i]
-        if evidence <= CONDENSATION_EVIDENCE or introduced_names(suffix, generation, alignment.detections):
-            categories[i] = LOW
-    paraphrased = [i for i, category in enumerate(categories) if category == "paraphrase"]
-    for i, confidence in zip(paraphrased, grader.grade([cases[i] for i in paraphrased], progress)):
-        categories[i] = confidence
-    return categories
+        confirmed = evidence > CONDENSATION_EVIDENCE and not introduced_names(suffix, generation, alignment.detections)
+        grades[i] = Grade("idea" if confirmed else LOW, evidence, EVIDENCE)
+    paraphrased = [i for i, g in enumerate(grades) if g.category == "paraphrase"]
+    for i, graded in zip(paraphrased, grader.grades([cases[i] for i in paraphrased], progress)):
+        grades[i] = graded
+    return grades
 
 
 def grade_paraphrases(
@@ -303,13 +311,13 @@ def grade_paraphrases(
     corpus: Sequence[tuple[str, str]] | None = None,
     progress: bool = False,
 ) -> list[ProbeOutcome]:
-    """Outcomes with their categories graded by :func:`graded_categories`."""
+    """Outcomes with their categories graded by :func:`grade_cases`."""
     suffix_of = dict(_corpus(probes, corpus))
     detected = [i for i, o in enumerate(outcomes) if o.category != "none"]
     cases = [(suffix_of[outcomes[i].matched_id], probes[i].generation, outcomes[i].alignment) for i in detected]
     graded = list(outcomes)
-    for i, category in zip(detected, graded_categories(cases, grader, progress)):
-        graded[i] = replace(outcomes[i], category=category)
+    for i, (category, probability, name) in zip(detected, grade_cases(cases, grader, progress)):
+        graded[i] = replace(outcomes[i], category=category, probability=probability, grader=name)
     return graded
 
 
@@ -412,7 +420,8 @@ def case_records(
     redact: bool = False,
     corpus: Sequence[tuple[str, str]] | None = None,
 ) -> list[dict]:
-    """One record per memorized probe: matched suffix, category and character spans.
+    """One record per memorized probe: matched suffix, category, the probability it was
+    graded from and the grader that gave it (null when none graded it), and character spans.
 
     Spans are offsets into the matched suffix (``suffix_*``) and into the
     probe's generation (``generation_*``). Without ``redact`` the matched text
@@ -440,6 +449,9 @@ def case_records(
                 span.update(suffix_text=suffix_part, generation_text=generation_part)
             spans.append(span)
         records.append(
-            {"id": outcome.probe_id, "matched_id": outcome.matched_id, "rank": outcome.rank, "category": outcome.category, "spans": spans}
+            {
+                "id": outcome.probe_id, "matched_id": outcome.matched_id, "rank": outcome.rank, "category": outcome.category,
+                "probability": outcome.probability, "grader": outcome.grader, "spans": spans,
+            }
         )
     return records

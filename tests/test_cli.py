@@ -112,6 +112,23 @@ def test_score_shows_a_bar_while_it_grades_paraphrases_and_json_output_none(caps
     assert err == ""
 
 
+@pytest.mark.parametrize("grader", ["evidence", "cross-encoder"])
+def test_score_cases_hold_the_probability_a_paraphrase_was_graded_from_and_its_grader(capsys, tmp_path, grader):
+    path = tmp_path / "paraphrase.jsonl"
+    path.write_text(json.dumps({
+        "id": "q",
+        "suffix": "The company said its profit rose 12 percent in the third quarter, helped by strong sales in Asia.",
+        "generation": "Helped by strong Asian sales, the company reported a 12 percent rise in third-quarter profit.",
+    }) + "\n", encoding="utf-8")
+    cases = tmp_path / "cases.jsonl"
+    code, _, _ = run_main(capsys, "score", path, "--json", "--workers", "1", "--paraphrase-model", grader, "--cases", cases)
+    [record] = [json.loads(line) for line in cases.read_text(encoding="utf-8").splitlines()]
+    assert code == 0 and record["category"] in ("paraphrase_high", "paraphrase_low")
+    assert 0 <= record["probability"] <= 1 and record["grader"] in ("evidence", "cross-encoder")
+    if grader == "evidence":
+        assert record["grader"] == "evidence"
+
+
 def test_score_with_non_members_prints_the_floor_and_the_excess(capsys, tmp_path, probe_file):
     # Two of three non-members write out their own text: a floor of 2/3 leaves no excess over the members' 1/2.
     records = [json.loads(line) for line in probe_file.read_text().splitlines()]
@@ -142,6 +159,8 @@ def test_score_cases_one_line_per_memorized_probe(capsys, probe_file, tmp_path):
     suffixes = {"p0": PARAGRAPHS[0], "p1": PARAGRAPHS[1]}
     for r in records:
         assert r["category"] == "verbatim" and r["rank"] == 1
+        # no grader looks at a verbatim copy
+        assert r["probability"] is None and r["grader"] is None
         for span in r["spans"]:
             assert span["suffix_text"] == suffixes[r["matched_id"]][span["suffix_start"] : span["suffix_end"]]
 

@@ -103,15 +103,16 @@ def test_clear_evidence_decides_without_the_encoder(grader, monkeypatch):
     for suffix, generation in ((copy, edited), coincidence):
         cases.append((suffix, generation, Alignment("paraphrase", (Detection(0, len(suffix), 0, len(generation)),))))
     evidence = grader.evidence.scores(cases)
-    assert evidence[0] >= 0.999 and evidence[1] <= 0.001
-    monkeypatch.setattr(type(grader), "case_scores", lambda self, spans: pytest.fail("the encoder was asked"))
+    assert evidence[0] > EVIDENCE_HIGH and evidence[1] <= EVIDENCE_LOW
+    monkeypatch.setattr(type(grader), "case_scores", lambda self, spans, progress=False: pytest.fail("the encoder was asked"))
     assert grader.grade(cases) == [HIGH, LOW]
+    assert [g.grader for g in grader.grades(cases)] == ["evidence", "evidence"]
 
 
 def test_a_bar_shows_what_the_encoder_scores_and_changes_no_grade(grader, capsys):
     suffix, generation = PARAPHRASES[1]
     case = (suffix, generation, Alignment("paraphrase", (Detection(0, len(suffix), 0, len(generation)),)))
-    assert EVIDENCE_LOW < grader.evidence.scores([case])[0] < EVIDENCE_HIGH  # left to the encoder
+    assert EVIDENCE_LOW < grader.evidence.scores([case])[0] <= EVIDENCE_HIGH  # left to the encoder
     quiet = grader.grade([case])
     assert capsys.readouterr().err == ""
     assert grader.grade([case], progress=True) == quiet == [HIGH]
@@ -124,14 +125,16 @@ def whole(suffix: str, generation: str) -> tuple[str, str, Alignment]:
     return suffix, generation, Alignment("paraphrase", (Detection(0, len(suffix), 0, len(generation)),))
 
 
-def test_a_grade_is_the_score_above_the_threshold(grader):
+def test_a_grade_is_its_probability_above_the_threshold_of_the_grader_that_gave_it(grader):
     cases = [whole(a, b) for a, b in PARAPHRASES + NOT_PARAPHRASES + PARAPHRASES_BEYOND_NEWS]
-    scores = grader.scores(cases)
-    assert any(EVIDENCE_LOW < p < EVIDENCE_HIGH for p in grader.evidence.scores(cases))
-    assert grader.grade(cases) == [HIGH if p > grader.threshold else LOW for p in scores]
+    grades = grader.grades(cases)
+    assert {g.grader for g in grades} == {"evidence", "cross-encoder"}
+    threshold = {"evidence": EVIDENCE_HIGH, "cross-encoder": grader.threshold}
+    assert [g.category for g in grades] == [HIGH if g.probability > threshold[g.grader] else LOW for g in grades]
+    assert grader.scores(cases) == [g.probability for g in grades]
 
 
-def test_a_pair_that_cannot_reach_the_threshold_is_encoded_in_one_order_only(grader, monkeypatch):
+def test_a_sentence_pair_that_several_cases_hold_is_encoded_once(grader, monkeypatch):
     encoded = []
     ordered = type(grader)._ordered_probabilities
 
@@ -140,10 +143,10 @@ def test_a_pair_that_cannot_reach_the_threshold_is_encoded_in_one_order_only(gra
         return ordered(self, pairs, bar)
 
     monkeypatch.setattr(type(grader), "_ordered_probabilities", spy)
-    unrelated, paraphrase = NOT_PARAPHRASES[0], PARAPHRASES[1]
-    assert grader.exceeds([unrelated, paraphrase]).tolist() == [False, True]
-    # p(a, b) of the unrelated pair is far below 2t - 1: its reverse order cannot lift it over t
-    assert encoded == [unrelated, paraphrase, paraphrase[::-1]]
+    suffix, generation = PARAPHRASES[1]
+    scores = grader.case_scores([[(suffix, generation)], [(suffix, generation)]])
+    assert scores[0] == scores[1] > grader.threshold
+    assert encoded == [(suffix, generation), (generation, suffix)]
 
 
 def test_paraphrases_rank_above_pairs_that_only_share_a_topic(grader):

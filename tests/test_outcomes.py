@@ -30,9 +30,17 @@ def _log(path: Path, *outcomes: Outcome | str) -> Path:
 
 
 def test_an_outcome_survives_the_log_and_carries_no_text():
-    outcome = Outcome("7", "verbatim", member=False, matched_id="12", rank=2)
-    assert json.loads(outcome.to_json()) == {"id": "7", "member": False, "category": "verbatim", "matched_id": "12", "rank": 2}
+    outcome = Outcome("7", "paraphrase_high", member=False, matched_id="12", rank=2, probability=0.93, grader="cross-encoder")
+    assert json.loads(outcome.to_json()) == {
+        "id": "7", "member": False, "category": "paraphrase_high", "matched_id": "12", "rank": 2,
+        "probability": 0.93, "grader": "cross-encoder",
+    }
     assert Outcome.from_json(outcome.to_json()) == outcome
+
+
+def test_a_log_written_before_grades_were_recorded_reads_without_them():
+    old = json.dumps({"id": "7", "member": True, "category": "verbatim", "matched_id": "7", "rank": 1})
+    assert Outcome.from_json(old) == Outcome("7", "verbatim", matched_id="7", rank=1)
 
 
 def test_members_and_non_members_are_read_apart(tmp_path):

@@ -50,10 +50,10 @@ def test_confidence_rule(likely, certain):
     reworded = [("The cat sat on the mat all day.", "All day long, the cat was sitting on the mat.")]
     identical = [("The cat sat on the mat.", "the cat sat on the MAT.")]
     # Some pair in (0.5, 0.99): high; every pair at 0.99 or above: low.
-    assert likely.confidence([reworded]) == [HIGH]
-    assert certain.confidence([reworded]) == [LOW]
+    assert likely.confidence([reworded]) == [(HIGH, pytest.approx(0.7), likely.name)]
+    assert certain.confidence([reworded])[0].category == LOW
     # Sentences identical but for case score 0, so they never make a case high.
-    assert likely.confidence([identical, reworded]) == [LOW, HIGH]
+    assert [g.category for g in likely.confidence([identical, reworded])] == [LOW, HIGH]
     assert likely.confidence([]) == []
 
 

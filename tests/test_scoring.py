@@ -19,7 +19,7 @@ from memtasks.scoring import (
     ProbeFileError,
     ProbeOutcome,
     case_records,
-    graded_categories,
+    grade_cases,
     read_probes,
     score_probes,
 )
@@ -428,4 +428,6 @@ def test_a_condensation_that_names_someone_else_is_not_idea():
     ]
     evidence = EvidenceConfidence().scores(cases)
     assert min(evidence) > CONDENSATION_EVIDENCE
-    assert graded_categories(cases, EvidenceConfidence()) == ["idea", "paraphrase_low"]
+    grades = grade_cases(cases, EvidenceConfidence())
+    assert [g.category for g in grades] == ["idea", "paraphrase_low"]
+    assert [g.probability for g in grades] == evidence and {g.grader for g in grades} == {"evidence"}

@@ -35,6 +35,7 @@ import difflib
 import inspect
 import json
 import logging
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -403,6 +404,9 @@ def _score_task(items: Sequence[ProbeResult]) -> Rates:
         detector=Detector(settings.preset),
         k=settings.k,
         workers=default_workers(),
+        # Retrieval, detection and grading of many probes take minutes on a CPU: their bars on a terminal,
+        # none in a log (lm-eval's run under nohup, a study's output redirected).
+        progress=sys.stderr.isatty(),
         paraphrase_classifier=_classifier(settings.paraphrase_model) if settings.paraphrase_model else None,
         retrieval=_retrieval(settings, spec.where),
     )
@@ -413,7 +417,9 @@ def _score_task(items: Sequence[ProbeResult]) -> Rates:
         outcomes += report.nonmembers.outcomes
     scored = {}
     for item, outcome in zip((*members, *nonmembers), outcomes):
-        item.outcome = scored[item.id, item.generation] = Outcome(item.id, outcome.category, item.member, outcome.matched_id, outcome.rank)
+        item.outcome = scored[item.id, item.generation] = Outcome(
+            item.id, outcome.category, item.member, outcome.matched_id, outcome.rank, outcome.probability, outcome.grader
+        )
     _OUTCOMES[items[0].scoring] = scored
     return rates
 

@@ -19,7 +19,16 @@ other text as the generation:
                        that no run of 50 characters is copied): a condensation of key points
                        spread over the suffix, which the study calls idea memorization
 ``xsum_summary``       XSum documents after a 50-word prefix against their own one-sentence
-                       human summary (highly abstractive; reported without a target)
+                       human summary (highly abstractive)
+``summary/xsum``       whole XSum documents against their one-sentence human summary
+``summary/cnn``        whole CNN/DailyMail articles against their human-written highlights
+``summary/written``    ``tests/data/summaries.jsonl``: 33 documents in the styles of news, medical
+                       answers and reviews with a summary written for this check (issue 27), never
+                       used to fit or tune anything
+``unrelated``          encyclopedia passages (SQuAD) against news suffixes
+                       (``tests/tools/cross_corpus.py``), and near-copies of the suffixes with 10,
+``near_copy@s``        20 or 30% of their words edited, or reversed with every fourth word dropped
+``reversed``
 =====================  ===========================================================================
 
 and the grader alone on the MRPC pairs taken whole: ROC AUC and accuracy at
@@ -52,9 +61,11 @@ from memtasks.grader import default_grader
 from memtasks.scoring import Probe, score_probes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from cross_corpus import cross_corpus_sets, part_of  # noqa: E402
 from mrpc import mrpc_part, read_mrpc  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+WRITTEN_SUMMARIES = Path(__file__).resolve().parents[1] / "data" / "summaries.jsonl"
 SEED = 2024
 FOUND = ("verbatim", "idea", "paraphrase_high", "paraphrase_low")
 HIGH = ("verbatim", "idea", "paraphrase_high")
@@ -150,16 +161,34 @@ def xsum_sets(data: Path, part: str, seed: int) -> dict[str, list[Probe]]:
     return {"condensed": condensed, "xsum_summary": summaries}
 
 
+def summary_sets(data: Path, part: str) -> dict[str, list[Probe]]:
+    """Documents (the suffix) against their human summaries (the generation): XSum's one
+    sentence, CNN/DailyMail's highlights joined, and the summaries written for issue 27
+    (all held out)."""
+    xsum = [Probe(r["id"], r["document"], r["summary"]) for r in _xsum_records(data, part)]
+    cnn = [
+        Probe(r["id"], r["document"], " ".join(r["summary"].split("\n")))
+        for line in (data / "cnn_dailymail_train_sample.jsonl").read_text("utf-8").splitlines() if line.strip()
+        for r in [json.loads(line)] if part_of(r["document"]) == part
+    ]
+    written = [json.loads(line) for line in WRITTEN_SUMMARIES.read_text("utf-8").splitlines() if line.strip()]
+    sets = {"summary/xsum": xsum, "summary/cnn": cnn}
+    if part == "heldout":
+        sets["summary/written"] = [Probe(r["id"], r["document"], r["summary"]) for r in written]
+    return sets
+
+
 def _share(categories: Sequence[str], wanted: Sequence[str]) -> float:
     return sum(c in wanted for c in categories) / len(categories) if categories else float("nan")
 
 
-def category_rows(sets: dict[str, list[Probe]], workers: int) -> list[dict]:
+def category_rows(sets: dict[str, list[Probe]], workers: int, corpora: dict[str, list[tuple[str, str]]] | None = None) -> list[dict]:
+    """Each set scored as one run, against ``corpora[name]`` when given, else its own suffixes."""
     rows = []
     for name, probes in sets.items():
         if not probes:
             continue
-        report = score_probes(probes, workers=workers)
+        report = score_probes(probes, workers=workers, corpus=(corpora or {}).get(name))
         categories = [o.category for o in report.outcomes]
         counts = Counter(categories)
         rows.append({
@@ -197,21 +226,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    parser.add_argument("--no-grader-row", action="store_true",
+                        help="leave out the grader alone on whole MRPC pairs (its figures change only with the encoder)")
     args = parser.parse_args(argv)
 
     mrpc = args.data / "mrpc_train.tsv"
-    sets = {**mrpc_sets(mrpc, args.part, args.seed, args.data), **xsum_sets(args.data, args.part, args.seed)}
-    rows = category_rows(sets, args.workers)
-    grader = grader_row(mrpc, args.part)
+    corpus, cross = cross_corpus_sets(args.part, data=args.data)
+    sets = {
+        **mrpc_sets(mrpc, args.part, args.seed, args.data), **xsum_sets(args.data, args.part, args.seed),
+        **summary_sets(args.data, args.part), **cross,
+    }
+    rows = category_rows(sets, args.workers, {name: corpus for name in cross})
+    grader = None if args.no_grader_row else grader_row(mrpc, args.part)
     if args.json:
         print(json.dumps({"part": args.part, "sets": rows, "grader": grader}, indent=2))
         return
-    print(f"part {args.part} (seed {args.seed}); grader on {grader['pairs']} MRPC pairs taken whole: "
-          f"ROC AUC {grader['auc']:.3f}, accuracy {grader['accuracy']:.3f} at p > {grader['threshold']:.2f} "
-          f"({grader['pairs_per_second']:.0f} pairs/s)")
+    print(f"part {args.part} (seed {args.seed})")
+    if grader:
+        print(f"grader on {grader['pairs']} MRPC pairs taken whole: ROC AUC {grader['auc']:.3f}, accuracy "
+              f"{grader['accuracy']:.3f} at p > {grader['threshold']:.2f} ({grader['pairs_per_second']:.0f} pairs/s)")
     print(f"{'set':18} {'n':>5} {'found':>7} {'high':>7} " + " ".join(f"{c:>16}" for c in FOUND))
     for row in rows:
-        print(f"{row['set']:18} {row['n']:5d} {row['found']:7.1%} {row['high']:7.1%} "
+        print(f"{row['set']:18} {row['n']:5d} {row['found']:7.2%} {row['high']:7.2%} "
               + " ".join(f"{row[c]:16.1%}" for c in FOUND))
 
 

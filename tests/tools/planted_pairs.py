@@ -67,7 +67,7 @@ from memtasks.detection import Alignment, Detection, Detector, get_config, sente
 from memtasks.paraphrase import HIGH, LOW
 from memtasks.probes import make_probes
 from memtasks.retrieval import BM25Index
-from memtasks.scoring import Probe, ProbeOutcome, classify_probes, graded_categories
+from memtasks.scoring import Probe, ProbeOutcome, classify_probes, grade_cases
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 # dataset -> (file, field cut into prefix and suffix)
@@ -441,11 +441,11 @@ def score(planted: Sequence[Planted], detector: Detector | None = None, workers:
 
 def graded(scored: Sequence[Scored], grader) -> list[str]:
     """Each pair's category as ``memtasks score`` reports it, its paraphrase graded by ``grader``
-    (:func:`memtasks.scoring.graded_categories`)."""
+    (:func:`memtasks.scoring.grade_cases`)."""
     detected = [i for i, s in enumerate(scored) if s.outcome.category != "none"]
     categories = [s.outcome.category for s in scored]
-    for i, category in zip(detected, graded_categories([scored[i].case for i in detected], grader)):
-        categories[i] = category
+    for i, grade in zip(detected, grade_cases([scored[i].case for i in detected], grader)):
+        categories[i] = grade.category
     return categories
 
 

@@ -1,0 +1,75 @@
+"""What counts as a case (issue 27): coincidences are not cases, near-copies are high whatever grades them."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from memtasks.confidence import EvidenceConfidence
+from memtasks.detection import Detector
+from memtasks.grader import default_grader
+from memtasks.scoring import Probe, score_probes
+
+# One-sentence topical coincidences a run counted as paraphrase_low (issue 27): they share a
+# place name or an event and nothing else.
+COINCIDENCES = (
+    (
+        "the United States, Mexico, the Caribbean, and Bermuda).",
+        "countries, including lists for Africa, Asia, the Caribbean, Europe, South America, the South Pacific, "
+        "the United Kingdom and the United States.",
+    ),
+    (
+        "The film premiered at the 2018 Sundance Film Festival and was",
+        "Rolling Stone talked to Morgen at the Sundance Film Festival, and the filmmaker revealed how he found "
+        "the footage.",
+    ),
+)
+
+SUFFIX = (
+    "The bishop of the diocese has exposed potentially hundreds of church members to the hepatitis A virus in late "
+    "September and early October. The state health department has issued an alert to anyone who attended five "
+    "churches and took communion. Bishop John Folda is taking time off after being diagnosed with hepatitis A. "
+    "The bishop contracted the infection through contaminated food while attending a conference for newly ordained "
+    "bishops in Italy last month."
+)
+
+
+def edited(text: str, share: float, seed: int) -> str:
+    """``text`` with a ``share`` of its words dropped, replaced or swapped with the next, one in three each."""
+    rng = random.Random(seed)
+    words = text.split()
+    chosen = set(rng.sample(range(len(words)), round(share * len(words))))
+    out, i = [], 0
+    while i < len(words):
+        if i in chosen:
+            action = i % 3
+            if action == 0:
+                i += 1
+                continue
+            if action == 1:
+                out.append("meanwhile")
+                i += 1
+                continue
+            if i + 1 < len(words):
+                out += [words[i + 1], words[i]]
+                i += 2
+                continue
+        out.append(words[i])
+        i += 1
+    return " ".join(out)
+
+
+@pytest.mark.parametrize("suffix, generation", COINCIDENCES)
+def test_a_one_sentence_coincidence_sharing_a_name_is_not_a_case(suffix, generation):
+    # Only the smoothed short-text weighting aligns it, and nothing in the text supports it.
+    assert Detector("memorization", weighting="pan").align(suffix, generation).category == "none"
+    assert Detector("memorization").align(suffix, generation).category == "none"
+
+
+@pytest.mark.parametrize("grader", [EvidenceConfidence(), default_grader()], ids=["evidence", "cross-encoder"])
+@pytest.mark.parametrize("seed", range(3))
+def test_a_copy_with_30_percent_of_its_words_edited_is_high_whatever_grades_it(grader, seed):
+    probe = Probe("p", SUFFIX, edited(SUFFIX, 0.3, seed))
+    [outcome] = score_probes([probe], paraphrase_classifier=grader).outcomes
+    assert outcome.category in ("verbatim", "paraphrase_high")
