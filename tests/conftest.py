@@ -43,6 +43,7 @@ E2E_TESTS: dict[str, frozenset[str] | None] = {
             "test_a_memorization_task_prints_one_summary_line",
             "test_uploads_run_through_lm_evals_own_command_with_memtasks_folder",
             "test_lm_evals_validate_command_sees_memtasks_tasks",
+            "test_the_generation_bar_advances_a_whole_batch_at_a_time",
         }
     ),
     "test_study.py": frozenset(

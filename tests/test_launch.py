@@ -260,3 +260,14 @@ def test_a_model_whose_fine_tuning_did_not_finish_is_refused(corpus, tmp_path):
     (model / "memtasks_finetune.json").write_text(json.dumps({"complete": False, "stopped": {"reason": "interrupted"}}))
     with pytest.raises(LaunchError, match="unfinished fine-tuning run"):
         run_lm_eval(_arguments(model, data_file))
+
+
+def test_the_generation_bar_advances_a_whole_batch_at_a_time(corpus, decoder, capfd):
+    # lm-eval's bar advanced request by request after each batch and, redrawn at most every 0.1 s, showed
+    # "1/N" with a batch's time per request: an estimate a batch size too long.
+    import re
+
+    root, data_file, _, _ = corpus
+    assert run_lm_eval(_arguments(decoder, data_file)) == 0
+    shown = [(int(done), int(total)) for done, total in re.findall(r"generate: +\d+%\|[^|]*\| (\d+)/(\d+) ", capfd.readouterr().err)]
+    assert shown and all(done % 8 == 0 for done, total in shown if done < total), shown
