@@ -160,3 +160,9 @@ def test_finetune_arguments_set_every_config_and_runtime_field():
 def test_python_dash_m_runs_the_command():
     done = subprocess.run([sys.executable, "-m", "memtasks.cli", "task-path"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.strip().endswith("task_configs")
+
+
+def test_counts_in_messages_are_singular_for_one():
+    from memtasks.cli.options import count
+
+    assert [count(1, "task"), count(1, "results file"), count(0, "run"), count(2, "step")] == ["1 task", "1 results file", "0 runs", "2 steps"]

@@ -19,6 +19,11 @@ HIDDEN = {"help": argparse.SUPPRESS, "default": argparse.SUPPRESS}
 """Keyword arguments of an old spelling kept working (the README once showed it) but not shown in the help."""
 
 
+def count(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1: "1 task", "2 tasks"."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def suggestion(value: str, candidates: Iterable[str]) -> str:
     """``"; did you mean X?"`` for the closest candidate, or ``""`` when none is close."""
     close = difflib.get_close_matches(value, list(candidates), n=1, cutoff=0.6)

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from memtasks.cli.options import count
+
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
@@ -26,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     report = build_report(args.results_dir, out, args.format, progress=True)
     for warning in report.warnings:
         print(f"memtasks report: warning: {warning}", file=sys.stderr)
-    print(f"{len(report.runs)} runs, {len(report.tables)} tables, {len(report.figures)} figures")
+    print(f"{count(len(report.runs), 'run')}, {count(len(report.tables), 'table')}, {count(len(report.figures), 'figure')}")
     for path in report.written:
         print(path)
     return 0

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from memtasks.cli.options import preset
+from memtasks.cli.options import count, preset
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -50,11 +50,7 @@ def run(args: argparse.Namespace) -> int:
     tasks = sum(len(f.tasks) for f in files)
     done = "would be rewritten (dry run)" if args.dry_run else "rewritten"
     print(
-        f"{_count(tasks, 'task')} of {_count(len(files), 'results file')} {done} in {time.perf_counter() - started:.1f} s",
+        f"{count(tasks, 'task')} of {count(len(files), 'results file')} {done} in {time.perf_counter() - started:.1f} s",
         file=sys.stderr,
     )
     return 0
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"

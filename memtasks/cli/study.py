@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from memtasks.cli.options import count
+
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
@@ -26,6 +28,6 @@ def run(args: argparse.Namespace) -> int:
     if summary is not None:
         print()
         print(summary)
-    print(f"{config.name}: {len(manifest.runs)} steps done; manifest {manifest.path}", end="")
+    print(f"{config.name}: {count(len(manifest.runs), 'step')} done; manifest {manifest.path}", end="")
     print(f", before/after summary {manifest.root / SUMMARY}" if summary is not None else "")
     return 0
