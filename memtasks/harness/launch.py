@@ -11,6 +11,10 @@ here what it means there. Nothing of lm-eval is patched; what memtasks adds:
   budget for every architecture, :mod:`memtasks.harness.model`);
 - lm-eval's own task index (about 15,000 names, 10-20 s of CPU) is built only
   when a run names a task that is not memtasks' or in ``--include_path``;
+- every refusal before the model loads: local data files read in full, the
+  tasks built (probes drawn, metadata checked) before ``simple_evaluate``
+  loads the model, and a flag lm-eval's parser refuses named in one line with
+  the nearest one;
 - ``redact``: training text and generations never reach a file or a stream in
   clear. Per-sample logs are hashed in memory before lm-eval writes them, and
   every channel that would carry them otherwise (the request and response
