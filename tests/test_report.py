@@ -617,8 +617,9 @@ def test_the_study_summary_says_whether_the_studys_direction_holds_and_whether_i
     from memtasks.report.summary import contrast_sentence
     from memtasks.stats import Rate
 
-    def comparison(task: str, excess: Rate) -> SimpleNamespace:
-        return SimpleNamespace(task=task, after=SimpleNamespace(excess={"memorization": excess}))
+    def comparison(task: str, excess: Rate, gain: float = 0.2) -> SimpleNamespace:
+        difference = SimpleNamespace(rates={"memorization": Rate(gain, gain, gain)})
+        return SimpleNamespace(task=task, after=SimpleNamespace(excess={"memorization": excess}), difference=difference)
 
     summarization = comparison("mem_cnn_dailymail", Rate(0.0, -0.2, 0.2))
     sentiment = comparison("mem_imdb", Rate(0.0, 0.0, 0.0))
@@ -629,6 +630,8 @@ def test_the_study_summary_says_whether_the_studys_direction_holds_and_whether_i
     # The summarization task's excess over its non-members holds 0: the rise is not memorized records.
     assert "not specific to the records it trained on" in sentence
     assert "not specific" not in contrast_sentence(comparison("mem_cnn_dailymail", Rate(0.3, 0.1, 0.5)), sentiment, gap)
+    # Nothing rose: nothing to attribute to style or memory.
+    assert "not specific" not in contrast_sentence(comparison("mem_cnn_dailymail", Rate(0.0, -0.2, 0.2), -0.1), sentiment, gap)
     assert "cannot be judged" in contrast_sentence(summarization, sentiment, None)
 
 

@@ -100,7 +100,7 @@ def contrast_sentence(first: Comparison, second: Comparison, gap: dict[str, Rate
         return f"**The study's direction, {kinds}:** cannot be judged here: the runs' probes could not be paired."
     gain, high = gap[MEMORIZATION], gap[HIGH_CONFIDENCE]
     figures = (
-        f"the gain on {first.task} minus the gain on {second.task} is {rate_text(gain, signed=True)} points "
+        f"the gain on {first.task} minus the gain on {second.task} is {rate_text(gain, signed=True)} "
         f"(high-confidence: {rate_text(high, signed=True)})"
     )
     if gain.value > 0 and gain.low > 0:
@@ -111,14 +111,16 @@ def contrast_sentence(first: Comparison, second: Comparison, gap: dict[str, Rate
         verdict = "is reversed at this size, and the 90% interval of the difference excludes 0"
     else:
         verdict = "does not show at this size (the 90% interval of the difference holds 0)"
+    # Whether a rise is memorization of the records trained on, or output the model now writes for any record.
     excess = first.after.excess.get(MEMORIZATION, Rate.unscored())
+    rose = first.difference.rates[MEMORIZATION].value > 0
     floor = ""
-    if excess.scored and excess.low <= 0:
+    if rose and excess.scored and excess.low <= 0:
         floor = (
             f" Over held-out {first.task} records the model never trained on, its excess after fine-tuning is "
-            f"{rate_text(excess, signed=True)} points: the interval holds 0, so what rose is not specific to the "
+            f"{rate_text(excess, signed=True)}: the interval holds 0, so what rose is not specific to the "
             "records it trained on (a task's style of output, not memorized records)."
         )
-    elif excess.scored:
-        floor = f" Over held-out {first.task} records it never trained on, its excess after fine-tuning is {rate_text(excess, signed=True)} points."
+    elif rose and excess.scored:
+        floor = f" Over held-out {first.task} records it never trained on, its excess after fine-tuning is {rate_text(excess, signed=True)}."
     return f"**The study's direction, {kinds}:** {verdict}; {figures}.{floor}"
