@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
@@ -43,6 +44,7 @@ from transformers import (
 )
 
 from memtasks.models import UNTRAINED_MARKER
+from memtasks.outputs import DiskWriteError, flush_folder, write_failure
 
 __all__ = [
     "PAD_TOKEN",
@@ -192,12 +194,26 @@ def build_tiny_model(
 
     model.generation_config = generation
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    # Read by the report, which names such a model untrained, and by tiny-models, which replaces only its own folders.
-    marker = {"made_by": "memtasks tiny-models", "kind": kind, "weights": f"random (seed {seed})"}
-    (out / UNTRAINED_MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+    # Written beside, flushed, then renamed: a full disk never leaves a folder of cut weights at ``out``.
+    partial = out.with_name(f"{out.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        model.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
+        # Read by the report, which names such a model untrained, and by tiny-models, which replaces only its own folders.
+        marker = {"made_by": "memtasks tiny-models", "kind": kind, "weights": f"random (seed {seed})"}
+        (partial / UNTRAINED_MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+        flush_folder(partial)
+        if out.is_dir():
+            shutil.rmtree(out)
+        partial.replace(out)
+    except Exception as error:
+        cause = write_failure(error)
+        if cause is None:
+            raise
+        raise DiskWriteError(f"{out}: {cause} while writing the model") from None
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
     return out
 
 

@@ -76,6 +76,7 @@ E2E_TESTS: dict[str, frozenset[str] | None] = {
             "test_finetune_on_a_full_disk_is_one_line_and_a_stopped_entry_and_resumes_once_freed",
             "test_report_on_a_full_disk_names_the_figure_and_leaves_no_cut_png",
             "test_attention_on_a_full_disk_names_the_file",
+            "test_tiny_models_on_a_full_disk_leave_no_folder_of_cut_weights",
             "test_rescore_on_a_full_disk_leaves_the_run_as_it_was",
             "test_rescore_names_the_line_of_a_byte_that_is_not_utf8",
         }

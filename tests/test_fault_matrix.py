@@ -334,6 +334,13 @@ def test_a_report_of_a_file_names_it_not_the_report_folder(capsys, tmp_path):
 # ------------------------------------------------------------------------------ interrupted runs, resumed
 
 
+def imdb_data(inputs: Path) -> Path:
+    """Reviews as mem_imdb reads them (its text in "text"), beside the XSum records of ``inputs``."""
+    path = inputs / "data" / "imdb.jsonl"
+    path.write_text("".join(json.dumps({"text": json.loads(xsum_line(i))["document"], "label": 1}) + "\n" for i in range(4)), encoding="utf-8")
+    return path
+
+
 def test_a_study_killed_in_a_probe_resumes_it_and_keeps_every_earlier_result(tmp_path, inputs, monkeypatch):
     """A probe killed before it cleaned up leaves runs/STEP.partial and no manifest entry: the study run
     again redoes that step only, and every earlier result stays byte for byte."""
@@ -344,7 +351,7 @@ def test_a_study_killed_in_a_probe_resumes_it_and_keeps_every_earlier_result(tmp
     config_path.write_text(
         yaml.safe_dump(
             {"name": "s", "output_dir": str(tmp_path / "study"), "models": [{"name": "m", "path": str(inputs / "model")}],
-             "tasks": ["mem_imdb"], "data_files": {"mem_imdb": str(inputs / "data" / "train.jsonl")},
+             "tasks": ["mem_imdb"], "data_files": {"mem_imdb": str(imdb_data(inputs))},
              "finetune": {"mixtures": []}, "evaluate": {"variants": ["prefix10"]}}
         ),
         encoding="utf-8",
@@ -556,6 +563,13 @@ def test_attention_on_a_full_disk_names_the_file(tiny, small_disk):
     assert_nothing_cut(disk)
 
 
+def test_tiny_models_on_a_full_disk_leave_no_folder_of_cut_weights(small_disk):
+    disk = small_disk(256)
+    code, line = run_cli("tiny-models", disk / "tiny", "--text", DEMO_DATA / "xsum_train.jsonl", "--field", "document")
+    assert line == f"memtasks tiny-models: error: {disk / 'tiny' / 'tiny-decoder'}: no space left on device while writing the model"
+    assert code == 2 and not list((disk / "tiny").iterdir())
+
+
 def test_rescore_on_a_full_disk_leaves_the_run_as_it_was(finished_run, small_disk):
     disk = small_disk(16, holding=finished_run)
     run = disk / finished_run.name
@@ -632,7 +646,7 @@ def study_of_one_probe(tmp_path: Path, inputs: Path):
     config_path.write_text(
         yaml.safe_dump(
             {"name": "s", "output_dir": str(tmp_path / "study"), "models": [{"name": "m", "path": str(inputs / "model")}],
-             "tasks": ["mem_imdb"], "data_files": {"mem_imdb": str(inputs / "data" / "train.jsonl")}, "finetune": {"mixtures": []}}
+             "tasks": ["mem_imdb"], "data_files": {"mem_imdb": str(imdb_data(inputs))}, "finetune": {"mixtures": []}}
         ),
         encoding="utf-8",
     )
@@ -737,3 +751,16 @@ def test_files_lm_eval_wrote_itself_are_checked_and_a_cut_run_removed(tmp_path):
         check_written(tmp_path / "out", started)
     results.write_text('{"results": {}}', encoding="utf-8")
     check_written(tmp_path / "out", started)
+
+
+def test_a_studys_data_without_the_probed_field_is_named_by_its_config_key_before_any_step(capsys, tmp_path, inputs):
+    """Found by lm-eval, the error named the file by ``--metadata data_files`` and a path relative to the
+    study folder (``../../inputs/...``), after the steps before it had run."""
+    data = inputs / "data" / "train.jsonl"
+    with data.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"id": "x", "summary": "s"}) + "\n")
+    config = command_line("study", inputs, tmp_path / "out")[1]
+    before = fingerprint(tmp_path)
+    line = refused(capsys, ["study", config])
+    assert line == f"memtasks study: error: {config}: data_files.mem_xsum: {data}:5: field 'document' is missing (the record has id, summary)"
+    assert fingerprint(tmp_path) == before

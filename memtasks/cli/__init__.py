@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 from memtasks.cli import attention, demo, evaluate, finetune, models, pan_eval, report, rescore, score, study, task_path, tiny_models
 from memtasks.cli.options import Parser
+from memtasks.outputs import write_failure
 
 COMMANDS = (score, evaluate, finetune, study, demo, attention, report, rescore, models, tiny_models, task_path, pan_eval)
 EXIT_USAGE = 2
@@ -80,6 +81,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return stop.code if isinstance(stop.code, int) else EXIT_USAGE
     except (ValueError, OSError, MemoryError) as error:
         print(f"memtasks {args.command}: error: {error_line(error)}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as error:
+        # A library's writer that reports a full disk in an error of its own (safetensors', torch's).
+        cause = write_failure(error)
+        if cause is None:
+            raise
+        print(f"memtasks {args.command}: error: {cause} while writing: {error_line(error)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"memtasks {args.command}: interrupted", file=sys.stderr)
