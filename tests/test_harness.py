@@ -83,7 +83,10 @@ def test_metrics_are_computed_once_and_agree(monkeypatch):
     assert values["nonmember_mem_rate"] is None and values["excess_mem_rate_low"] is None
     json.dumps(values, allow_nan=False)
     logged = json.loads(str(per_doc[0]["mem_rate"]))
-    assert logged == {"id": "0", "member": True, "category": "verbatim", "matched_id": "0", "rank": 1}
+    # a verbatim copy is graded by no grader: no probability
+    assert logged == {
+        "id": "0", "member": True, "category": "verbatim", "matched_id": "0", "rank": 1, "probability": None, "grader": None,
+    }
     assert "Sentence" not in str(per_doc[0]["mem_rate"])
 
 

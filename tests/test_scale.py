@@ -126,7 +126,9 @@ def test_records_gathered_out_of_order_are_scored_in_document_order():
     assert task_rates(gathered) == task_rates(in_order)
     # The two tied suffixes: the first document's wins, whatever order the records came in.
     assert [str(r) for r in sorted(gathered, key=lambda r: r.position)] == [str(r) for r in in_order]
-    assert json.loads(str(in_order[2])) == {"id": "p2", "member": True, "category": "verbatim", "matched_id": "p1", "rank": 1}
+    assert json.loads(str(in_order[2])) == {
+        "id": "p2", "member": True, "category": "verbatim", "matched_id": "p1", "rank": 1, "probability": None, "grader": None,
+    }
 
 
 def test_a_copy_of_a_record_made_before_scoring_logs_the_scored_outcome():
