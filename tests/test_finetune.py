@@ -90,9 +90,17 @@ def test_the_input_carries_loss_only_with_the_whole_sequence_option(models, kind
 
 
 def test_the_study_recipe_is_the_default_and_the_summary_says_which_loss_was_used(tmp_path, models, data):
+    import warnings
+
     assert FinetuneConfig(tasks=("t",), model="m").train_on_input is False
-    summary = finetune(_config(models, data, kind="decoder", epochs=1), tmp_path / "model", RUNTIME)
+    # device auto, as a study config without a device: on a machine without a GPU, no warning about pinned memory.
+    runtime = Runtime(device="auto", progress=False, save_steps=2, eval_batch_size=8)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        summary = finetune(_config(models, data, kind="decoder", epochs=1), tmp_path / "model", runtime)
     assert summary["loss"] == "output-only" and read_summary(tmp_path / "model")["loss"] == "output-only"
+    if not torch.cuda.is_available():
+        assert not [w for w in caught if "pin_memory" in str(w.message)]
 
 
 @pytest.mark.parametrize("kind", ["seq2seq", "decoder"])

@@ -386,6 +386,7 @@ def _train(
     out: Path,
     summary: dict,
 ) -> dict:
+    import torch
     from transformers import DataCollatorForSeq2Seq, PrinterCallback, Trainer, TrainingArguments
 
     from memtasks.finetune.callbacks import EpochCheckpoints, TrainingProgress
@@ -412,6 +413,8 @@ def _train(
         disable_tqdm=True,
         use_cpu=runtime.device == "cpu",
         dataloader_num_workers=0,
+        # Pinned memory only helps copies to a GPU; without one torch warns that it is unused.
+        dataloader_pin_memory=runtime.device != "cpu" and torch.cuda.is_available(),
         **precision,
     )
     progress = TrainingProgress(config.epochs, runtime.progress)
