@@ -174,9 +174,12 @@ def test_a_case_is_high_when_one_of_its_sentence_pairs_is_a_paraphrase(grader):
 
 
 def test_identical_sentences_score_zero(grader):
+    # Spec 7: the encoder leaves out pairs identical ignoring case (a copy is the detector's to grade, and its
+    # evidence decides it before the encoder is asked).
     sentence = PARAPHRASES[0][0]
+    assert grader.case_scores([[(sentence, sentence.upper())]]).tolist() == [0.0]
     alignment = Alignment("paraphrase", (Detection(0, len(sentence), 0, len(sentence)),))
-    assert grader.scores([(sentence, sentence.upper(), alignment)]) == [0.0]
+    assert grader.grades([(sentence, sentence.upper(), alignment)])[0].grader == "evidence"
 
 
 def test_a_one_sentence_human_style_paraphrase_is_found_and_graded_high():
