@@ -68,7 +68,7 @@ def test_memorizing_model_scores_high_and_untrained_scores_near_zero(setup):
     # Per-sample logs carry each probe's category and the matched suffix.
     logged = [json.loads(line) for line in samples[0].read_text().splitlines()]
     outcome = json.loads(logged[0]["mem_rate"])
-    assert set(outcome) == {"id", "member", "category", "matched_id", "rank"}
+    assert set(outcome) == {"id", "member", "category", "matched_id", "rank", "probability", "grader"}
 
 
 def test_redacted_logs_hold_no_training_text(setup):
