@@ -75,6 +75,21 @@ def field_value(record: Mapping, path: str):
     return value
 
 
+def input_text(record: Mapping, field: str, place: str) -> str:
+    """The text ``record`` holds in ``field`` (:func:`field_value`); a ValueError naming ``place``
+    when it is missing, null or not text."""
+    try:
+        text = field_value(record, field)
+    except KeyError:
+        text = None
+    if text is None:
+        # datasets fills a column that a record lacks with None: missing and null are one case.
+        raise ValueError(f"{place}: field '{field}' is missing ({fields_of(record)})")
+    if not isinstance(text, str):
+        raise ValueError(f"{place}: field '{field}' must be text, got {type(text).__name__}")
+    return text
+
+
 def held_out(text: str, fraction: float, seed: int = DEFAULT_SEED) -> bool:
     """Whether a training input belongs to the held-out slice of its split.
 
@@ -141,15 +156,7 @@ def make_probes(
     seen: set[str] = set()
     for index, record in enumerate(records):
         n_records += 1
-        try:
-            text = field_value(record, field)
-        except KeyError:
-            text = None
-        if text is None:
-            # datasets fills a column that a record lacks with None: missing and null are one case.
-            raise ValueError(f"{record_place(source, index)}: field '{field}' is missing ({fields_of(record)})")
-        if not isinstance(text, str):
-            raise ValueError(f"{record_place(source, index)}: field '{field}' must be text, got {type(text).__name__}")
+        text = input_text(record, field, record_place(source, index))
         if keep is not None and not keep(text):
             excluded += 1
             continue

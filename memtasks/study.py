@@ -380,19 +380,15 @@ def _check_inputs(
 def _check_input_field(config: StudyConfig, key: str, task: str, path: str) -> None:
     """Every record of a JSON Lines data file holds the text the task probes: refused here, named by the
     config key, not by lm-eval's ``--metadata`` a step reaches hours later."""
-    from memtasks.datafiles import fields_of, json_lines
-    from memtasks.probes import field_value
+    from memtasks.datafiles import json_lines
+    from memtasks.probes import input_text
 
     field = {**task_spec(task).metadata, **config.metadata}.get("input_field", "text")
     for number, record in json_lines(path):
         try:
-            text = field_value(record, field)
-        except KeyError:
-            text = None
-        if text is None:
-            raise StudyInputError(f"{config.source}: {key}.{task}: {path}:{number}: field '{field}' is missing ({fields_of(record)})")
-        if not isinstance(text, str):
-            raise StudyInputError(f"{config.source}: {key}.{task}: {path}:{number}: field '{field}' must be text, got {type(text).__name__}")
+            input_text(record, field, f"{path}:{number}")
+        except ValueError as error:
+            raise StudyInputError(f"{config.source}: {key}.{task}: {error}") from None
 
 
 def _check_outputs_apart(config: StudyConfig, out: Path, tunings: Sequence[_Tuning], tunes: set[str]) -> None:

@@ -97,14 +97,20 @@ def test_score_human_output_lists_every_category(capsys, probe_file):
     assert "paraphrase confidence from cross-encoder grader" in out
 
 
-@pytest.mark.parametrize("grader", ["evidence", "cross-encoder"])
-def test_score_shows_a_bar_while_it_grades_paraphrases_and_json_output_none(capsys, tmp_path, grader):
+def _paraphrase_probe(tmp_path: Path) -> Path:
+    """A probe file of one generation that rewords its suffix."""
     path = tmp_path / "paraphrase.jsonl"
     path.write_text(json.dumps({
         "id": "q",
         "suffix": "The company said its profit rose 12 percent in the third quarter, helped by strong sales in Asia.",
         "generation": "Helped by strong Asian sales, the company reported a 12 percent rise in third-quarter profit.",
     }) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("grader", ["evidence", "cross-encoder"])
+def test_score_shows_a_bar_while_it_grades_paraphrases_and_json_output_none(capsys, tmp_path, grader):
+    path = _paraphrase_probe(tmp_path)
     code, out, err = run_main(capsys, "score", path, "--workers", "1", "--paraphrase-model", grader)
     assert code == 0 and "grade paraphrases" in err
     code, out, err = run_main(capsys, "score", path, "--json", "--workers", "1", "--paraphrase-model", grader)
@@ -114,12 +120,7 @@ def test_score_shows_a_bar_while_it_grades_paraphrases_and_json_output_none(caps
 
 @pytest.mark.parametrize("grader", ["evidence", "cross-encoder"])
 def test_score_cases_hold_the_probability_a_paraphrase_was_graded_from_and_its_grader(capsys, tmp_path, grader):
-    path = tmp_path / "paraphrase.jsonl"
-    path.write_text(json.dumps({
-        "id": "q",
-        "suffix": "The company said its profit rose 12 percent in the third quarter, helped by strong sales in Asia.",
-        "generation": "Helped by strong Asian sales, the company reported a 12 percent rise in third-quarter profit.",
-    }) + "\n", encoding="utf-8")
+    path = _paraphrase_probe(tmp_path)
     cases = tmp_path / "cases.jsonl"
     code, _, _ = run_main(capsys, "score", path, "--json", "--workers", "1", "--paraphrase-model", grader, "--cases", cases)
     [record] = [json.loads(line) for line in cases.read_text(encoding="utf-8").splitlines()]
