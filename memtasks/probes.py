@@ -75,16 +75,23 @@ def field_value(record: Mapping, path: str):
     return value
 
 
-def input_text(record: Mapping, field: str, place: str) -> str:
-    """The text ``record`` holds in ``field`` (:func:`field_value`); a ValueError naming ``place``
-    when it is missing, null or not text."""
+def required_value(record: Mapping, path: str, place: str):
+    """The value at ``path`` in ``record`` (:func:`field_value`); a ValueError naming ``place`` and the
+    fields the record has when it is missing or null."""
     try:
-        text = field_value(record, field)
+        value = field_value(record, path)
     except KeyError:
-        text = None
-    if text is None:
+        value = None
+    if value is None:
         # datasets fills a column that a record lacks with None: missing and null are one case.
-        raise ValueError(f"{place}: field '{field}' is missing ({fields_of(record)})")
+        raise ValueError(f"{place}: field '{path}' is missing ({fields_of(record)})")
+    return value
+
+
+def input_text(record: Mapping, field: str, place: str) -> str:
+    """The text ``record`` holds in ``field``; a ValueError naming ``place`` when it is missing, null
+    or not text."""
+    text = required_value(record, field, place)
     if not isinstance(text, str):
         raise ValueError(f"{place}: field '{field}' must be text, got {type(text).__name__}")
     return text

@@ -20,9 +20,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from memtasks.datafiles import DataFileError, count_records, fields_of, find_problem, record_places, unreadable
+from memtasks.datafiles import DataFileError, count_records, find_problem, record_places, unreadable
 from memtasks.outcomes import base_task
-from memtasks.probes import DEFAULT_HOLDOUT, DEFAULT_SEED, field_value, held_out
+from memtasks.probes import DEFAULT_HOLDOUT, DEFAULT_SEED, field_value, held_out, required_value
 
 LOCAL_FORMATS = {"jsonl": "json", "json": "json", "csv": "csv", "parquet": "parquet"}
 
@@ -273,13 +273,7 @@ class FineTuningFormat:
 
     @staticmethod
     def _field(record: Mapping[str, Any], path: str, where: str):
-        try:
-            value = field_value(record, path)
-        except KeyError:
-            value = None
-        if value is None:
-            raise ValueError(f"{where}: field '{path}' is missing ({fields_of(record)})")
-        return value
+        return required_value(record, path, where)
 
 
 @lru_cache(maxsize=32)
