@@ -138,7 +138,6 @@ def run_demo(
 
         check_installed(registered(REAL_MODEL))
     check_writable(out)
-    from memtasks.report.summary import compare_before_after
     from memtasks.study import read_study_config, run_study, write_summary
     from memtasks.tiny import torch_threads
 
@@ -163,8 +162,7 @@ def run_demo(
         manifest = run_study(read_study_config(config_path), log=log)
         model = next(step.model for step in manifest.evals() if step.model.name == config["models"][0]["name"])
         _measure_attention(manifest, model, tiny, log)
-    write_summary(manifest)
-    return compare_before_after(manifest)
+    return write_summary(manifest)
 
 
 # What a demo run writes at the top of its folder: resuming anywhere else would write over files of another.

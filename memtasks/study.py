@@ -48,6 +48,7 @@ from memtasks.tasks import task_spec
 
 if TYPE_CHECKING:
     from memtasks.finetune import FinetuneConfig
+    from memtasks.report.analysis import Comparison
 
 MIXTURES = ("single", "multi")
 # The before/after summary a study writes beside its manifest (memtasks.report.summary).
@@ -549,14 +550,15 @@ def _lm_eval_model_args(model_dir: Path, base: str, method: str, root: Path) -> 
     return f"pretrained={_argument_path(model_dir, root)}"
 
 
-def write_summary(manifest: StudyManifest) -> str | None:
-    """Write the study's before/after summary (:func:`memtasks.report.summary.study_summary`) into
-    ``summary.md`` beside its manifest and return it; None, and nothing written, when no fine-tuned
-    model was probed on a task its base was probed on."""
-    from memtasks.report.summary import compare_before_after, study_summary
+def write_summary(manifest: StudyManifest) -> list[Comparison]:
+    """Every before/after comparison of the study (:func:`memtasks.report.summary.compare_before_after`),
+    with their summary (:func:`memtasks.report.summary.study_summary`) written into ``summary.md`` beside
+    the manifest; nothing is written when no fine-tuned model was probed on a task its base was probed on."""
+    from memtasks.report.analysis import OutcomeReader
+    from memtasks.report.summary import compare_before_after, summary_markdown
 
-    if not compare_before_after(manifest):
-        return None
-    text = study_summary(manifest)
-    write_atomic(manifest.root / SUMMARY, text)
-    return text
+    reader = OutcomeReader()
+    comparisons = compare_before_after(manifest, reader)
+    if comparisons:
+        write_atomic(manifest.root / SUMMARY, summary_markdown(comparisons, reader))
+    return comparisons

@@ -24,10 +24,10 @@ def run(args: argparse.Namespace) -> int:
 
     config = read_study_config(args.config)
     manifest = run_study(config)
-    summary = write_summary(manifest)
-    if summary is not None:
+    summarized = bool(write_summary(manifest))
+    if summarized:
         print()
-        print(summary)
+        print((manifest.root / SUMMARY).read_text(encoding="utf-8"))
     print(f"{config.name}: {count(len(manifest.runs), 'step')} done; manifest {manifest.path}", end="")
-    print(f", before/after summary {manifest.root / SUMMARY}" if summary is not None else "")
+    print(f", before/after summary {manifest.root / SUMMARY}" if summarized else "")
     return 0

@@ -25,7 +25,6 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEFAULT_LEARNING_RATE = {"full": 1e-4, "lora": 1e-3}
 OUTPUT_ONLY = "output-only"
 WHOLE_SEQUENCE = "whole-sequence"
-LOSSES = (OUTPUT_ONLY, WHOLE_SEQUENCE)
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,11 @@ def compare_before_after(manifest: StudyManifest, reader: OutcomeReader | None =
 def study_summary(manifest: StudyManifest) -> str:
     """Markdown: the gains, the study's contrasts between tasks, then every category's table."""
     reader = OutcomeReader()
-    comparisons = compare_before_after(manifest, reader)
+    return summary_markdown(compare_before_after(manifest, reader), reader)
+
+
+def summary_markdown(comparisons: Sequence[Comparison], reader: OutcomeReader) -> str:
+    """:func:`study_summary` of comparisons already made, whose per-sample logs ``reader`` has read."""
     lines = gains_markdown(comparisons)
     contrasts = [(a, b) for a in comparisons for b in comparisons if _same_recipe(a, b) and expected_more(a.task, b.task)]
     for first, second in contrasts:
