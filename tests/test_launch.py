@@ -271,3 +271,15 @@ def test_the_generation_bar_advances_a_whole_batch_at_a_time(corpus, decoder, ca
     assert run_lm_eval(_arguments(decoder, data_file)) == 0
     shown = [(int(done), int(total)) for done, total in re.findall(r"generate: +\d+%\|[^|]*\| (\d+)/(\d+) ", capfd.readouterr().err)]
     assert shown and all(done % 8 == 0 for done, total in shown if done < total), shown
+
+
+def test_a_run_outside_a_git_repository_ends_without_gits_complaint(corpus, decoder, tmp_path, monkeypatch, capfd):
+    # lm-eval records the working folder's commit with `git describe`, which complains outside a repository.
+    if subprocess.run(["git", "describe", "--always"], cwd=tmp_path, capture_output=True).returncode == 0:
+        pytest.skip(f"{tmp_path} is inside a git repository")
+    _, data_file, _, _ = corpus
+    monkeypatch.chdir(tmp_path)
+    assert run_lm_eval(_arguments(decoder, data_file, "--output_path", str(tmp_path / "out"))) == 0
+    streams = capfd.readouterr()
+    assert "not a git repository" not in streams.err
+    assert streams.out.startswith("mem_xsum: ")

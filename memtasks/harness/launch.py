@@ -360,39 +360,44 @@ def _evaluate(config, tasks: list, tracker, manager) -> dict | None:
     """lm-eval's ``simple_evaluate`` with every setting of the run's configuration."""
     from lm_eval import simple_evaluate
 
+    from memtasks.harness.quiet import dropped_lines
+
     seeds = config.seed or [None] * 4
-    return simple_evaluate(
-        model=config.model,
-        model_args=config.model_args,
-        tasks=tasks,
-        num_fewshot=config.num_fewshot,
-        batch_size=config.batch_size,
-        max_batch_size=config.max_batch_size,
-        device=config.device,
-        use_cache=config.use_cache,
-        cache_requests=config.cache_requests.get("cache_requests", False),
-        rewrite_requests_cache=config.cache_requests.get("rewrite_requests_cache", False),
-        delete_requests_cache=config.cache_requests.get("delete_requests_cache", False),
-        limit=config.limit,
-        samples=config.samples,
-        check_integrity=config.check_integrity,
-        write_out=config.write_out,
-        log_samples=config.log_samples,
-        evaluation_tracker=tracker,
-        system_instruction=config.system_instruction,
-        apply_chat_template=config.apply_chat_template,
-        fewshot_as_multiturn=config.fewshot_as_multiturn,
-        gen_kwargs=config.gen_kwargs,
-        task_manager=manager,
-        verbosity=config.verbosity,
-        predict_only=config.predict_only,
-        random_seed=seeds[0],
-        numpy_random_seed=seeds[1],
-        torch_random_seed=seeds[2],
-        fewshot_random_seed=seeds[3],
-        confirm_run_unsafe_code=config.confirm_run_unsafe_code,
-        metadata=config.metadata,
-    )
+    # lm-eval runs `git describe` on the process's stderr: outside a repository, git's
+    # "fatal: not a git repository" would end every run (memtasks.harness.quiet).
+    with dropped_lines():
+        return simple_evaluate(
+            model=config.model,
+            model_args=config.model_args,
+            tasks=tasks,
+            num_fewshot=config.num_fewshot,
+            batch_size=config.batch_size,
+            max_batch_size=config.max_batch_size,
+            device=config.device,
+            use_cache=config.use_cache,
+            cache_requests=config.cache_requests.get("cache_requests", False),
+            rewrite_requests_cache=config.cache_requests.get("rewrite_requests_cache", False),
+            delete_requests_cache=config.cache_requests.get("delete_requests_cache", False),
+            limit=config.limit,
+            samples=config.samples,
+            check_integrity=config.check_integrity,
+            write_out=config.write_out,
+            log_samples=config.log_samples,
+            evaluation_tracker=tracker,
+            system_instruction=config.system_instruction,
+            apply_chat_template=config.apply_chat_template,
+            fewshot_as_multiturn=config.fewshot_as_multiturn,
+            gen_kwargs=config.gen_kwargs,
+            task_manager=manager,
+            verbosity=config.verbosity,
+            predict_only=config.predict_only,
+            random_seed=seeds[0],
+            numpy_random_seed=seeds[1],
+            torch_random_seed=seeds[2],
+            fewshot_random_seed=seeds[3],
+            confirm_run_unsafe_code=config.confirm_run_unsafe_code,
+            metadata=config.metadata,
+        )
 
 
 def _built(manager, specs: Sequence) -> list:
