@@ -433,7 +433,10 @@ def _run_probe(config: StudyConfig, out: Path, item: _Probe, evaluate: Callable[
     try:
         partial.mkdir(parents=True)
         with working_directory(out):
-            code = evaluate(arguments)
+            try:
+                code = evaluate(arguments)
+            except Exception as error:
+                raise _with_users_paths(error, out, [item.model_args.partition("=")[2], metadata.get("data_files"), metadata.get("nonmember_data_files")])
         results = _only(partial, "results_*.json")
         samples = _only(partial, f"samples_{item.task}_*.jsonl")
         if code != 0 or results is None or samples is None:
@@ -451,6 +454,18 @@ def _run_probe(config: StudyConfig, out: Path, item: _Probe, evaluate: Callable[
         for made_here in reversed(made):
             with contextlib.suppress(OSError):
                 made_here.rmdir()
+
+
+def _with_users_paths(error: Exception, out: Path, given: Sequence[str | None]) -> Exception:
+    """``error`` with the paths lm-eval was given, relative to the study folder where it runs
+    (``../../data/x.jsonl``), written as the absolute paths the user can open from anywhere."""
+    if len(error.args) == 1 and isinstance(error.args[0], str):
+        message = error.args[0]
+        # The longest first, so that a path is not rewritten inside a longer one.
+        for path in sorted({p for p in given if p and not Path(p).is_absolute() and (out / p).exists()}, key=len, reverse=True):
+            message = message.replace(path, os.path.normpath(out / path))
+        error.args = (message,)
+    return error
 
 
 def _check_complete(results: Path, samples: Path, step: str) -> None:

@@ -253,3 +253,23 @@ def test_an_interrupted_step_leaves_no_output_that_looks_finished(tmp_path):
         "runs/m__pretrained__mem_xsum/results_2026-01-01T00-00-00.json",
         "runs/m__pretrained__mem_xsum/samples_mem_xsum_2026-01-01T00-00-00.jsonl",
     ]
+
+
+def test_an_error_lm_eval_raises_mid_step_names_the_data_file_as_the_user_can_open_it(study, tmp_path):
+    config, _ = study
+    root = config.parent
+    settings = yaml.safe_load(config.read_text(encoding="utf-8"))
+    settings.update(output_dir=str(tmp_path / "elsewhere" / "out"), models=[{"name": "tiny", "path": str(root / "tiny-decoder")}],
+                    data_files={"mem_xsum": str(root / "xsum.jsonl")})
+    given = []
+
+    def failing_lm_eval(arguments):
+        # lm-eval runs in the study folder and is given paths relative to it.
+        data = json.loads(arguments[arguments.index("--metadata") + 1])["data_files"]
+        given.append(data)
+        raise ValueError(f"{data}: line 2: not JSON")
+
+    with pytest.raises(ValueError) as raised:
+        run_study(read_study_config(_write_config(tmp_path / "moved.yaml", **settings)), log=lambda line: None, evaluate=failing_lm_eval)
+    assert given and given[0].startswith("..")
+    assert str(raised.value) == f"{(root / 'xsum.jsonl').resolve()}: line 2: not JSON"
