@@ -13,7 +13,8 @@ from scipy.stats import spearmanr
 from memtasks.stats import permutation_p_value
 
 from memtasks.cli import main
-from memtasks.report import ReportInputError, build_report
+from memtasks.outcomes import HIGH, LOW
+from memtasks.report import ReportInputError, build_report, views
 from memtasks.report.collect import config_hash
 from memtasks.stats import paired_difference
 
@@ -63,7 +64,9 @@ def write_results(
     samples: dict | None = None,
     extra: dict | None = None,
 ) -> Path:
-    """An lm-eval results file (and per-sample logs: ``samples[task]`` = [(probe id, category), ...])."""
+    """An lm-eval results file (and per-sample logs: ``samples[task]`` = [(probe id, category), ...], each
+    optionally with a dict of further outcome fields (``probability``, ``grader``, ``member``); without
+    them a line is what memtasks wrote before it recorded the grader's probability)."""
     folder.mkdir(parents=True, exist_ok=True)
     data = {
         "results": {task: {**m, "alias": task} for task, m in tasks.items()},
@@ -81,8 +84,10 @@ def write_results(
     path.write_text(json.dumps(data), encoding="utf-8")
     for task, outcomes in (samples or {}).items():
         lines = []
-        for i, (probe, category) in enumerate(outcomes):
-            outcome = json.dumps({"id": probe, "category": category, "matched_id": probe if category != "none" else None, "rank": 1})
+        for i, (probe, category, *fields) in enumerate(outcomes):
+            outcome = json.dumps(
+                {"id": probe, "category": category, "matched_id": probe if category != "none" else None, "rank": 1, **(fields[0] if fields else {})}
+            )
             lines.append(json.dumps({"doc_id": i, "doc": {"id": probe}, "mem_rate": outcome, "verbatim_rate": outcome}))
         (folder / f"samples_{task}_{stamp}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -311,10 +316,60 @@ def test_unreadable_samples_log_is_a_warning_naming_file_and_line_and_the_table_
     log = results / "ft" / "samples_mem_xsum_2026-01-01T00-00-00.000001.jsonl"
     log.write_text(log.read_text().replace('"mem_rate"', '"other"', 1))
     report = build_report(results, tmp_path / "out", "csv")
-    assert report.warnings == [f"{log}:1: field 'mem_rate' does not hold a probe outcome (KeyError: 'mem_rate'); no paired interval for this run"]
+    assert report.warnings == [f"{log}:1: field 'mem_rate' does not hold a probe outcome (KeyError: 'mem_rate'); neither this run's cases nor a paired interval can be shown"]
     record = next(r for r in read_csv(tmp_path / "out" / "csv" / "pretrained_vs_finetuned.csv") if r["category"] == "memorization")
     assert float(record["difference_rate"]) == pytest.approx(0.2)
     assert "per-sample logs" in record["note"]
+
+
+def test_the_cases_view_shows_each_cases_probability_and_grader_least_confident_first(tmp_path):
+    results = tmp_path / "results"
+    samples = [
+        ("p0", HIGH, {"probability": 0.93417, "grader": "cross-encoder"}),
+        ("p1", LOW, {"probability": 2.7e-07, "grader": "evidence"}),
+        ("p2", "verbatim", {"probability": None, "grader": None}),
+        ("p3", "none", {"probability": None, "grader": None}),
+        ("nonmember/p4", LOW, {"probability": 0.4, "grader": "cross-encoder", "member": False}),
+    ]
+    write_results(results, {"pretrained": "org/m"}, {"mem_xsum": metrics((0.5, 0.4, 0.6))}, samples={"mem_xsum": samples})
+    report = build_report(results, tmp_path / "out")
+    assert not report.warnings
+    assert md_rows((tmp_path / "out" / "report.md").read_text(), "Cases") == [
+        ["org/m", "mem_xsum", "p1", "yes", "Paraphrase, low confidence", "p1", "1", "p = 2.7e-07, evidence"],
+        ["org/m", "mem_xsum", "nonmember/p4", "no", "Paraphrase, low confidence", "nonmember/p4", "1", "p = 0.400, cross-encoder"],
+        ["org/m", "mem_xsum", "p0", "yes", "Paraphrase, high confidence", "p0", "1", "p = 0.934, cross-encoder"],
+        ["org/m", "mem_xsum", "p2", "yes", "Verbatim", "p2", "1", "—"],
+    ]
+    page = (tmp_path / "out" / "report.html").read_text()
+    cases_table = page.split('<h2 id="cases">', 1)[1].split("</table>", 1)[0]
+    # The page sorts the column by the probability itself, not by its rounded text.
+    assert '<table class="sortable">' in cases_table and 'data-sort="0.93417">p = 0.934, cross-encoder<' in cases_table
+    records = {r["probe_id"]: r for r in read_csv(tmp_path / "out" / "csv" / "cases.csv")}
+    assert (records["p0"]["probability"], records["p0"]["grader"], records["p0"]["member"]) == ("0.93417", "cross-encoder", "True")
+    assert (records["nonmember/p4"]["member"], records["p2"]["probability"], records["p2"]["grader"]) == ("False", "", "")
+    assert "p3" not in records
+
+
+def test_a_log_written_before_cases_recorded_their_probability_still_shows_its_cases(tmp_path):
+    results = tmp_path / "results"
+    old = outcomes({"verbatim": 1, "paraphrase": 1, "none": 2})
+    write_results(results, {"pretrained": "org/m"}, {"mem_xsum": metrics((0.5, 0.4, 0.6))}, samples={"mem_xsum": old})
+    report = build_report(results, tmp_path / "out", "md,csv")
+    assert not report.warnings
+    rows = md_rows((tmp_path / "out" / "report.md").read_text(), "Cases")
+    assert [(r[2], r[4], r[7]) for r in rows] == [("p0", "Verbatim", "—"), ("p1", "Paraphrase", "—")]
+    assert [(r["probability"], r["grader"]) for r in read_csv(tmp_path / "out" / "csv" / "cases.csv")] == [("", ""), ("", "")]
+
+
+def test_beyond_the_rows_shown_the_page_keeps_the_least_confident_cases_and_the_csv_every_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(views, "CASES_SHOWN", 2)
+    results = tmp_path / "results"
+    graded = [(f"p{i}", LOW, {"probability": p, "grader": "cross-encoder"}) for i, p in enumerate([0.3, 0.1, 0.2, 0.05])]
+    write_results(results, {"pretrained": "org/m"}, {"mem_xsum": metrics((0.5, 0.4, 0.6))}, samples={"mem_xsum": graded})
+    report = build_report(results, tmp_path / "out", "md,csv")
+    assert [r[2] for r in md_rows((tmp_path / "out" / "report.md").read_text(), "Cases")] == ["p3", "p1"]
+    assert report.table("cases").notes == ["The 2 least confident of 4 cases are shown; csv/cases.csv (--format csv) holds every one."]
+    assert len(read_csv(tmp_path / "out" / "csv" / "cases.csv")) == 4
 
 
 def test_ablation_tables_prefix_length_decoding_epochs_and_single_vs_multi_task(tmp_path):
@@ -463,6 +518,15 @@ needs_chromium = pytest.mark.skipif(
 )
 
 
+# Paraphrase cases as a run after issue 27 logs them: probabilities of both graders, some far below 0.001.
+GRADED = [
+    (f"g{i}", HIGH if p > 0.5 else LOW, {"probability": p, "grader": grader})
+    for i, (p, grader) in enumerate(
+        [(0.93, "cross-encoder"), (2e-06, "evidence"), (0.41, "cross-encoder"), (0.999, "evidence"), (0.0004, "evidence"), (0.62, "cross-encoder")]
+    )
+]
+
+
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
     """A report of three pre-trained models (probe counts 1000, 20, 100) and a fine-tuning of one: several tables and figures."""
@@ -481,7 +545,7 @@ def rendered(tmp_path_factory):
     )
     write_results(
         results / "mid-tuned", {"pretrained": str(tuned)}, {"mem_imdb": metrics((0.44, 0.36, 0.52))},
-        samples={"mem_imdb": outcomes({"verbatim": 30, "paraphrase": 10, "idea": 4, "none": 56})},
+        samples={"mem_imdb": outcomes({"verbatim": 30, "idea": 4, "none": 56}) + GRADED},
     )
     report = build_report(results, root / "out", "html")
     assert len(report.tables) >= 2 and len(report.figures) >= 2
@@ -575,6 +639,27 @@ def test_clicking_a_column_header_sorts_the_leaderboard_in_the_browser(rendered,
     page.click(model)
     names = [r[0] for r in _leaderboard(page)]
     assert names == sorted(names, key=str.lower) and sorted(_leaderboard(page)) == sorted(before)
+    assert page.errors == []
+
+
+@needs_chromium
+def test_clicking_confidence_sorts_the_cases_by_their_graders_probability(rendered, chromium):
+    page_file, report = rendered
+    column = report.table("cases").header.index("Confidence") + 1
+    page = chromium.open(page_file)
+
+    def shown() -> list[str]:
+        return page.evaluate(f'[...document.querySelectorAll("#cases + p + div tbody td:nth-child({column})")].map(c => c.textContent)')
+
+    def probabilities() -> list[float]:
+        return [float(text.removeprefix("p = ").split(",")[0]) for text in shown() if text != "—"]
+
+    expected = sorted(fields["probability"] for _, _, fields in GRADED)
+    page.click(f"#cases + p + div th:nth-child({column})")
+    # Cases no grader looked at (the verbatim and idea ones of these logs) sort below every probability.
+    assert probabilities() == pytest.approx(expected, rel=1e-3) and shown()[-1].startswith("p = ")
+    page.click(f"#cases + p + div th:nth-child({column})")
+    assert probabilities() == pytest.approx(expected[::-1], rel=1e-3) and shown()[0] == "p = 0.999, evidence"
     assert page.errors == []
 
 

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from memtasks.outcomes import HIGH, HIGH_CONFIDENCE, LOW, RATE_NAMES, read_probe_outcomes
+from memtasks.outcomes import HIGH, HIGH_CONFIDENCE, LOW, NONE, RATE_NAMES, Outcome, read_outcomes
 from memtasks.report.collect import AttentionRun, ModelInfo, Run
 from memtasks.stats import Rate, difference_of_gains, paired_difference, permutation_p_value
 from memtasks.stats import spearman as rank_correlation
@@ -48,23 +48,38 @@ def _normal(path: str | None) -> str | None:
 
 
 class OutcomeReader:
-    """Per-probe categories of runs, read once per samples file; unreadable files become warnings."""
+    """Per-probe outcomes of runs, read once per samples file; unreadable files become warnings."""
 
     def __init__(self) -> None:
-        self._cache: dict[Path, dict[str, str] | None] = {}
+        # Per file, the member probes' categories and the memorized outcomes: not every outcome,
+        # which on a leaderboard-sized folder would hold half a million objects for nothing.
+        self._cache: dict[Path, tuple[dict[str, str], list[Outcome]] | None] = {}
         self.warnings: list[str] = []
 
-    def of(self, run: Run) -> dict[str, str] | None:
-        """Probe id -> category of ``run``'s member probes; None without a readable per-sample log."""
+    def _read(self, run: Run) -> tuple[dict[str, str], list[Outcome]] | None:
         if run.samples is None:
             return None
         if run.samples not in self._cache:
             try:
-                self._cache[run.samples] = read_probe_outcomes(run.samples)
+                outcomes = read_outcomes(run.samples)
             except (ValueError, OSError, UnicodeDecodeError) as error:
-                self.warnings.append(f"{error}; no paired interval for this run")
+                self.warnings.append(f"{error}; neither this run's cases nor a paired interval can be shown")
                 self._cache[run.samples] = None
+            else:
+                categories = {o.id: o.category for o in outcomes if o.member}
+                self._cache[run.samples] = categories, [o for o in outcomes if o.category != NONE]
         return self._cache[run.samples]
+
+    def of(self, run: Run) -> dict[str, str] | None:
+        """Probe id -> category of ``run``'s member probes; None without a readable per-sample log."""
+        read = self._read(run)
+        return None if read is None else read[0]
+
+    def cases(self, run: Run) -> list[Outcome] | None:
+        """The outcomes of ``run``'s memorized probes, members and non-members, in log order;
+        None without a readable per-sample log."""
+        read = self._read(run)
+        return None if read is None else read[1]
 
 
 @dataclass(frozen=True)

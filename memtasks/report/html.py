@@ -120,8 +120,10 @@ def write_html(
     path: Path, title: str, summary: Sequence[str], tables: Sequence[Table], figures: Sequence[Figure], warnings: Sequence[str]
 ) -> None:
     """The whole report as one HTML file."""
-    links = [(t.key, t.title) for t in tables] + ([("figures", "Figures")] if figures else [])
-    links += [("skipped", "Skipped input")] if warnings else []
+    first = [t for t in tables if not t.after_figures]
+    last = [t for t in tables if t.after_figures]
+    links = [(t.key, t.title) for t in first] + ([("figures", "Figures")] if figures else [])
+    links += [(t.key, t.title) for t in last] + ([("skipped", "Skipped input")] if warnings else [])
     nav = "".join(f'<a href="#{key}">{html.escape(name)}</a>' for key, name in links)
     parts = [
         "<!DOCTYPE html>",
@@ -131,12 +133,13 @@ def write_html(
         f"<h1>{html.escape(title)}</h1>",
         *(f'<p class="summary">{html.escape(line)}</p>' for line in summary),
         f"<nav>{nav}</nav>",
-        *(table_html(t) for t in tables),
+        *(table_html(t) for t in first),
     ]
     if figures:
         parts.append('<h2 id="figures">Figures</h2><div class="figures">')
         parts += [figure_html(f) for f in figures]
         parts.append("</div>")
+    parts += [table_html(t) for t in last]
     if warnings:
         items = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
         parts.append(f'<h2 id="skipped">Skipped input</h2><ul class="warnings">{items}</ul>')

@@ -1,9 +1,9 @@
 """The report's tables from collected runs and their analyses: leaderboard, pre-trained vs fine-tuned,
-ablations, CAD; and the before/after table the demo prints.
+ablations, CAD, each memorized case with its grader's probability; and the before/after table the demo prints.
 
 Every table is a :class:`Table`: display rows (text plus a sort key per cell,
 for Markdown and the HTML page) and tidy records (one row per model, task,
-setting and category, for CSV). A rate is shown as ``12.3% [10.1, 14.5]``: the
+setting and category, or per case, for CSV). A rate is shown as ``12.3% [10.1, 14.5]``: the
 value and its 90% bootstrap interval (5th-95th percentile), in percent. The
 numbers come from :mod:`memtasks.report.analysis`; nothing here computes one.
 """
@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from memtasks.outcomes import HIGH, LOW, RATE_NAMES
+from memtasks.outcomes import HIGH, LOW, RATE_NAMES, Outcome
 from memtasks.report.analysis import (
     MAIN_CATEGORIES,
     Comparison,
@@ -43,9 +43,12 @@ CATEGORY_TITLES = {
     "verbatim": "Verbatim",
     "idea": "Idea",
     "paraphrase": "Paraphrase",
-    HIGH: "Paraphrase (p>0.5)",
-    LOW: "Paraphrase (p<0.5)",
+    HIGH: "Paraphrase, high confidence",
+    LOW: "Paraphrase, low confidence",
 }
+# The case view's rows on the page and in report.md; beyond them a leaderboard-sized folder would
+# make both too large to open, so they show the least confident cases and the CSV holds every one.
+CASES_SHOWN = 1000
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,8 @@ class Table:
     row_classes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     sortable: bool = True
+    # A long table of details goes after the figures, so that they are not a thousand rows down the page.
+    after_figures: bool = False
 
     def add(self, cells: Sequence[Cell], css: str = "") -> None:
         self.rows.append(list(cells))
@@ -387,6 +392,68 @@ def attention_table(runs: Sequence[Run], attention: Sequence[AttentionRun]) -> T
     return table
 
 
+def confidence_text(outcome: Outcome) -> str:
+    """``p = 0.934, cross-encoder``: the probability a case was graded from and its grader; ``—`` when no
+    grader looked at it (a verbatim copy) or its log was written before memtasks recorded them."""
+    p = outcome.probability
+    if p is None:
+        return "—"
+    # Fixed decimals would show the evidence grader's many tiny probabilities all as 0.000.
+    text = f"p = {p:.3f}" if p >= 0.001 else f"p = {p:.1e}"
+    return text + (f", {outcome.grader}" if outcome.grader else "")
+
+
+def cases(runs: Sequence[Run], reader: OutcomeReader) -> Table | None:
+    """Every memorized probe of the runs, member or not, with the grader's probability: why each case counted."""
+    found = [(run, o) for run in runs for o in reader.cases(run) or ()]
+    if not found:
+        return None
+    # Least confident first: where coincidences would be; cases no grader looked at last.
+    found.sort(key=lambda item: (item[1].probability is None, item[1].probability or 0.0, item[0].model.name, item[0].task, item[1].id))
+    table = Table(
+        "cases",
+        "Cases",
+        "Every probe counted as memorized, from the runs' per-sample logs (--log_samples): the training record it "
+        "matched, that record's BM25 rank, and the probability the case was graded from, with the grader that gave it. "
+        "A paraphrase is high confidence when that probability is above its grader's own threshold. '—': no grader "
+        "looked at the case (a verbatim copy) or the log was written before memtasks recorded it. "
+        "Least confident first; click a column to sort.",
+        ["Model", "Task", "Probe", "Member", "Category", "Matched record", "Rank", "Confidence"],
+        after_figures=True,
+    )
+    for run, outcome in found[:CASES_SHOWN]:
+        table.add(
+            [
+                Cell(run.model.name, run.model.name, str(run.samples)),
+                Cell(run.task, run.task),
+                Cell(outcome.id, outcome.id),
+                Cell("yes" if outcome.member else "no", "yes" if outcome.member else "no"),
+                Cell(CATEGORY_TITLES.get(outcome.category, outcome.category), outcome.category),
+                Cell(outcome.matched_id or "—", outcome.matched_id or ""),
+                Cell("—", float("-inf")) if outcome.rank is None else Cell(str(outcome.rank), outcome.rank),
+                Cell(confidence_text(outcome), float("-inf") if outcome.probability is None else outcome.probability),
+            ]
+        )
+    for run, outcome in found:
+        table.records.append(
+            {
+                "model": run.model.name,
+                "task": run.task,
+                "probe_id": outcome.id,
+                "member": outcome.member,
+                "category": outcome.category,
+                "matched_id": outcome.matched_id,
+                "rank": outcome.rank,
+                "probability": outcome.probability,
+                "grader": outcome.grader,
+                "samples_file": str(run.samples),
+            }
+        )
+    if len(found) > CASES_SHOWN:
+        table.notes.append(f"The {CASES_SHOWN:,} least confident of {len(found):,} cases are shown; csv/cases.csv (--format csv) holds every one.")
+    return table
+
+
 def _plain(rate: Rate) -> str:
     if not rate.scored:
         return "n/a"
@@ -436,6 +503,7 @@ def build_tables(runs: Sequence[Run], attention: Sequence[AttentionRun], reader:
         single_vs_multi(runs, reader),
         attention_table(runs, attention),
         conflicts(runs),
+        cases(runs, reader),
     ]
     return [t for t in tables if t is not None]
 

@@ -28,20 +28,26 @@ def markdown_table(table: Table) -> str:
     return "\n".join(lines)
 
 
+def _markdown_section(table: Table) -> list[str]:
+    notes = [f"- {note}" for note in table.notes]
+    return [f"## {table.title}", "", table.description, "", markdown_table(table), "", *notes, *([""] if notes else [])]
+
+
 def write_markdown(
     path: Path, title: str, summary: Sequence[str], tables: Sequence[Table], figures: Sequence[Figure], warnings: Sequence[str]
 ) -> None:
-    """One Markdown file: summary, every table with its notes, the figures as relative image links."""
+    """One Markdown file: summary, every table with its notes, the figures as relative image links (before the
+    tables marked ``after_figures``)."""
     parts = [f"# {title}", "", *summary, ""]
-    for table in tables:
-        parts += [f"## {table.title}", "", table.description, "", markdown_table(table), ""]
-        parts += [f"- {note}" for note in table.notes]
-        parts += [""] if table.notes else []
+    for table in (t for t in tables if not t.after_figures):
+        parts += _markdown_section(table)
     if figures:
         parts += ["## Figures", ""]
         for figure in figures:
             link = Path(os.path.relpath(figure.path, path.parent)).as_posix()
             parts += [f"### {figure.title}", "", figure.caption, "", f"![{figure.title}]({link})", ""]
+    for table in (t for t in tables if t.after_figures):
+        parts += _markdown_section(table)
     if warnings:
         parts += ["## Skipped input", ""] + [f"- {_md_escape(w)}" for w in warnings] + [""]
     write_atomic(path, "\n".join(parts))
