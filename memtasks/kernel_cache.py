@@ -10,8 +10,9 @@ folders cannot be written and ``NUMBA_CACHE_DIR`` is not set, it points
 ``NUMBA_CACHE_DIR`` at the first writable of ``$XDG_CACHE_HOME/memtasks/numba``,
 ``~/.cache/memtasks/numba`` and a folder of this user's own in the temporary
 folder (made private, so no other user of the machine can plant code in it).
-The kernels then compile once and load from there after. Standard library only:
-``memtasks --help`` stays fast.
+The kernels then compile once and load from there after. The paraphrase grader
+keeps its converted encoder in a sibling folder (:func:`user_cache_folder`).
+Standard library only: ``memtasks --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -45,29 +46,54 @@ def configure() -> Path | None:
 
 
 def cache_folder() -> Path | None:
-    """The first writable of the XDG cache, the home's cache and a private folder in the temporary folder."""
+    """The numba cache: :func:`user_cache_folder`, else a new folder of its own for this run (compiled again next time)."""
+    folder = user_cache_folder("numba")
+    if folder is not None:
+        return folder
+    try:
+        fresh = Path(tempfile.mkdtemp(prefix="memtasks-numba-"))
+    except OSError:
+        return None
+    print(
+        f"memtasks: numba compiles memtasks' kernels into {fresh} for this run only "
+        f"({_temporary_folder('numba')} is not this user's own); set NUMBA_CACHE_DIR to keep them",
+        file=sys.stderr,
+    )
+    return fresh
+
+
+def user_cache_folder(name: str) -> Path | None:
+    """This user's cache folder for ``name``: the first writable of ``$XDG_CACHE_HOME/memtasks/NAME``,
+    ``~/.cache/memtasks/NAME`` and a private folder in the temporary folder; None when none is usable."""
     candidates = []
     xdg = os.environ.get("XDG_CACHE_HOME", "")
     if os.path.isabs(xdg):
-        candidates.append(Path(xdg) / "memtasks" / "numba")
+        candidates.append(Path(xdg) / "memtasks" / name)
     home = os.path.expanduser("~")
     if os.path.isabs(home):
-        candidates.append(Path(home) / ".cache" / "memtasks" / "numba")
+        candidates.append(Path(home) / ".cache" / "memtasks" / name)
     for candidate in candidates:
         if _writable(candidate):
             return candidate
-    return _private_temporary_folder()
+    return _private_temporary_folder(name)
 
 
-def _private_temporary_folder() -> Path | None:
-    """``<temporary folder>/memtasks-numba-<user id>``, made with mode 0700 and used only if this user owns it
-    and no one else may write in it; else a new folder of its own for this run (compiled again next time)."""
+def _temporary_folder(name: str) -> Path | None:
     try:
         base = Path(tempfile.gettempdir())
     except (OSError, FileNotFoundError):
         return None
     uid = os.getuid() if hasattr(os, "getuid") else None
-    folder = base / f"memtasks-numba-{uid if uid is not None else 'user'}"
+    return base / f"memtasks-{name}-{uid if uid is not None else 'user'}"
+
+
+def _private_temporary_folder(name: str) -> Path | None:
+    """``<temporary folder>/memtasks-NAME-<user id>``, made with mode 0700 and used only if this user owns it
+    and no one else may write in it (so no other user of the machine can plant files in it)."""
+    folder = _temporary_folder(name)
+    if folder is None:
+        return None
+    uid = os.getuid() if hasattr(os, "getuid") else None
     try:
         folder.mkdir(mode=0o700, exist_ok=True)
         info = folder.lstat()
@@ -76,16 +102,7 @@ def _private_temporary_folder() -> Path | None:
             return folder
     except OSError:
         pass
-    try:
-        fresh = Path(tempfile.mkdtemp(prefix="memtasks-numba-"))
-    except OSError:
-        return None
-    print(
-        f"memtasks: numba compiles memtasks' kernels into {fresh} for this run only ({folder} is not this user's own); "
-        "set NUMBA_CACHE_DIR to keep them",
-        file=sys.stderr,
-    )
-    return fresh
+    return None
 
 
 def _writable(folder: Path) -> bool:

@@ -1,6 +1,7 @@
-"""The default paraphrase grader (memtasks/grader.py): its NumPy forward pass is the
-encoder it was fitted as, it is symmetric, it ranks paraphrases above coincidences,
-and it plugs into scoring by name."""
+"""The default paraphrase grader (memtasks/grader.py): its ONNX graph is the encoder it
+was fitted as and its int8 copy grades as that does, the cached model is the one it
+would build, it runs on a GPU torch sees, it is symmetric, it ranks paraphrases above
+coincidences, and it plugs into scoring by name."""
 
 from __future__ import annotations
 
@@ -22,9 +23,10 @@ from memtasks.grader import (
     base_model_dir,
     default_grader,
     load_grader,
-    merged_weights,
     sentence_pairs,
 )
+from memtasks import grader_runtime
+from memtasks.grader_runtime import OnnxEncoder, TorchEncoder, encoder_graph, merged_weights, read_weights
 from memtasks.outcomes import HIGH, LOW
 from memtasks.confidence import evidence
 from memtasks.grader import DECISIVE_SHARED, evidence_grade
@@ -53,21 +55,23 @@ def grader() -> CrossEncoderGrader:
     return default_grader()
 
 
-def test_numpy_forward_pass_equals_the_torch_encoder_it_was_fitted_as(grader):
+def shipped_adapter() -> Path:
+    from memtasks import grader as module
+
+    return Path(str(module.resources.files("memtasks").joinpath(ADAPTER_FILE)))
+
+
+def reference_probabilities(pairs: list[tuple[str, str]], scaling: float) -> np.ndarray:
+    """p of each pair, both orders, from transformers' own BERT with the adapter merged in."""
     torch = pytest.importorskip("torch")
     from safetensors.numpy import load_file
     from transformers import AutoModel, AutoTokenizer
 
-    from memtasks import grader as module
-
     encoder = AutoModel.from_pretrained(base_model_dir()).eval()
-    adapter = load_file(str(module.resources.files("memtasks").joinpath(ADAPTER_FILE)))
-    merged = merged_weights(
-        {k: v.numpy() for k, v in encoder.state_dict().items()}, adapter, float(grader.settings["scaling"])
-    )
+    adapter = load_file(str(shipped_adapter()))
+    merged = merged_weights({k: v.numpy() for k, v in encoder.state_dict().items()}, adapter, scaling)
     encoder.load_state_dict({k: torch.from_numpy(v) for k, v in merged.items()})
     tokenizer = AutoTokenizer.from_pretrained(base_model_dir())
-    pairs = PARAPHRASES + NOT_PARAPHRASES
     expected = []
     with torch.no_grad():
         for first, second in [*pairs, *[(b, a) for a, b in pairs]]:
@@ -75,8 +79,117 @@ def test_numpy_forward_pass_equals_the_torch_encoder_it_was_fitted_as(grader):
             pooled = encoder(**batch).last_hidden_state.mean(1)
             logits = pooled @ torch.from_numpy(adapter["head.weight"]).T + torch.from_numpy(adapter["head.bias"])
             expected.append(float(torch.softmax(logits, -1)[0, 1]))
-    expected = (np.array(expected[: len(pairs)]) + np.array(expected[len(pairs) :])) / 2
-    assert np.allclose(grader.probabilities(pairs), expected, atol=1e-5)
+    return (np.array(expected[: len(pairs)]) + np.array(expected[len(pairs) :])) / 2
+
+
+def with_encoder(encoder) -> CrossEncoderGrader:
+    """The grader with its encoder replaced by a given one (the float32 graph, torch)."""
+    grader = CrossEncoderGrader()
+    grader.__dict__["_encoder"] = encoder
+    return grader
+
+
+@pytest.fixture(scope="module")
+def float32_weights(grader):
+    return read_weights(base_model_dir(), shipped_adapter(), float(grader.settings["scaling"]))
+
+
+def test_the_float32_graph_and_the_torch_encoder_are_the_encoder_it_was_fitted_as(grader, float32_weights):
+    pairs = PARAPHRASES + NOT_PARAPHRASES
+    expected = reference_probabilities(pairs, float(grader.settings["scaling"]))
+    weights, head, config = float32_weights
+    graph = OnnxEncoder(encoder_graph(weights, head, config).SerializeToString(), threads=1)
+    assert np.allclose(with_encoder(graph).probabilities(pairs), expected, atol=1e-5)
+    torch_encoder = TorchEncoder(base_model_dir(), weights, head, "cpu")
+    assert np.allclose(with_encoder(torch_encoder).probabilities(pairs), expected, atol=1e-5)
+
+
+def test_the_int8_encoder_grades_as_the_float32_one(grader, float32_weights):
+    # Quantization moves p by 0.02 on average on the benchmark's sentence pairs (docs/performance.md);
+    # these are far from the threshold, so their grades must not move.
+    pairs = PARAPHRASES + NOT_PARAPHRASES + PARAPHRASES_BEYOND_NEWS
+    weights, head, config = float32_weights
+    exact = with_encoder(OnnxEncoder(encoder_graph(weights, head, config).SerializeToString(), threads=1)).probabilities(pairs)
+    on_cpu = CrossEncoderGrader(device="cpu")
+    quantized = on_cpu.probabilities(pairs)
+    assert np.abs(quantized - exact).max() < 0.1
+    assert ((quantized > on_cpu.threshold) == (exact > on_cpu.threshold)).all()
+
+
+def test_the_cached_model_is_the_one_built_and_a_damaged_one_is_rebuilt(grader, tmp_path):
+    scaling = float(grader.settings["scaling"])
+    key = grader_runtime.model_key(base_model_dir(), shipped_adapter(), scaling)
+    builds = []
+
+    def build() -> bytes:
+        builds.append(1)
+        return grader_runtime.quantized_model(base_model_dir(), shipped_adapter(), scaling)
+
+    first = grader_runtime.cached_model(tmp_path, key, build)
+    again = grader_runtime.cached_model(tmp_path, key, build)
+    assert len(builds) == 1 and again == first
+    pairs = PARAPHRASES + NOT_PARAPHRASES
+    assert np.array_equal(with_encoder(OnnxEncoder(again)).probabilities(pairs), CrossEncoderGrader(device="cpu").probabilities(pairs))
+
+    model = tmp_path / f"encoder-{key}.onnx"
+    damaged = bytearray(model.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF  # one flipped weight byte still loads: only the digest tells
+    model.write_bytes(bytes(damaged))
+    assert grader_runtime.cached_model(tmp_path, key, build) == first and len(builds) == 2
+    model.write_bytes(first[:1000])  # torn
+    assert grader_runtime.cached_model(tmp_path, key, build) == first and len(builds) == 3
+    assert model.read_bytes() == first
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"encoder-{key}.onnx", f"encoder-{key}.sha256"]
+
+
+def test_a_cache_that_cannot_be_written_costs_a_build_not_a_result(tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    assert grader_runtime.cached_model(blocked / "grader", "k", lambda: b"model") == b"model"
+    assert grader_runtime.cached_model(None, "k", lambda: b"model") == b"model"
+
+
+def test_the_cache_key_follows_the_adapter_and_the_base(tmp_path):
+    adapter = tmp_path / "adapter.safetensors"
+    adapter.write_bytes(shipped_adapter().read_bytes())
+    key = grader_runtime.model_key(base_model_dir(), adapter, 2.0)
+    assert grader_runtime.model_key(base_model_dir(), adapter, 2.0) == key
+    assert grader_runtime.model_key(base_model_dir(), adapter, 1.0) != key
+    adapter.write_bytes(adapter.read_bytes() + b" ")
+    assert grader_runtime.model_key(base_model_dir(), adapter, 2.0) != key
+    base = tmp_path / "base"
+    base.mkdir()
+    for name in ("model.safetensors", "config.json"):
+        (base / name).write_bytes((base_model_dir() / name).read_bytes())
+    (base / "config.json").write_text((base / "config.json").read_text() + "\n")
+    assert grader_runtime.model_key(base, shipped_adapter(), 2.0) != grader_runtime.model_key(base_model_dir(), shipped_adapter(), 2.0)
+
+
+def test_the_encoder_runs_on_the_gpu_torch_sees(monkeypatch):
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert grader_runtime.torch_sees_a_gpu()  # torch is imported here, so it is asked
+    made = []
+    monkeypatch.setattr(grader_runtime, "TorchEncoder", lambda model_dir, weights, head, device: made.append(device) or "torch")
+    monkeypatch.setattr(grader_runtime, "OnnxEncoder", lambda model: pytest.fail("the CPU model was loaded"))
+    assert CrossEncoderGrader()._encoder == "torch" and made == ["cuda"]
+
+
+def test_without_a_gpu_driver_torch_is_not_imported(monkeypatch):
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    monkeypatch.setattr(grader_runtime.os.path, "exists", lambda path: False)
+    assert not grader_runtime.torch_sees_a_gpu()
+    assert "torch" not in sys.modules
+
+
+@pytest.mark.skipif(not grader_runtime.torch_sees_a_gpu(), reason="no GPU that torch sees")
+def test_on_a_gpu_the_grades_are_the_float32_encoders(grader, float32_weights):
+    pairs = PARAPHRASES + NOT_PARAPHRASES
+    weights, head, config = float32_weights
+    exact = with_encoder(OnnxEncoder(encoder_graph(weights, head, config).SerializeToString(), threads=1)).probabilities(pairs)
+    on_gpu = CrossEncoderGrader()
+    assert on_gpu._encoder.device == "cuda"
+    assert np.allclose(on_gpu.probabilities(pairs), exact, atol=1e-4)
 
 
 def test_probability_does_not_depend_on_the_order_of_the_pair(grader):
