@@ -32,14 +32,16 @@ other text as the generation:
 =====================  ===========================================================================
 
 and the grader alone on the MRPC pairs taken whole: ROC AUC and accuracy at
-its threshold. Which pairs are used is decided by :func:`mrpc_part` (a hash of
+its threshold; and the detector's PAN plagdet on ``../shared/pan13-train`` with the
+``pan14`` preset (what ``memtasks pan-eval`` prints), which the memorization rules
+must leave unchanged. Which pairs are used is decided by :func:`mrpc_part` (a hash of
 the pair's ids: 20% held out, never used to fit or tune the grader or the
 detector) and for XSum by the record's hash (the ``--part``).
 
     python tests/benchmarks/bench_categories.py [--part heldout|dev] [--limit N]
 
-The planted sets (unrelated text, copies) are measured by
-``tests/benchmarks/bench_confidence.py``; PAN by ``memtasks pan-eval``.
+The planted sets of ``tests/tools/planted_pairs.py`` are measured by
+``tests/benchmarks/bench_confidence.py``.
 """
 
 from __future__ import annotations
@@ -224,6 +226,16 @@ def grader_row(path: Path, part: str) -> dict:
     }
 
 
+def pan_row(corpus: Path, workers: int) -> dict:
+    from memtasks.detection import Detector
+    from memtasks.pan import evaluate_corpus
+
+    evaluation = evaluate_corpus(corpus, Detector("pan14"), workers=workers)
+    overall = evaluation.overall
+    return {"pairs": evaluation.pairs, "plagdet": overall.plagdet, "precision": overall.precision,
+            "recall": overall.recall, "granularity": overall.granularity}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", choices=("heldout", "dev"), default="heldout")
@@ -233,6 +245,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.add_argument("--no-grader-row", action="store_true",
                         help="leave out the grader alone on whole MRPC pairs (its figures change only with the encoder)")
+    parser.add_argument("--pan", type=Path, default=DATA.parent / "pan13-train",
+                        help="the PAN text-alignment corpus scored with the pan14 preset (default: %(default)s)")
+    parser.add_argument("--no-pan-row", action="store_true", help="leave out PAN's plagdet")
     args = parser.parse_args(argv)
 
     mrpc = args.data / "mrpc_train.tsv"
@@ -251,11 +266,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"{'set':18} {'n':>5} {'found':>7} {'high':>7} " + " ".join(f"{c:>16}" for c in FOUND), flush=True)
     rows = category_rows(sets, args.workers, {name: corpus for name in cross}, None if args.json else show)
     grader = None if args.no_grader_row else grader_row(mrpc, args.part)
+    pan = None if args.no_pan_row else pan_row(args.pan, args.workers)
     if args.json:
-        print(json.dumps({"part": args.part, "sets": rows, "grader": grader}, indent=2))
-    elif grader:
+        print(json.dumps({"part": args.part, "sets": rows, "grader": grader, "pan": pan}, indent=2))
+        return
+    if grader:
         print(f"grader on {grader['pairs']} MRPC pairs taken whole: ROC AUC {grader['auc']:.3f}, accuracy "
               f"{grader['accuracy']:.3f} at p > {grader['threshold']:.2f} ({grader['pairs_per_second']:.0f} pairs/s)")
+    if pan:
+        print(f"PAN plagdet on {pan['pairs']} pairs of {args.pan.name}, preset pan14: {pan['plagdet']:.4f} "
+              f"(precision {pan['precision']:.4f}, recall {pan['recall']:.4f}, granularity {pan['granularity']:.4f})")
 
 
 if __name__ == "__main__":
