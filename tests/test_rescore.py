@@ -22,7 +22,7 @@ from memtasks.rescore import RECORD_KEY, RescoreError, find_results, rescore
 from memtasks.stats import rates_of
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "xsum.jsonl"
-COMMITTED = Path(__file__).resolve().parents[1] / "results" / "smollm2-135m" / "runs" / "smollm2-135m-full-mem_squad_v2__mem_squad_v2"
+COMMITTED = Path(__file__).resolve().parents[1] / "results" / "smollm2-135m" / "runs" / "smollm2-135m-full-mem_cnn_dailymail__mem_cnn_dailymail"
 ECHO_MODEL = "memtasks-test-scripted"
 # prefix -> the generation the scripted model writes for it.
 _SCRIPT: dict[str, str] = {}
@@ -244,11 +244,16 @@ def test_folders_are_searched_at_any_depth_and_unfinished_runs_left_out(copy, tm
 
 @pytest.mark.skipif(not COMMITTED.is_dir(), reason="the committed SmolLM2 study is not in this checkout")
 def test_a_run_logged_before_the_settings_travelled_in_its_rows_is_rescored(tmp_path):
-    # The committed SmolLM2 runs: rows with 'retrieval' and 'paraphrase_model', no 'scoring'.
+    # A committed SmolLM2 run, its rows written as logs were before the settings travelled in
+    # them: 'retrieval' and 'paraphrase_model', no 'scoring'.
     target = tmp_path / "run"
     shutil.copytree(COMMITTED, target)
     (samples,) = target.glob("samples_*.jsonl")
-    assert "scoring" not in _samples(samples)[0]["doc"]
+    rows = _samples(samples)
+    for row in rows:
+        del row["doc"]["scoring"]
+        row["doc"].update(retrieval=json.dumps({"backend": None}), paraphrase_model=None)
+    samples.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     files = rescore([target], dry_run=True)
     (task,) = files[0].tasks
     assert task.settings["preset"] == "memorization" and task.settings["search_corpus"] == "probes"
