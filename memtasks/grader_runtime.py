@@ -38,6 +38,7 @@ from typing import Protocol
 import numpy as np
 
 from memtasks.kernel_cache import user_cache_folder
+from memtasks.outputs import atomic_path, write_atomic
 
 # Raise when encoder_graph or the quantization changes what a cached model computes.
 GRAPH_VERSION = 1
@@ -158,24 +159,12 @@ def cached_model(folder: Path | None, key: str, build: Callable[[], bytes]) -> b
     try:
         folder.mkdir(parents=True, exist_ok=True)
         # The digest goes last: a reader that finds it finds the whole model beside it.
-        _write_atomically(model, data)
-        _write_atomically(digest, hashlib.sha256(data).hexdigest().encode("ascii"))
+        with atomic_path(model) as temporary:
+            temporary.write_bytes(data)
+        write_atomic(digest, hashlib.sha256(data).hexdigest())
     except OSError:
         pass
     return data
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def quantized_model(model_dir: Path, adapter_path: Path, scaling: float) -> bytes:
