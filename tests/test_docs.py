@@ -266,13 +266,19 @@ def test_every_block_that_is_not_run_says_why():
     assert problems == []
 
 
-def test_a_shown_output_must_be_what_its_block_prints_in_order(tmp_path, monkeypatch):
+def _page(tmp_path: Path, monkeypatch, text: str) -> Path:
+    """A page of ``text`` in a repository root of its own (``tmp_path``)."""
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     page = tmp_path / "page.md"
-    page.write_text(
+    page.write_text(text, encoding="utf-8")
+    return page
+
+
+def test_a_shown_output_must_be_what_its_block_prints_in_order(tmp_path, monkeypatch):
+    page = _page(
+        tmp_path, monkeypatch,
         "```bash\nmemtasks score probes.jsonl\n```\n\nIt prints:\n\n```text\nhigh 2.67%\nlow 3.00%\n```\n\n"
         "<!-- not-output: another run's error -->\n```text\nerror\n```\n\n## Next\n\n```text\nnot output\n```\n",
-        encoding="utf-8",
     )
     run, shown, example, other = blocks(page)
     assert (shown.output_of, example.output_of, other.output_of) == (run.line, None, None)
@@ -315,12 +321,10 @@ def test_the_readme_maps_every_page_of_docs():
 
 
 def test_the_block_reader_sees_fences_reasons_and_indented_blocks(tmp_path, monkeypatch):
-    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
-    page = tmp_path / "page.md"
-    page.write_text(
+    page = _page(
+        tmp_path, monkeypatch,
         "```bash\necho run\n```\n\n<!-- not-run: needs a GPU -->\n\n```bash\nnvidia-smi\n```\n"
         "```text\noutput\n```\n- item\n\n  ```sh\n  echo indented\n  ```\n",
-        encoding="utf-8",
     )
     found = blocks(page)
     assert [(b.lang, b.runs, b.not_run, b.text) for b in found] == [
