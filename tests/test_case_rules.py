@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +12,9 @@ from memtasks.confidence import EvidenceConfidence
 from memtasks.detection import Detector
 from memtasks.grader import default_grader
 from memtasks.scoring import Probe, score_probes
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "tools"))
+from planted_pairs import edit_words  # noqa: E402
 
 # One-sentence topical coincidences a run counted as paraphrase_low (issue 27): they share a
 # place name or an event and nothing else.
@@ -40,24 +45,7 @@ def edited(text: str, share: float, seed: int) -> str:
     rng = random.Random(seed)
     words = text.split()
     chosen = set(rng.sample(range(len(words)), round(share * len(words))))
-    out, i = [], 0
-    while i < len(words):
-        if i in chosen:
-            action = i % 3
-            if action == 0:
-                i += 1
-                continue
-            if action == 1:
-                out.append("meanwhile")
-                i += 1
-                continue
-            if i + 1 < len(words):
-                out += [words[i + 1], words[i]]
-                i += 2
-                continue
-        out.append(words[i])
-        i += 1
-    return " ".join(out)
+    return " ".join(edit_words(words, lambda i: i % 3 if i in chosen else None, lambda: "meanwhile"))
 
 
 @pytest.mark.parametrize("suffix, generation", COINCIDENCES)

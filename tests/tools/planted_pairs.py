@@ -59,7 +59,7 @@ import random
 import re
 import sys
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -229,22 +229,31 @@ def _run(texts: Sequence[str], rng: random.Random, n_words: int) -> str:
 
 def _edit_words(words: list[str], strength: float, rng: random.Random, vocabulary: Sequence[str]) -> list[str]:
     """Each word, with probability ``strength``: dropped, replaced by a word of ``vocabulary``, or swapped with the next."""
+    return edit_words(
+        words, lambda i: rng.randrange(3) if rng.random() < strength else None, lambda: rng.choice(vocabulary)
+    )
+
+
+def edit_words(words: list[str], action_at: Callable[[int], int | None], replacement: Callable[[], str]) -> list[str]:
+    """``words`` with the edit ``action_at(i)`` gives each position done there: 0 drops the word, 1 puts
+    ``replacement()`` in its place, 2 swaps it with the next; None (or 2 on the last word) keeps it.
+    Positions are asked in order, a swapped word's neighbour not at all, so a random ``action_at``
+    draws the same numbers whatever the edits."""
     out: list[str] = []
     i = 0
     while i < len(words):
-        if rng.random() < strength:
-            action = rng.randrange(3)
-            if action == 0:
-                i += 1
-                continue
-            if action == 1:
-                out.append(rng.choice(vocabulary))
-                i += 1
-                continue
-            if i + 1 < len(words):
-                out += [words[i + 1], words[i]]
-                i += 2
-                continue
+        action = action_at(i)
+        if action == 0:
+            i += 1
+            continue
+        if action == 1:
+            out.append(replacement())
+            i += 1
+            continue
+        if action == 2 and i + 1 < len(words):
+            out += [words[i + 1], words[i]]
+            i += 2
+            continue
         out.append(words[i])
         i += 1
     return out
