@@ -151,7 +151,7 @@ class CrossEncoderGrader:
         order = sorted(range(len(pairs)), key=lambda i: len(encodings[i].ids))
         for start in range(0, len(order), self.batch_size):
             chosen = order[start : start + self.batch_size]
-            logits = self._encoder.logits([(encodings[i].ids, encodings[i].type_ids) for i in chosen])
+            logits = self._encoder.run([(encodings[i].ids, encodings[i].type_ids) for i in chosen])
             # softmax(logits)[:, 1] of two classes
             out[chosen] = 1 / (1 + np.exp(logits[:, 0] - logits[:, 1]))
             if bar is not None:

@@ -20,6 +20,10 @@ rename), so a torn or damaged file is rebuilt, never read.
 
 Where torch sees a GPU the encoder runs there in float32, as transformers'
 ``BertModel`` with the merged weights: a GPU has no use for the int8 copy.
+
+Without an adapter the same code runs the base encoder, its output the mean-pooled
+last hidden states: the sentence encoder :mod:`memtasks.summaries` finds summaries
+with, cached under a key of its own.
 """
 
 from __future__ import annotations
@@ -54,8 +58,9 @@ Row = tuple[Sequence[int], Sequence[int]]
 class Encoder(Protocol):
     device: str
 
-    def logits(self, rows: Sequence[Row]) -> np.ndarray:
-        """The head's two logits for each row (len(rows) x 2)."""
+    def run(self, rows: Sequence[Row]) -> np.ndarray:
+        """The output of each row: the head's two logits (len(rows) x 2), or for an encoder
+        without a head its last hidden states mean-pooled (len(rows) x hidden)."""
         ...
 
 
@@ -100,8 +105,9 @@ def cpu_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def load_encoder(model_dir: Path, adapter_path: Path, scaling: float, device: str | None = None) -> Encoder:
-    """The encoder of ``model_dir`` with the adapter merged in, on ``device`` ("cpu", "cuda";
+def load_encoder(model_dir: Path, adapter_path: Path | None, scaling: float, device: str | None = None) -> Encoder:
+    """The encoder of ``model_dir`` with the adapter merged in (or, with no adapter, the base
+    encoder, whose output is the mean-pooled sentence embedding), on ``device`` ("cpu", "cuda";
     default: "cuda" where torch sees a GPU, else "cpu"). On "cpu" the cached int8 ONNX model,
     elsewhere float32 torch."""
     device = device or ("cuda" if torch_sees_a_gpu() else "cpu")
@@ -113,23 +119,29 @@ def load_encoder(model_dir: Path, adapter_path: Path, scaling: float, device: st
     return TorchEncoder(model_dir, weights, head, device)
 
 
-def read_weights(model_dir: Path, adapter_path: Path, scaling: float) -> tuple[dict[str, np.ndarray], tuple[np.ndarray, np.ndarray], dict]:
-    """The merged encoder weights, the head (W, c) and the encoder's config."""
+def read_weights(
+    model_dir: Path, adapter_path: Path | None, scaling: float
+) -> tuple[dict[str, np.ndarray], tuple[np.ndarray, np.ndarray] | None, dict]:
+    """The merged encoder weights, the head (W, c) and the encoder's config; without an
+    adapter, the base weights and no head."""
     from safetensors.numpy import load_file
 
-    adapter = load_file(str(adapter_path))
     config = json.loads((model_dir / "config.json").read_text("utf-8"))
-    weights = merged_weights(load_file(str(model_dir / "model.safetensors")), adapter, scaling)
-    return weights, (adapter["head.weight"], adapter["head.bias"]), config
+    base = load_file(str(model_dir / "model.safetensors"))
+    if adapter_path is None:
+        return base, None, config
+    adapter = load_file(str(adapter_path))
+    return merged_weights(base, adapter, scaling), (adapter["head.weight"], adapter["head.bias"]), config
 
 
-def model_key(model_dir: Path, adapter_path: Path, scaling: float) -> str:
-    """What the cached model is made from, hashed: base weights, config, adapter, scaling,
-    graph version and ONNX Runtime version."""
+def model_key(model_dir: Path, adapter_path: Path | None, scaling: float) -> str:
+    """What the cached model is made from, hashed: base weights, config, adapter (or none),
+    scaling, graph version and ONNX Runtime version."""
     import onnxruntime
 
-    key = hashlib.sha256(f"{GRAPH_VERSION} {onnxruntime.__version__} {scaling!r}".encode())
-    for path in (model_dir / "model.safetensors", model_dir / "config.json", adapter_path):
+    key = hashlib.sha256(f"{GRAPH_VERSION} {onnxruntime.__version__} {scaling!r} {adapter_path is None}".encode())
+    paths = (model_dir / "model.safetensors", model_dir / "config.json", *([] if adapter_path is None else [adapter_path]))
+    for path in paths:
         key.update(_file_digest(path))
     return key.hexdigest()[:32]
 
@@ -167,8 +179,8 @@ def cached_model(folder: Path | None, key: str, build: Callable[[], bytes]) -> b
     return data
 
 
-def quantized_model(model_dir: Path, adapter_path: Path, scaling: float) -> bytes:
-    """The encoder as an ONNX model with int8 weights (per output channel), serialized."""
+def quantized_model(model_dir: Path, adapter_path: Path | None, scaling: float) -> bytes:
+    """The encoder (:func:`read_weights`) as an ONNX model with int8 weights (per output channel), serialized."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     weights, head, config = read_weights(model_dir, adapter_path, scaling)
@@ -184,10 +196,11 @@ def quantized_model(model_dir: Path, adapter_path: Path, scaling: float) -> byte
         return int8.read_bytes()
 
 
-def encoder_graph(weights: dict[str, np.ndarray], head: tuple[np.ndarray, np.ndarray], config: dict):
+def encoder_graph(weights: dict[str, np.ndarray], head: tuple[np.ndarray, np.ndarray] | None, config: dict):
     """The encoder as an ONNX graph (float32): post-LayerNorm BERT, exact-erf GELU, the last
     hidden states mean-pooled over the attention mask, then the head; inputs ``INPUTS``
-    (int64, batch x length), output ``logits`` (batch x 2)."""
+    (int64, batch x length), output ``logits`` (batch x 2), or without a head ``pooled``
+    (batch x hidden)."""
     from onnx import TensorProto, helper, numpy_helper
 
     initializers, nodes = [], []
@@ -248,13 +261,17 @@ def encoder_graph(weights: dict[str, np.ndarray], head: tuple[np.ndarray, np.nda
     per_token = node("Unsqueeze", [mask, constant("axis_2", np.array([2], np.int64))], "mask_per_token")
     summed = node("ReduceSum", [node("Mul", [x, per_token], "masked"), constant("axis_1", np.array([1], np.int64))], "summed", keepdims=0)
     pooled = node("Div", [summed, node("ReduceSum", [mask, "axis_1"], "tokens", keepdims=1)], "pooled")
-    head_weight, head_bias = head
-    logits = node("MatMul", [pooled, constant("head.weight_t", np.ascontiguousarray(head_weight.T))], "head.mm")
-    node("Add", [logits, constant("head.bias", head_bias)], "logits")
+    if head is None:
+        output = helper.make_tensor_value_info(pooled, TensorProto.FLOAT, ["batch", hidden])
+    else:
+        head_weight, head_bias = head
+        logits = node("MatMul", [pooled, constant("head.weight_t", np.ascontiguousarray(head_weight.T))], "head.mm")
+        output = helper.make_tensor_value_info(node("Add", [logits, constant("head.bias", head_bias)], "logits"),
+                                               TensorProto.FLOAT, ["batch", 2])
     graph = helper.make_graph(
         nodes, "memtasks_paraphrase_grader",
         [helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "length"]) for name in INPUTS],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 2])],
+        [output],
         initializers,
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
@@ -282,9 +299,9 @@ class OnnxEncoder:
 
     def _row(self, row: Row) -> np.ndarray:
         ids, types = (np.asarray([values], np.int64) for values in row)
-        return self.session.run(["logits"], dict(zip(INPUTS, (ids, types, np.ones_like(ids)))))[0][0]
+        return self.session.run(None, dict(zip(INPUTS, (ids, types, np.ones_like(ids)))))[0][0]
 
-    def logits(self, rows: Sequence[Row]) -> np.ndarray:
+    def run(self, rows: Sequence[Row]) -> np.ndarray:
         if self.threads == 1 or len(rows) == 1:
             return np.stack([self._row(row) for row in rows])
         with ThreadPoolExecutor(self.threads) as pool:
@@ -292,9 +309,10 @@ class OnnxEncoder:
 
 
 class TorchEncoder:
-    """The encoder in float32 torch (transformers' ``BertModel``) on ``device``."""
+    """The encoder in float32 torch (transformers' ``BertModel``) on ``device``; without a
+    head, its output is the mean-pooled last hidden states."""
 
-    def __init__(self, model_dir: Path, weights: dict[str, np.ndarray], head: tuple[np.ndarray, np.ndarray], device: str):
+    def __init__(self, model_dir: Path, weights: dict[str, np.ndarray], head: tuple[np.ndarray, np.ndarray] | None, device: str):
         import torch
         from transformers import BertConfig, BertModel
 
@@ -306,9 +324,9 @@ class TorchEncoder:
         model.load_state_dict({name: torch.from_numpy(weights[name]) for name in wanted})
         self.device = device
         self.model = model.to(device).eval()
-        self.head = tuple(torch.from_numpy(array).to(device) for array in head)
+        self.head = None if head is None else tuple(torch.from_numpy(array).to(device) for array in head)
 
-    def logits(self, rows: Sequence[Row]) -> np.ndarray:
+    def run(self, rows: Sequence[Row]) -> np.ndarray:
         import torch
 
         with torch.inference_mode():
@@ -316,5 +334,7 @@ class TorchEncoder:
             hidden = self.model(input_ids=ids_t, token_type_ids=types_t, attention_mask=mask_t).last_hidden_state
             per_token = mask_t[:, :, None].to(hidden.dtype)
             pooled = (hidden * per_token).sum(1) / per_token.sum(1)
+            if self.head is None:
+                return pooled.cpu().numpy()
             weight, bias = self.head
             return (pooled @ weight.T + bias).cpu().numpy()
