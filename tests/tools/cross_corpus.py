@@ -14,6 +14,9 @@ Generations of a half:
 ==================  ============================================================================
 ``unrelated``       40-60 consecutive words of a SQuAD context from a random word on, or 1-3 of
                     its whole sentences (half each), paired with a random news suffix of the half
+``unrelated_other`` the same cut from movie reviews (IMDB) and doctors' answers (ChatDoctor): other
+                    genres, whose topics news also covers (films, health); SQuAD's sample holds
+                    16 Wikipedia articles only, so its passages meet few news topics
 ``near_copy@s``     a window of the suffix (1 sentence up to about 80 words, at least 15 words)
                     with each word, with probability s, dropped, replaced by a word of an
                     unrelated passage, or swapped with the next; s in 0.1, 0.2, 0.3
@@ -52,7 +55,8 @@ def part_of(text: str, seed: int = SEED) -> str:
 
 
 def _records(data: Path, name: str) -> list[dict]:
-    return [json.loads(line) for line in (data / name).read_text("utf-8").splitlines() if line.strip()]
+    # Split on "\n" only: IMDB's reviews hold U+2028, which str.splitlines() breaks on.
+    return [json.loads(line) for line in (data / name).read_text("utf-8").split("\n") if line.strip()]
 
 
 def _after_prefix(document: str) -> str:
@@ -77,6 +81,13 @@ def encyclopedia(part: str, data: Path = DATA, seed: int = SEED) -> list[str]:
     """The half's distinct SQuAD contexts."""
     seen = dict.fromkeys(r["context"] for r in _records(data, "squad_v2.jsonl"))
     return [c for c in seen if part_of(c, seed) == part]
+
+
+def reviews_and_answers(part: str, data: Path = DATA, seed: int = SEED) -> list[str]:
+    """The half's distinct IMDB reviews (HTML line breaks as spaces) and ChatDoctor answers."""
+    texts = [r["text"].replace("<br />", " ") for r in _records(data, "imdb.jsonl")]
+    texts += [r["output"] for r in _records(data, "chatdoctor_icliniq.jsonl")]
+    return [t for t in dict.fromkeys(" ".join(t.split()) for t in texts) if t and part_of(t, seed) == part]
 
 
 def _sentences(text: str) -> list[str]:
@@ -130,4 +141,9 @@ def cross_corpus_sets(
             probes.append(Probe(doc_id, suffix, near_copy(suffix, strength, vocabulary, rng)))
         sets[f"near_copy@{strength}"] = probes
     sets["reversed"] = [Probe(doc_id, s, reversed_copy(s)) for doc_id, s in rng.sample(long_enough, n_copies)]
+    # Drawn last, from a generator of its own: the sets above are what they were before it existed.
+    others, other_rng = reviews_and_answers(part, data, seed), random.Random(f"{seed}:{part}:other")
+    sets["unrelated_other"] = [
+        Probe(f"o{i}", *[other_rng.choice(corpus)[1], _unrelated(others, other_rng)]) for i in range(n_unrelated)
+    ]
     return corpus, sets
