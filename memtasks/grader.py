@@ -49,6 +49,7 @@ from memtasks.outcomes import HIGH, LOW
 from memtasks.confidence import EVIDENCE, THRESHOLD, Evidence, EvidenceConfidence, content_words, evidence
 from memtasks.grader_runtime import Encoder, load_encoder
 from memtasks.paraphrase import GRADING_BAR, Grade, ParaphraseClassifier, case_spans, sentences
+from memtasks.summaries import SummaryFinder
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -261,6 +262,20 @@ def sentence_pairs(training: str, generation: str, per_sentence: int = 2) -> lis
 def default_grader() -> CrossEncoderGrader:
     """The shipped grader, loaded once per process."""
     return CrossEncoderGrader()
+
+
+@lru_cache(maxsize=4)
+def _summary_finder(model_dir: Path, device: str | None) -> SummaryFinder:
+    return SummaryFinder(model_dir, device)
+
+
+def summary_finder(grader: Grader) -> SummaryFinder | None:
+    """What finds the summaries the detector cannot seed beside ``grader``
+    (:mod:`memtasks.summaries`): the cross-encoder's base sentence encoder, one per
+    process; None beside another grader, which is meant to need no model."""
+    if not isinstance(grader, CrossEncoderGrader):
+        return None
+    return _summary_finder(grader.model_dir, grader.device)
 
 
 # Graders by name; any other name is a Hugging Face sequence-pair classifier (id or path).

@@ -95,7 +95,7 @@ class Outcome:
     matched and its rank among the candidates (None when not memorized).
     ``member`` is False for a probe of text the model was not fine-tuned on.
     ``probability`` is what the case was graded from and ``grader`` what gave it
-    (``"evidence"``, ``"cross-encoder"`` or a classifier's id), None when no
+    (``"evidence"``, ``"cross-encoder"``, ``"sentence-encoder"`` for a summary, or a classifier's id), None when no
     grader looked at it (verbatim, expansion, none).
     """
 

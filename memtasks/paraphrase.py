@@ -26,7 +26,8 @@ GRADING_BAR = "grade paraphrases"
 
 class Grade(NamedTuple):
     """A graded case: its category, the probability it was graded from, and what gave that
-    probability (``"evidence"``, ``"cross-encoder"`` or a Hugging Face model's id or path)."""
+    probability (``"evidence"``, ``"cross-encoder"``, ``"sentence-encoder"`` for a summary
+    (:mod:`memtasks.summaries`), or a Hugging Face model's id or path)."""
 
     category: str
     probability: float | None = None

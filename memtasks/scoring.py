@@ -21,12 +21,13 @@ from pathlib import Path
 from memtasks.confidence import EVIDENCE, default_evidence, introduced_names
 from memtasks.datafiles import DataFileError, decoded_lines, parse_json_line
 from memtasks.detection import NO_ALIGNMENT, Alignment, Detector
-from memtasks.grader import Grader, default_grader
+from memtasks.grader import Grader, default_grader, summary_finder
 from memtasks.interrupts import kept_interrupts
 from memtasks.outcomes import LOW
 from memtasks.paraphrase import Grade
 from memtasks.retrieval import RetrievalSettings
 from memtasks.stats import BOOTSTRAP_SEED, INTERVAL_PERCENTILES, N_RESAMPLES, Rate, excess_rates, rates_of
+from memtasks.summaries import SENTENCE_ENCODER, SummaryFinder
 
 # A generation is a model's continuation of a prefix; one this long is not, and
 # pairing it with a long training suffix would cost time and memory quadratic
@@ -57,8 +58,10 @@ class ProbeOutcome:
     """How one probe was classified, and by which retrieved suffix.
 
     ``probability`` is what a graded case was graded from (a paraphrase's, a
-    condensation's) and ``grader`` what gave it (:class:`~memtasks.paraphrase.Grade`);
+    condensation's, a summary's) and ``grader`` what gave it (:class:`~memtasks.paraphrase.Grade`);
     None for a case no grader looked at (verbatim, expansion) and before grading.
+    ``candidates`` are the ids of the retrieved suffixes ranked up to the matched one
+    (all of them when none matched), in rank order.
     """
 
     probe_id: str
@@ -68,6 +71,7 @@ class ProbeOutcome:
     alignment: Alignment = NO_ALIGNMENT
     probability: float | None = None
     grader: str | None = None
+    candidates: tuple[str, ...] = ()
 
 
 @dataclass
@@ -256,10 +260,11 @@ def classify_probes(
     outcomes = []
     for probe, found in zip(probes, candidates, strict=True):
         results = [next(alignments) for _ in found]
-        outcome = ProbeOutcome(probe.id, "none")
+        ids = tuple(corpus[c][0] for c in found)
+        outcome = ProbeOutcome(probe.id, "none", candidates=ids)
         for rank, (candidate, alignment) in enumerate(zip(found, results), start=1):
             if alignment.detected:
-                outcome = ProbeOutcome(probe.id, alignment.category, corpus[candidate][0], rank, alignment)
+                outcome = ProbeOutcome(probe.id, alignment.category, corpus[candidate][0], rank, alignment, candidates=ids[:rank])
                 break
         outcomes.append(outcome)
     timings = {"retrieval_seconds": retrieval_seconds, "detection_seconds": detection_seconds, "pairs": len(pairs)}
@@ -321,6 +326,43 @@ def grade_paraphrases(
     return graded
 
 
+def find_summaries(
+    probes: Sequence[Probe],
+    outcomes: list[ProbeOutcome],
+    finder: SummaryFinder,
+    corpus: Sequence[tuple[str, str]] | None = None,
+    progress: bool = False,
+) -> list[ProbeOutcome]:
+    """Outcomes where a generation summarizes a retrieved suffix (:mod:`memtasks.summaries`)
+    made idea with that suffix.
+
+    The pairs looked at are those the detector found nothing in, ranked above the matched
+    suffix (the best-ranked detection still counts, spec 8), and a matched pair whose
+    condensation the detector's evidence did not confirm (:func:`grade_cases`). A pair the
+    detector aligned as a paraphrase keeps its category: its passages restate each other.
+    """
+    suffix_of = dict(_corpus(probes, corpus))
+    looked = [
+        (i, rank, candidate)
+        for i, outcome in enumerate(outcomes) if outcome.category != "idea"
+        for rank, candidate in enumerate(outcome.candidates, start=1)
+        if outcome.rank is None or rank < outcome.rank or (rank == outcome.rank and outcome.alignment.category == "idea")
+    ]
+    pairs = [(suffix_of[candidate], probes[i].generation) for i, _, candidate in looked]
+    found = finder.measures(pairs, progress)
+    summarized = list(outcomes)
+    done: set[int] = set()
+    for (i, rank, candidate), (suffix, generation), measures in zip(looked, pairs, found):
+        if i in done or measures is None or not measures.summary:
+            continue
+        done.add(i)
+        summarized[i] = replace(
+            outcomes[i], category="idea", matched_id=candidate, rank=rank, alignment=finder.alignment(suffix, generation, measures),
+            probability=measures.probability(), grader=SENTENCE_ENCODER, candidates=outcomes[i].candidates[:rank],
+        )
+    return summarized
+
+
 def score_probes(
     probes: Sequence[Probe],
     detector: Detector | None = None,
@@ -336,8 +378,10 @@ def score_probes(
     Paraphrases are split into ``paraphrase_high`` and ``paraphrase_low`` (they
     add up to ``paraphrase``) by ``paraphrase_classifier`` when one is given
     (see :func:`memtasks.grader.load_grader`), else by the cross-encoder
-    fitted on human paraphrase judgements (:mod:`memtasks.grader`). ``retrieval`` and
-    ``corpus`` are those of :func:`classify_probes`.
+    fitted on human paraphrase judgements (:mod:`memtasks.grader`). With the
+    cross-encoder, summaries the detector cannot seed are found with its base
+    sentence encoder (:func:`find_summaries`); other graders leave idea to the
+    detector. ``retrieval`` and ``corpus`` are those of :func:`classify_probes`.
     """
     if not probes:
         raise ValueError("no probes to score")
@@ -348,9 +392,14 @@ def score_probes(
     )
     grader = paraphrase_classifier or default_grader()
     outcomes = grade_paraphrases(probes, outcomes, grader, corpus, progress)
+    finder = summary_finder(grader)
+    if finder is not None:
+        outcomes = find_summaries(probes, outcomes, finder, corpus, progress)
     rates = rates_of([o.category for o in outcomes])
     total = rates.pop("memorization")
     notes = (f"paraphrase confidence from {grader.name}",)
+    if finder is not None:
+        notes += (f"summaries the detector cannot seed found with the {finder.name}",)
     return ScoreReport(
         n=len(probes),
         total=total,
