@@ -265,17 +265,16 @@ def default_grader() -> CrossEncoderGrader:
 
 
 @lru_cache(maxsize=4)
-def _summary_finder(model_dir: Path, device: str | None) -> SummaryFinder:
+def _summary_finder(model_dir: Path | None, device: str | None) -> SummaryFinder:
     return SummaryFinder(model_dir, device)
 
 
-def summary_finder(grader: Grader) -> SummaryFinder | None:
-    """What finds the summaries the detector cannot seed beside ``grader``
-    (:mod:`memtasks.summaries`): the cross-encoder's base sentence encoder, one per
-    process; None beside another grader, which is meant to need no model."""
-    if not isinstance(grader, CrossEncoderGrader):
-        return None
-    return _summary_finder(grader.model_dir, grader.device)
+def summary_finder(grader: Grader) -> SummaryFinder:
+    """What finds the summaries the detector cannot seed (:mod:`memtasks.summaries`), one per
+    process: beside the cross-encoder its base encoder, on its device; else the shipped base."""
+    if isinstance(grader, CrossEncoderGrader):
+        return _summary_finder(grader.model_dir, grader.device)
+    return _summary_finder(None, None)
 
 
 # Graders by name; any other name is a Hugging Face sequence-pair classifier (id or path).

@@ -15,7 +15,9 @@ the search corpus its ``retrieval`` field names), and calls every aggregation of
 the task's metric table (:data:`memtasks.harness.hooks.AGGREGATIONS`), exactly
 as lm-eval does at the end of a run. So a re-scored results file holds what a
 fresh run with the same generations would report, with the detector and grader
-installed now. ``preset`` replaces the recorded detector preset.
+installed now. ``preset`` replaces the recorded detector preset, and ``summaries``
+(True or False) whether summaries the detector cannot seed count as idea
+(:mod:`memtasks.summaries`).
 
 :func:`write` then rewrites, each file atomically, every per-probe outcome field
 of the per-sample log and the task's entries in the results file, and adds
@@ -238,11 +240,11 @@ def _grader_record(paraphrase_model: str | None) -> dict[str, Any]:
         return {"grader": f"the installed default ({type(error).__name__})"}
 
 
-def plan(results: str | Path, preset: str | None = None, progress: bool = False) -> FilePlan:
+def plan(results: str | Path, preset: str | None = None, progress: bool = False, summaries: bool | None = None) -> FilePlan:
     """Re-score every memtasks task of one results file in memory; see :func:`check` for the refusals."""
     checked = check(results)
     for task in checked.tasks:
-        _score(checked, task, preset, progress)
+        _score(checked, task, preset, progress, summaries)
     return checked
 
 
@@ -257,7 +259,7 @@ def check(results: str | Path) -> FilePlan:
     return FilePlan(results, data, tasks)
 
 
-def _score(file: FilePlan, task: TaskPlan, preset: str | None, progress: bool) -> None:
+def _score(file: FilePlan, task: TaskPlan, preset: str | None, progress: bool, summaries: bool | None = None) -> None:
     from memtasks.detection import PRESETS, get_config
     from memtasks.harness import hooks
 
@@ -275,6 +277,8 @@ def _score(file: FilePlan, task: TaskPlan, preset: str | None, progress: bool) -
             if preset not in PRESETS:
                 raise RescoreError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
             settings["scoring"]["preset"] = preset
+        if summaries is not None:
+            settings["scoring"]["summaries"] = summaries
         if settings["scoring"].get("search_corpus") == "split":
             source = settings["source"]
             for key in ("data_files", "nonmember_data_files"):
@@ -315,6 +319,7 @@ def _score(file: FilePlan, task: TaskPlan, preset: str | None, progress: bool) -
             "detector": get_config(scoring_settings["preset"]).to_dict(),
             "k": scoring_settings["k"],
             "search_corpus": scoring_settings["search_corpus"],
+            "summaries": bool(scoring_settings.get("summaries", False)),
             **_grader_record(scoring_settings.get("paraphrase_model")),
         }
     task.seconds = time.perf_counter() - started
@@ -373,12 +378,16 @@ def write(files: Sequence[FilePlan]) -> None:
         write_together({**logs, file.results: json.dumps(rescored_data(file), indent=2, ensure_ascii=False)})
 
 
-def rescore(paths: Iterable[str | Path], preset: str | None = None, dry_run: bool = False, progress: bool = False) -> list[FilePlan]:
-    """Re-score every memtasks run named (files or folders); all are checked before any is scored or written."""
+def rescore(
+    paths: Iterable[str | Path], preset: str | None = None, dry_run: bool = False, progress: bool = False,
+    summaries: bool | None = None,
+) -> list[FilePlan]:
+    """Re-score every memtasks run named (files or folders); all are checked before any is scored or written.
+    ``preset`` and ``summaries`` replace what each run recorded (:func:`plan`)."""
     files = [check(path) for path in find_results(paths)]
     for file in files:
         for task in file.tasks:
-            _score(file, task, preset, progress)
+            _score(file, task, preset, progress, summaries)
     if not dry_run:
         write(files)
     return files

@@ -372,16 +372,18 @@ def score_probes(
     paraphrase_classifier: Grader | None = None,
     retrieval: RetrievalSettings | None = None,
     corpus: Sequence[tuple[str, str]] | None = None,
+    summaries: bool = False,
 ) -> ScoreReport:
     """Memorization rates of a model's generations against its training suffixes.
 
     Paraphrases are split into ``paraphrase_high`` and ``paraphrase_low`` (they
     add up to ``paraphrase``) by ``paraphrase_classifier`` when one is given
     (see :func:`memtasks.grader.load_grader`), else by the cross-encoder
-    fitted on human paraphrase judgements (:mod:`memtasks.grader`). With the
-    cross-encoder, summaries the detector cannot seed are found with its base
-    sentence encoder (:func:`find_summaries`); other graders leave idea to the
-    detector. ``retrieval`` and ``corpus`` are those of :func:`classify_probes`.
+    fitted on human paraphrase judgements (:mod:`memtasks.grader`). With
+    ``summaries``, summaries the detector cannot seed are also idea
+    (:func:`find_summaries`; off by default: a continuation on its prefix's subject
+    reads like a summary of what follows, see :mod:`memtasks.summaries`).
+    ``retrieval`` and ``corpus`` are those of :func:`classify_probes`.
     """
     if not probes:
         raise ValueError("no probes to score")
@@ -392,7 +394,7 @@ def score_probes(
     )
     grader = paraphrase_classifier or default_grader()
     outcomes = grade_paraphrases(probes, outcomes, grader, corpus, progress)
-    finder = summary_finder(grader)
+    finder = summary_finder(grader) if summaries else None
     if finder is not None:
         outcomes = find_summaries(probes, outcomes, finder, corpus, progress)
     rates = rates_of([o.category for o in outcomes])

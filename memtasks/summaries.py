@@ -38,6 +38,13 @@ and doctors' answers against their top-10 news suffixes, and encyclopedia passag
 against other passages of the same article. The bias is then set so that at most
 0.05% of each cross-corpus set and 3% of the same-article pairs become idea: text on
 the subject of a document is semantically close to it, and is not its summary.
+
+It is off by default (``memtasks score --summaries``, task metadata ``summaries: true``):
+a model that continues an article's prefix writes about the same event with the same
+names, which reads to the encoder like a summary of what follows. On the committed
+SmolLM2-135M study it makes the pre-trained model, which never saw the articles, 21%
+memorized on CNN/DailyMail members and 25% on non-members (5% each without it). Telling
+the two apart needs the prefix, which scoring does not see.
 """
 
 from __future__ import annotations

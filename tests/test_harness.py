@@ -134,6 +134,27 @@ def test_unknown_or_misspelled_metadata_is_an_error(local_file):
     assert json.loads(rows[0]["scoring"])["scoring"]["k"] == 3
 
 
+def test_summaries_is_a_yes_or_no_setting_that_travels_with_the_rows(monkeypatch, local_file):
+    rows = load_probes(data_files=str(local_file), input_field="document", summaries=True)["test"]
+    assert json.loads(rows[0]["scoring"])["scoring"]["summaries"] is True
+    assert json.loads(load_probes(data_files=str(local_file), input_field="document")["test"][0]["scoring"])["scoring"]["summaries"] is False
+    with pytest.raises(ValueError, match="'summaries' must be true or false, got 'yes'"):
+        load_probes(data_files=str(local_file), input_field="document", summaries="yes")
+    # The task's scoring asks for them: score_with_floor gets summaries=True.
+    seen = {}
+    import memtasks.scoring
+
+    def fake_score_with_floor(members, nonmembers, **options):
+        seen.update(options)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(memtasks.scoring, "score_with_floor", fake_score_with_floor)
+    items = [hooks.process_results(row, ["a generation"])["mem_rate"] for row in rows]
+    with pytest.raises(RuntimeError, match="stop here"):
+        hooks.task_rates(items)
+    assert seen["summaries"] is True
+
+
 def test_dataset_revision_and_load_arguments_reach_load_dataset(monkeypatch, local_file):
     import datasets
 

@@ -298,3 +298,22 @@ def test_a_log_that_does_not_hold_the_runs_probes_is_refused(copy, capsys):
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and samples.name in error and "does not belong" in error
     assert _state(results, samples) == state
+
+
+@pytest.mark.skipif(not COMMITTED.is_dir(), reason="the committed SmolLM2 study is not in this checkout")
+def test_rescoring_with_summaries_counts_them_and_says_so(tmp_path):
+    target = tmp_path / "run"
+    shutil.copytree(COMMITTED, target)
+    (samples,) = target.glob("samples_*.jsonl")
+    before = {(o.member, o.id): o for o in _outcomes(samples)}
+    (task,) = rescore([target], summaries=True)[0].tasks
+    assert task.settings["summaries"] is True
+    after = {(o.member, o.id): o for o in _outcomes(samples)}
+    found = [key for key, o in after.items() if o.grader == "sentence-encoder"]
+    assert found and all(after[key].category == "idea" and before[key].category in ("none", "paraphrase_low") for key in found)
+    # Every other outcome is what it was; like --preset, the option replaces what the run recorded
+    # for this re-scoring only: a plain one scores as the run did.
+    assert all(after[key] == before[key] for key in after.keys() - set(found))
+    (task,) = rescore([target], dry_run=True)[0].tasks
+    assert task.settings["summaries"] is False
+    assert [Outcome.from_json(s["mem_rate"]) for s in task.lines] == [before[key] for key in after]

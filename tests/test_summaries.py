@@ -53,7 +53,7 @@ def finder() -> SummaryFinder:
 
 @pytest.mark.parametrize(("document", "summary"), [(DOCUMENT, SUMMARY), (MEDICAL_ANSWER, MEDICAL_SUMMARY)])
 def test_a_hand_written_abstractive_summary_is_idea(document, summary):
-    report = score_probes([Probe("p", document, summary)])
+    report = score_probes([Probe("p", document, summary)], summaries=True)
     outcome = report.outcomes[0]
     assert (outcome.category, outcome.grader) == ("idea", SENTENCE_ENCODER)
     assert outcome.probability > 0.5
@@ -62,16 +62,18 @@ def test_a_hand_written_abstractive_summary_is_idea(document, summary):
     assert detection.susp_end - detection.susp_start > 2 * len(summary)
 
 
-def test_the_detector_alone_does_not_find_the_summary():
-    # What this module is for: without it the pair is not memorization at all.
-    report = score_probes([Probe("p", DOCUMENT, SUMMARY)], paraphrase_classifier=EvidenceConfidence())
-    assert report.outcomes[0].category == "none"
+def test_summaries_are_looked_for_only_when_asked():
+    # Without the finder the detector alone misses the summary; any grader can sit beside it.
+    assert score_probes([Probe("p", DOCUMENT, SUMMARY)]).outcomes[0].category == "none"
+    asked = score_probes([Probe("p", DOCUMENT, SUMMARY)], paraphrase_classifier=EvidenceConfidence(), summaries=True)
+    assert asked.outcomes[0].category == "idea"
+    assert any("summaries" in note for note in asked.notes)
 
 
 def test_a_passage_on_another_subject_sharing_words_is_not_a_summary(finder):
     (found,) = finder.measures([(DOCUMENT, ANOTHER_SUBJECT)])
     assert found is None or not found.summary
-    assert score_probes([Probe("p", DOCUMENT, ANOTHER_SUBJECT)]).outcomes[0].category == "none"
+    assert score_probes([Probe("p", DOCUMENT, ANOTHER_SUBJECT)], summaries=True).outcomes[0].category == "none"
 
 
 def test_a_summary_of_one_document_is_not_a_summary_of_another(finder):
@@ -96,7 +98,7 @@ def test_the_best_ranked_detection_still_counts():
     # match counts, and the summary of the other suffix is not looked at.
     copy = "The regional water authority announced on Monday that a hosepipe ban will come into force across the county"
     probes = [Probe("copy", DOCUMENT, copy), Probe("summary", MEDICAL_ANSWER, MEDICAL_SUMMARY)]
-    outcomes = score_probes(probes).outcomes
+    outcomes = score_probes(probes, summaries=True).outcomes
     assert outcomes[0].category == "verbatim" and outcomes[0].matched_id == "copy"
     assert outcomes[1].category == "idea" and outcomes[1].matched_id == "summary"
 
@@ -107,13 +109,13 @@ def test_a_pair_the_detector_aligns_as_a_paraphrase_stays_a_paraphrase():
         "Across the county a hosepipe ban will start next week, the regional water authority said on Monday. "
         "Reservoirs are down to 41 percent of capacity following the driest spring in over fifty years, said the authority."
     )
-    outcome = score_probes([Probe("p", DOCUMENT, restated)]).outcomes[0]
+    outcome = score_probes([Probe("p", DOCUMENT, restated)], summaries=True).outcomes[0]
     assert outcome.category in ("paraphrase_high", "paraphrase_low") and outcome.grader != SENTENCE_ENCODER
 
 
 def test_cases_hold_the_summary_with_its_probability_and_grader():
     probes = [Probe("p", DOCUMENT, SUMMARY)]
-    report = score_probes(probes)
+    report = score_probes(probes, summaries=True)
     (record,) = case_records(probes, report.outcomes)
     assert (record["category"], record["grader"]) == ("idea", SENTENCE_ENCODER)
     assert record["probability"] == report.outcomes[0].probability
@@ -127,8 +129,7 @@ def test_measures_do_not_depend_on_the_pairs_beside_them(finder):
     assert together[1] == alone[0]
 
 
-def test_no_summary_finder_beside_a_grader_meant_to_need_no_model():
-    assert summary_finder(EvidenceConfidence()) is None
+def test_the_finder_is_loaded_once_per_process():
     assert summary_finder(default_grader()) is summary_finder(default_grader())
 
 

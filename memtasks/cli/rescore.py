@@ -26,6 +26,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--preset", type=preset, metavar="NAME", help="detector settings to score with instead of those each run recorded: memorization or pan14"
     )
+    parser.add_argument(
+        "--summaries", action=argparse.BooleanOptionalAction, default=None,
+        help="count (or, with --no-summaries, do not count) as idea the summaries the detector cannot seed, "
+        "instead of what each run recorded",
+    )
     parser.add_argument("--dry-run", action="store_true", help="score and print what would change; write nothing")
     parser.set_defaults(run=run)
 
@@ -34,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from memtasks.rescore import demo_summaries, refresh_summary, rescore, summary_lines
 
     started = time.perf_counter()
-    files = rescore(args.results, preset=args.preset, dry_run=args.dry_run, progress=True)
+    files = rescore(args.results, preset=args.preset, dry_run=args.dry_run, progress=True, summaries=args.summaries)
     for line in summary_lines(files):
         print(line)
     for summary in demo_summaries(files):

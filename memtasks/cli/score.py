@@ -32,6 +32,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "paraphrase judgements), evidence (the detector's own evidence), or a Hugging Face sequence-pair classifier (id or path)",
     )
     parser.add_argument(
+        "--summaries", action="store_true",
+        help="also count as idea the summaries the detector cannot seed, found with a sentence encoder "
+        "(off by default: continuations on their prefix's subject read like summaries; see docs/detector.md)",
+    )
+    parser.add_argument(
         "--retrieval", choices=("embedded", "elasticsearch"),
         help="BM25 backend (default: $MEMTASKS_RETRIEVAL, else embedded); elasticsearch reads MEMTASKS_ES_URL "
         "and its credentials from the environment",
@@ -74,7 +79,7 @@ def _score(args: argparse.Namespace) -> int:
     classifier = load_grader(args.paraphrase_model)
     result = score_with_floor(
         members, nonmembers, detector=Detector(args.preset), k=args.k, workers=args.workers or default_workers(),
-        progress=not args.json, paraphrase_classifier=classifier, retrieval=retrieval,
+        progress=not args.json, paraphrase_classifier=classifier, retrieval=retrieval, summaries=args.summaries,
     )
     report, floor = result.members, result.nonmembers
     if args.cases:

@@ -216,6 +216,7 @@ class ScoringSettings:
     k: int = CANDIDATES
     preset: str = DEFAULT_PRESET
     paraphrase_model: str | None = None
+    summaries: bool = False
 
 
 _SOURCE_KEYS = tuple(inspect.signature(ProbeSource).parameters)
@@ -264,7 +265,8 @@ def load_probes(**metadata):
     ``k`` candidates per generation (default 10) and the detector ``preset``
     (default ``memorization``), as ``memtasks score`` takes them;
     ``paraphrase_model`` (a sequence-pair classifier) grades paraphrases instead
-    of the detector's own evidence. An Elasticsearch server is contacted here,
+    of the detector's own evidence; ``summaries: true`` also counts as idea the
+    summaries the detector cannot seed (:mod:`memtasks.summaries`). An Elasticsearch server is contacted here,
     before any generation, so that a wrong address or credentials fail the run at once.
     """
     import datasets
@@ -307,6 +309,8 @@ def _check_scoring(settings: ScoringSettings, where: str) -> None:
         raise ValueError(f"{where}: metadata 'k' must be a whole number at least 1, got {settings.k!r}")
     if settings.preset not in PRESETS:
         raise ValueError(f"{where}: metadata 'preset' must be one of {', '.join(PRESETS)}, got {settings.preset!r}")
+    if not isinstance(settings.summaries, bool):
+        raise ValueError(f"{where}: metadata 'summaries' must be true or false, got {settings.summaries!r}")
     retrieval = _retrieval(settings, where)
     if retrieval.backend == "elasticsearch":
         from memtasks.retrieval.elastic import ElasticsearchIndex
@@ -409,6 +413,7 @@ def _score_task(items: Sequence[ProbeResult]) -> Rates:
         progress=sys.stderr.isatty(),
         paraphrase_classifier=_classifier(settings.paraphrase_model) if settings.paraphrase_model else None,
         retrieval=_retrieval(settings, spec.where),
+        summaries=settings.summaries,
     )
     rates = {"": report.members.rates}
     outcomes = list(report.members.outcomes)

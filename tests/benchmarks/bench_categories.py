@@ -29,7 +29,11 @@ other text as the generation:
                        (``tests/tools/cross_corpus.py``), and near-copies of the suffixes with 10,
 ``near_copy@s``        20 or 30% of their words edited, or reversed with every fourth word dropped
 ``reversed``
+``unrelated_other``    movie reviews (IMDB) and doctors' answers (ChatDoctor) against news suffixes
 =====================  ===========================================================================
+
+With ``--summaries`` every set is scored as ``memtasks score --summaries`` scores it
+(:mod:`memtasks.summaries`).
 
 and the grader alone on the MRPC pairs taken whole: ROC AUC and accuracy at
 its threshold; and the detector's PAN plagdet on ``../shared/pan13-train`` with the
@@ -38,7 +42,7 @@ must leave unchanged. Which pairs are used is decided by :func:`mrpc_part` (a ha
 the pair's ids: 20% held out, never used to fit or tune the grader or the
 detector) and for XSum by the record's hash (the ``--part``).
 
-    python tests/benchmarks/bench_categories.py [--part heldout|dev] [--limit N]
+    python tests/benchmarks/bench_categories.py [--part heldout|dev] [--summaries]
 
 The planted sets of ``tests/tools/planted_pairs.py`` are measured by
 ``tests/benchmarks/bench_confidence.py``.
@@ -185,7 +189,8 @@ def _share(categories: Sequence[str], wanted: Sequence[str]) -> float:
 
 
 def category_rows(
-    sets: dict[str, list[Probe]], workers: int, corpora: dict[str, list[tuple[str, str]]] | None = None, show=None
+    sets: dict[str, list[Probe]], workers: int, corpora: dict[str, list[tuple[str, str]]] | None = None, show=None,
+    summaries: bool = False,
 ) -> list[dict]:
     """Each set scored as one run, against ``corpora[name]`` when given, else its own suffixes;
     ``show`` is called with each row as soon as it is measured."""
@@ -193,7 +198,7 @@ def category_rows(
     for name, probes in sets.items():
         if not probes:
             continue
-        report = score_probes(probes, workers=workers, corpus=(corpora or {}).get(name))
+        report = score_probes(probes, workers=workers, corpus=(corpora or {}).get(name), summaries=summaries)
         categories = [o.category for o in report.outcomes]
         counts = Counter(categories)
         rows.append({
@@ -243,6 +248,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    parser.add_argument("--summaries", action="store_true", help="score as memtasks score --summaries does")
     parser.add_argument("--no-grader-row", action="store_true",
                         help="leave out the grader alone on whole MRPC pairs (its figures change only with the encoder)")
     parser.add_argument("--pan", type=Path, default=DATA.parent / "pan13-train",
@@ -262,13 +268,13 @@ def main(argv: Sequence[str] | None = None) -> None:
               + " ".join(f"{row[c]:16.1%}" for c in FOUND), flush=True)
 
     if not args.json:
-        print(f"part {args.part} (seed {args.seed})")
+        print(f"part {args.part} (seed {args.seed}){', summaries' if args.summaries else ''}")
         print(f"{'set':18} {'n':>5} {'found':>7} {'high':>7} " + " ".join(f"{c:>16}" for c in FOUND), flush=True)
-    rows = category_rows(sets, args.workers, {name: corpus for name in cross}, None if args.json else show)
+    rows = category_rows(sets, args.workers, {name: corpus for name in cross}, None if args.json else show, args.summaries)
     grader = None if args.no_grader_row else grader_row(mrpc, args.part)
     pan = None if args.no_pan_row else pan_row(args.pan, args.workers)
     if args.json:
-        print(json.dumps({"part": args.part, "sets": rows, "grader": grader, "pan": pan}, indent=2))
+        print(json.dumps({"part": args.part, "summaries": args.summaries, "sets": rows, "grader": grader, "pan": pan}, indent=2))
         return
     if grader:
         print(f"grader on {grader['pairs']} MRPC pairs taken whole: ROC AUC {grader['auc']:.3f}, accuracy "
