@@ -23,7 +23,6 @@ from memtasks.datafiles import DataFileError, decoded_lines, parse_json_line
 from memtasks.detection import NO_ALIGNMENT, Alignment, Detector
 from memtasks.grader import Grader, default_grader, summary_finder
 from memtasks.interrupts import kept_interrupts
-from memtasks.outcomes import LOW
 from memtasks.paraphrase import Grade
 from memtasks.retrieval import RetrievalSettings
 from memtasks.stats import BOOTSTRAP_SEED, INTERVAL_PERCENTILES, N_RESAMPLES, Rate, excess_rates, rates_of
@@ -291,18 +290,21 @@ def grade_cases(cases: Sequence[tuple[str, str, Alignment]], grader: Grader, pro
     confirmed; ``progress`` shows the grader's bar.
 
     A condensation is idea when the detector's evidence p_e
-    (:class:`~memtasks.confidence.EvidenceConfidence`) exceeds ``CONDENSATION_EVIDENCE``,
-    else a low-confidence paraphrase: a sentence of a few words shares some of them with
-    a long stretch of a suffix by chance far more often than it sums that stretch up
-    (unrelated text was idea 0.2% of the time without this check). Expansion, the study's
-    rule, is idea unchecked.
+    (:class:`~memtasks.confidence.EvidenceConfidence`) exceeds ``CONDENSATION_EVIDENCE``
+    and the generation names no one the suffix's span lacks, else a paraphrase case graded
+    like any other: a sentence of a few words shares some of them with a long stretch of a
+    suffix by chance far more often than it sums that stretch up (unrelated text was idea
+    0.2% of the time without this check), and a copy with words replaced by names from
+    elsewhere is no summary but is still a copy, which the grader must not call low when
+    the evidence of copying is decisive (spec 11.9). Expansion, the study's rule, is idea
+    unchecked.
     """
     grades = [Grade(alignment.category) for _, _, alignment in cases]
     condensed = [i for i, (_, _, alignment) in enumerate(cases) if condenses(alignment)]
     for i, evidence in zip(condensed, default_evidence().scores([cases[i] for i in condensed])):
         suffix, generation, alignment = cases[i]
         confirmed = evidence > CONDENSATION_EVIDENCE and not introduced_names(suffix, generation, alignment.detections)
-        grades[i] = Grade("idea" if confirmed else LOW, evidence, EVIDENCE)
+        grades[i] = Grade("idea", evidence, EVIDENCE) if confirmed else Grade("paraphrase")
     paraphrased = [i for i, g in enumerate(grades) if g.category == "paraphrase"]
     for i, graded in zip(paraphrased, grader.grades([cases[i] for i in paraphrased], progress)):
         grades[i] = graded

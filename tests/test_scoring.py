@@ -12,6 +12,7 @@ import pytest
 
 from memtasks.confidence import EvidenceConfidence
 from memtasks.detection import CATEGORIES, Alignment, Detection, Detector
+from memtasks.grader import default_grader
 from memtasks.retrieval import BM25Index, analyze
 from memtasks.scoring import (
     CONDENSATION_EVIDENCE,
@@ -431,3 +432,22 @@ def test_a_condensation_that_names_someone_else_is_not_idea():
     grades = grade_cases(cases, EvidenceConfidence())
     assert [g.category for g in grades] == ["idea", "paraphrase_low"]
     assert [g.probability for g in grades] == evidence and {g.grader for g in grades} == {"evidence"}
+
+
+def test_a_copy_the_condensation_check_turns_down_is_still_graded_as_a_copy():
+    # One name replaced by another: no summary of the suffix (it names someone the suffix does
+    # not), but a copy all the same, which the grader calls high on decisive evidence.
+    suffix = (
+        "Lars Berg (Norway) wins a free kick in the attacking half. Foul by Jan Peeters (Belgium). "
+        "Attempt missed. Lars Berg (Norway) right footed shot from outside the box is too high. "
+        "Corner, Belgium. Conceded by Jon Hale. Match ends, Norway 0, Belgium 1."
+    )
+    generation = (
+        "Lars Berg (Norway) won a free kick in the attacking half after a foul by Tom Rossi (Belgium). Lars Berg "
+        "(Norway) right footed shot from outside the box was too high. Corner, Belgium, conceded by Jon Hale. "
+        "Match ends, Norway 0, Belgium 1."
+    )
+    case = (suffix, generation, Alignment("idea", (Detection(0, len(suffix), 0, len(generation)),)))
+    for grader in (EvidenceConfidence(), default_grader()):
+        (grade,) = grade_cases([case], grader)
+        assert grade.category == "paraphrase_high" and grade.grader == "evidence"
