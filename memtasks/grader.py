@@ -47,9 +47,8 @@ from tqdm.auto import tqdm
 from memtasks.detection import Alignment
 from memtasks.outcomes import HIGH, LOW
 from memtasks.confidence import EVIDENCE, THRESHOLD, Evidence, EvidenceConfidence, content_words, evidence
-from memtasks.grader_runtime import Encoder, load_encoder
+from memtasks.grader_runtime import Encoder, load_encoder, load_tokenizer
 from memtasks.paraphrase import GRADING_BAR, Grade, ParaphraseClassifier, case_spans, sentences
-from memtasks.summaries import SummaryFinder
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -132,12 +131,7 @@ class CrossEncoderGrader:
 
     @cached_property
     def _tokenizer(self) -> Tokenizer:
-        from tokenizers import Tokenizer
-
-        tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
-        tokenizer.enable_truncation(MAX_TOKENS)
-        tokenizer.no_padding()
-        return tokenizer
+        return load_tokenizer(self.model_dir, MAX_TOKENS)
 
     @cached_property
     def _encoder(self) -> Encoder:
@@ -263,18 +257,6 @@ def default_grader() -> CrossEncoderGrader:
     """The shipped grader, loaded once per process."""
     return CrossEncoderGrader()
 
-
-@lru_cache(maxsize=4)
-def _summary_finder(model_dir: Path | None, device: str | None) -> SummaryFinder:
-    return SummaryFinder(model_dir, device)
-
-
-def summary_finder(grader: Grader) -> SummaryFinder:
-    """What finds the summaries the detector cannot seed (:mod:`memtasks.summaries`), one per
-    process: beside the cross-encoder its base encoder, on its device; else the shipped base."""
-    if isinstance(grader, CrossEncoderGrader):
-        return _summary_finder(grader.model_dir, grader.device)
-    return _summary_finder(None, None)
 
 
 # Graders by name; any other name is a Hugging Face sequence-pair classifier (id or path).

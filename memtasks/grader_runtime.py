@@ -37,12 +37,15 @@ import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from memtasks.kernel_cache import user_cache_folder
 from memtasks.outputs import atomic_path, write_atomic
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 # Raise when encoder_graph or the quantization changes what a cached model computes.
 GRAPH_VERSION = 1
@@ -82,6 +85,16 @@ def merged_weights(base: dict[str, np.ndarray], adapter: dict[str, np.ndarray], 
             layer = name[: -len(".lora_A")]
             weights[f"{layer}.weight"] = base[f"{layer}.weight"] + scaling * (adapter[f"{layer}.lora_B"] @ adapter[name])
     return weights
+
+
+def load_tokenizer(model_dir: Path, max_tokens: int) -> Tokenizer:
+    """The encoder's tokenizer (``tokenizer.json`` of ``model_dir``): texts cut to ``max_tokens``, never padded."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tokenizer.enable_truncation(max_tokens)
+    tokenizer.no_padding()
+    return tokenizer
 
 
 def torch_sees_a_gpu() -> bool:

@@ -21,12 +21,12 @@ from pathlib import Path
 from memtasks.confidence import EVIDENCE, default_evidence, introduced_names
 from memtasks.datafiles import DataFileError, decoded_lines, parse_json_line
 from memtasks.detection import NO_ALIGNMENT, Alignment, Detector
-from memtasks.grader import Grader, default_grader, summary_finder
+from memtasks.grader import Grader, default_grader
 from memtasks.interrupts import kept_interrupts
 from memtasks.paraphrase import Grade
 from memtasks.retrieval import RetrievalSettings
 from memtasks.stats import BOOTSTRAP_SEED, INTERVAL_PERCENTILES, N_RESAMPLES, Rate, excess_rates, rates_of
-from memtasks.summaries import SENTENCE_ENCODER, SummaryFinder
+from memtasks.summaries import SENTENCE_ENCODER, SummaryFinder, summary_finder
 
 # A generation is a model's continuation of a prefix; one this long is not, and
 # pairing it with a long training suffix would cost time and memory quadratic

@@ -52,7 +52,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,7 +61,8 @@ from tqdm.auto import tqdm
 
 from memtasks.confidence import content_words, introduced_names, names
 from memtasks.detection import Alignment, Detection, sentence_spans
-from memtasks.grader_runtime import Encoder, load_encoder
+from memtasks.grader import CrossEncoderGrader, Grader, base_model_dir
+from memtasks.grader_runtime import Encoder, load_encoder, load_tokenizer
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -148,20 +149,13 @@ class SummaryFinder:
     """
 
     def __init__(self, model_dir: str | Path | None = None, device: str | None = None):
-        from memtasks.grader import base_model_dir
-
         self.model_dir = Path(model_dir) if model_dir is not None else base_model_dir()
         self.device = device
         self.name = "sentence encoder all-MiniLM-L6-v2 (memtasks.summaries)"
 
     @cached_property
     def _tokenizer(self) -> Tokenizer:
-        from tokenizers import Tokenizer
-
-        tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
-        tokenizer.enable_truncation(STRETCH_TOKENS)
-        tokenizer.no_padding()
-        return tokenizer
+        return load_tokenizer(self.model_dir, STRETCH_TOKENS)
 
     @cached_property
     def _encoder(self) -> Encoder:
@@ -247,3 +241,16 @@ class SummaryFinder:
         """The idea alignment of a summary: its stretch of the suffix against the whole generation."""
         spans = _spans(generation)
         return Alignment("idea", (Detection(*found.stretch, spans[0][0], spans[-1][1]),))
+
+
+@lru_cache(maxsize=4)
+def _finder(model_dir: Path | None, device: str | None) -> SummaryFinder:
+    return SummaryFinder(model_dir, device)
+
+
+def summary_finder(grader: Grader) -> SummaryFinder:
+    """The finder scoring uses beside ``grader``, one per process: beside the cross-encoder its
+    base encoder, on its device; beside another grader the shipped base."""
+    if isinstance(grader, CrossEncoderGrader):
+        return _finder(grader.model_dir, grader.device)
+    return _finder(None, None)

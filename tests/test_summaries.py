@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from memtasks.confidence import EvidenceConfidence
-from memtasks.grader import base_model_dir, default_grader, summary_finder
+from memtasks.grader import base_model_dir, default_grader
 from memtasks.grader_runtime import OnnxEncoder, encoder_graph, read_weights
 from memtasks.scoring import Probe, case_records, score_probes
-from memtasks.summaries import SENTENCE_ENCODER, SummaryFinder
+from memtasks.summaries import SENTENCE_ENCODER, SummaryFinder, summary_finder
 
 # Written for these tests: a news report, a person's summary of it in other words, and a
 # passage on another subject (the garden hose's history) that shares some of its words.
