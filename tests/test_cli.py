@@ -130,6 +130,20 @@ def test_score_cases_hold_the_probability_a_paraphrase_was_graded_from_and_its_g
         assert record["grader"] == "evidence"
 
 
+def test_score_counts_summaries_only_with_the_flag(capsys, tmp_path):
+    from test_summaries import DOCUMENT, SUMMARY
+
+    path = tmp_path / "summary.jsonl"
+    path.write_text(json.dumps({"id": "s", "suffix": DOCUMENT, "generation": SUMMARY}) + "\n", encoding="utf-8")
+    code, out, _ = run_main(capsys, "score", path, "--json", "--workers", "1")
+    assert code == 0 and json.loads(out)["memorization"]["rate"] == 0.0
+    cases = tmp_path / "cases.jsonl"
+    code, out, _ = run_main(capsys, "score", path, "--json", "--workers", "1", "--summaries", "--cases", cases)
+    assert code == 0 and json.loads(out)["idea"]["rate"] == 1.0
+    [record] = [json.loads(line) for line in cases.read_text(encoding="utf-8").splitlines()]
+    assert record["category"] == "idea" and record["grader"] == "sentence-encoder" and record["probability"] > 0.5
+
+
 def test_score_with_non_members_prints_the_floor_and_the_excess(capsys, tmp_path, probe_file):
     # Two of three non-members write out their own text: a floor of 2/3 leaves no excess over the members' 1/2.
     records = [json.loads(line) for line in probe_file.read_text().splitlines()]
