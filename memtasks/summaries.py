@@ -19,8 +19,9 @@ paraphrase, not a summary). A candidate is measured by
     semantic  e(G) · e(T), where the stretch T is S's sentences from its start, as many
               as fit in ``STRETCH_TOKENS`` tokens (at least one): a model that continues
               a prefix summarizes what comes after it, and a maximum over later stretches
-              too would give coincidences as many more chances (at the same rate of
-              coincidences, 57% of the development XSum summaries against 68%)
+              too would give coincidences as many more chances (in the rule's first fit,
+              at the same rate of coincidences: 57% of the development XSum summaries
+              against 68%)
     coverage  mean over the sentences g of G of max over the sentences s of S of e(g) · e(s)
     cover     content words of G found in S / content words of G
     names     names of G (:func:`memtasks.confidence.names`) that no word of S matches, and
