@@ -12,8 +12,8 @@
 Scores, with the support check off, the development part only: MRPC folds 1-4
 (one-sentence paraphrases and non-paraphrases, bare and in context, as
 ``tests/benchmarks/bench_categories.py`` builds them) and the ``dev`` half of
-``tests/tools/cross_corpus.py`` (encyclopedia text against news suffixes,
-near-copies). For every detected case it records the category, whether the
+``tests/tools/cross_corpus.py`` (encyclopedia text, and movie reviews and doctors'
+answers, against news suffixes; near-copies). For every detected case it records the category, whether the
 section-2 (PAN) weighting aligns the pair too and p_e, then prints for each set
 and a grid of the bounds the share found, the share high-confidence by the
 evidence alone and the share left to the encoder. The encoder's own grades are not
