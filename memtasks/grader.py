@@ -258,7 +258,6 @@ def default_grader() -> CrossEncoderGrader:
     return CrossEncoderGrader()
 
 
-
 # Graders by name; any other name is a Hugging Face sequence-pair classifier (id or path).
 GRADERS = (CROSS_ENCODER, EVIDENCE)
 

@@ -396,14 +396,13 @@ def score_probes(
     )
     grader = paraphrase_classifier or default_grader()
     outcomes = grade_paraphrases(probes, outcomes, grader, corpus, progress)
-    finder = summary_finder(grader) if summaries else None
-    if finder is not None:
+    notes = (f"paraphrase confidence from {grader.name}",)
+    if summaries:
+        finder = summary_finder(grader)
         outcomes = find_summaries(probes, outcomes, finder, corpus, progress)
+        notes += (f"summaries the detector cannot seed found with the {finder.name}",)
     rates = rates_of([o.category for o in outcomes])
     total = rates.pop("memorization")
-    notes = (f"paraphrase confidence from {grader.name}",)
-    if finder is not None:
-        notes += (f"summaries the detector cannot seed found with the {finder.name}",)
     return ScoreReport(
         n=len(probes),
         total=total,
