@@ -31,6 +31,16 @@ COINCIDENCES = (
     ),
 )
 
+# A news report and a movie review that share "no matter what" and "well enough" (issue 27):
+# PAN's weighting aligns them too, so only the evidence can tell that nothing is restated.
+SHARED_PHRASES = (
+    "Could we have done more? Did we look after them well enough after the fact? It's a difficult one. These men "
+    "didn't deserve it, no matter what choices they made. Society can be cruel. Strangled by hatred .",
+    "having the film sit on the shelf for several months it laid an egg at the box office. No matter what they did "
+    "to the film, they made it worse. They should have left well enough alone. Hey, the film company knows better "
+    "than the filmmakers now....don't they?",
+)
+
 SUFFIX = (
     "The bishop of the diocese has exposed potentially hundreds of church members to the hepatitis A virus in late "
     "September and early October. The state health department has issued an alert to anyone who attended five "
@@ -52,6 +62,12 @@ def edited(text: str, share: float, seed: int) -> str:
 def test_a_one_sentence_coincidence_sharing_a_name_is_not_a_case(suffix, generation):
     # Only the smoothed short-text weighting aligns it, and nothing in the text supports it.
     assert Detector("memorization", weighting="pan").align(suffix, generation).category == "none"
+    assert Detector("memorization").align(suffix, generation).category == "none"
+
+
+def test_a_coincidence_that_pans_weighting_aligns_too_is_not_a_case():
+    suffix, generation = SHARED_PHRASES
+    assert Detector("memorization", weighting="pan", support=0.0).align(suffix, generation).category == "paraphrase"
     assert Detector("memorization").align(suffix, generation).category == "none"
 
 

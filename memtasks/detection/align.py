@@ -7,7 +7,7 @@ generation. Cases are kept as sentence-index spans ``(s0, s1, g0, g1)``
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -249,19 +249,14 @@ def _classify_cases(space: _PairSpace, seeds: list[Seed], cases: list[SentenceCa
 
 
 def align_documents(susp: Document, src: Document, config: DetectorConfig) -> Alignment:
-    """:func:`detect`, and an idea or paraphrase pair that only the smoothed weighting aligns
-    dropped unless the detector's evidence supports it (``DetectorConfig.smoothed_support``)."""
+    """:func:`detect`, and an idea or paraphrase pair dropped unless the detector's evidence
+    supports it (``DetectorConfig.support``)."""
     alignment = detect(susp, src, config)
-    if (
-        config.weighting == "smoothed"
-        and config.smoothed_support > 0
-        and alignment.category in ("idea", "paraphrase")
-        and not detect(susp, src, replace(config, weighting="pan")).detected
-    ):
+    if config.support > 0 and alignment.category in ("idea", "paraphrase"):
         # Imported here: the evidence is computed from the detector's own text functions.
         from memtasks.confidence import default_evidence
 
-        if default_evidence().score(susp.text, src.text, alignment) < config.smoothed_support:
+        if default_evidence().score(susp.text, src.text, alignment) < config.support:
             return NO_ALIGNMENT
     return alignment
 

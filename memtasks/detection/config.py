@@ -33,11 +33,10 @@ class DetectorConfig:
             ``"smoothed"``, tf x ln(1 + N / sf) for words: a word every sentence shares
             keeps a weight, so that two one-sentence texts can seed (spec 11.4). Letters
             of unspaced scripts keep ln(N / sf) (any two sentences share most of them).
-        smoothed_support: with ``"smoothed"`` weighting, an idea or paraphrase pair that the
-            ``"pan"`` weighting would not align is kept only when the detector's evidence
-            that it restates its suffix (:mod:`memtasks.confidence`) is at least this
-            (spec 11.8): otherwise it is a one-sentence topical coincidence far more often
-            than a restatement. 0 keeps every such pair.
+        support: an idea or paraphrase pair is kept only when the detector's evidence that it
+            restates its suffix (:mod:`memtasks.confidence`) is at least this, whichever
+            weighting aligned it (spec 11.8): below it, it is a one-sentence topical
+            coincidence far more often than a restatement. 0 keeps every pair.
         stemmer: ``"snowball"`` or ``"porter"``.
         remove_stopwords: drop English stop words before weighting.
     """
@@ -53,7 +52,7 @@ class DetectorConfig:
     min_plaglen: int = 150
     verbatim_minlen: int = 256
     weighting: str = "pan"
-    smoothed_support: float = 0.0
+    support: float = 0.0
     stemmer: str = "snowball"
     remove_stopwords: bool = False
 
@@ -72,7 +71,7 @@ class DetectorConfig:
 PRESETS: dict[str, DetectorConfig] = {
     "pan14": DetectorConfig(),
     "memorization": DetectorConfig(
-        min_plaglen=50, verbatim_minlen=50, weighting="smoothed", condensation=True, smoothed_support=0.001
+        min_plaglen=50, verbatim_minlen=50, weighting="smoothed", condensation=True, support=0.001
     ),
 }
 
