@@ -66,7 +66,8 @@ MAX_TOKENS = 128
 # with 30% of their words edited stay high 99% of the time (99.0%), and it leaves 3.9% of
 # the development non-paraphrases to the evidence, from 10.4% (tests/tools/fit_support.py);
 # sides with the same content words are 1 more in 685.
-# At or below EVIDENCE_LOW, one-sentence coincidences, a case is low.
+# At or below EVIDENCE_LOW, one-sentence coincidences, a case is low (the memorization preset's
+# detector drops those below it, DetectorConfig.support; other presets leave them to grading).
 EVIDENCE_LOW, EVIDENCE_HIGH = 0.001, THRESHOLD
 DECISIVE_SHARED = 11
 
