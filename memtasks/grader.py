@@ -19,7 +19,7 @@ pairs of the Microsoft Research Paraphrase Corpus's training split by
 validation figures ship in ``paraphrase_grader.safetensors`` and
 ``paraphrase_grader.json`` next to this module.
 
-Where the detector's own evidence (:mod:`memtasks.confidence`) is decisive
+Where the detector's own evidence (:mod:`memtasks.detection.evidence`) is decisive
 (p_e <= ``EVIDENCE_LOW``: one-sentence coincidences; p_e > ``EVIDENCE_HIGH`` with
 at least ``DECISIVE_SHARED`` content words shared: copies with words edited) it
 decides alone, and the fewer cases the encoder reads the cheaper grading is.
@@ -46,7 +46,8 @@ from tqdm.auto import tqdm
 
 from memtasks.detection import Alignment
 from memtasks.outcomes import HIGH, LOW
-from memtasks.confidence import EVIDENCE, THRESHOLD, Evidence, EvidenceConfidence, content_words, evidence
+from memtasks.confidence import EVIDENCE, THRESHOLD, EvidenceConfidence
+from memtasks.detection.evidence import Evidence, content_words, evidence
 from memtasks.grader_runtime import Encoder, load_encoder, load_tokenizer
 from memtasks.paraphrase import GRADING_BAR, Grade, ParaphraseClassifier, case_spans, sentences
 

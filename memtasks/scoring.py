@@ -18,7 +18,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from memtasks.confidence import EVIDENCE, default_evidence, introduced_names
+from memtasks.confidence import EVIDENCE
+from memtasks.detection.evidence import default_evidence, introduced_names
 from memtasks.datafiles import DataFileError, decoded_lines, parse_json_line
 from memtasks.detection import NO_ALIGNMENT, Alignment, Detector
 from memtasks.grader import Grader, default_grader
@@ -290,7 +291,7 @@ def grade_cases(cases: Sequence[tuple[str, str, Alignment]], grader: Grader, pro
     confirmed; ``progress`` shows the grader's bar.
 
     A condensation is idea when the detector's evidence p_e
-    (:class:`~memtasks.confidence.EvidenceConfidence`) exceeds ``CONDENSATION_EVIDENCE``
+    (:mod:`memtasks.detection.evidence`) exceeds ``CONDENSATION_EVIDENCE``
     and the generation names no one the suffix's span lacks, else a paraphrase case graded
     like any other: a sentence of a few words shares some of them with a long stretch of a
     suffix by chance far more often than it sums that stretch up (unrelated text was idea
@@ -301,8 +302,9 @@ def grade_cases(cases: Sequence[tuple[str, str, Alignment]], grader: Grader, pro
     """
     grades = [Grade(alignment.category) for _, _, alignment in cases]
     condensed = [i for i, (_, _, alignment) in enumerate(cases) if condenses(alignment)]
-    for i, evidence in zip(condensed, default_evidence().scores([cases[i] for i in condensed])):
+    for i in condensed:
         suffix, generation, alignment = cases[i]
+        evidence = default_evidence().score(suffix, generation, alignment)
         confirmed = evidence > CONDENSATION_EVIDENCE and not introduced_names(suffix, generation, alignment.detections)
         grades[i] = Grade("idea", evidence, EVIDENCE) if confirmed else Grade("paraphrase")
     paraphrased = [i for i, g in enumerate(grades) if g.category == "paraphrase"]

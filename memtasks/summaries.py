@@ -10,7 +10,7 @@ mean-pooled and scaled to unit length, e(x).
 
 A pair (suffix S, generation G) is a **candidate** when S has more sentences than G
 and at least ``MIN_RATIO`` times its characters, G shares at least ``MIN_SHARED``
-content words (:func:`memtasks.confidence.content_words`) with S, that is at least
+content words (:func:`memtasks.detection.evidence.content_words`) with S, that is at least
 ``MIN_COVER`` of G's content words, and these shared words are spread over S: at least
 ``MIN_SUPPORT`` sentences of S hold 2 of them each, and no sentence of S holds
 ``MAX_ONE_SENTENCE`` of them (a text that draws on one sentence restates it: a
@@ -24,7 +24,7 @@ paraphrase, not a summary). A candidate is measured by
               against 68%)
     coverage  mean over the sentences g of G of max over the sentences s of S of e(g) · e(s)
     cover     content words of G found in S / content words of G
-    names     names of G (:func:`memtasks.confidence.names`) that no word of S matches, and
+    names     names of G (:func:`memtasks.detection.evidence.names`) that no word of S matches, and
     found     those that a word of S matches: a summary names who and what its document
               names, a text on the same subject names others ("the Scottish Parliament"
               against a news report on the Welsh assembly)
@@ -60,7 +60,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm.auto import tqdm
 
-from memtasks.confidence import content_words, introduced_names, names
+from memtasks.detection.evidence import content_words, introduced_names, names
 from memtasks.detection import Alignment, Detection, sentence_spans
 from memtasks.grader import CrossEncoderGrader, Grader, base_model_dir
 from memtasks.grader_runtime import Encoder, load_encoder, load_tokenizer

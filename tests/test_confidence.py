@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from memtasks.confidence import FEATURES, Evidence, EvidenceConfidence, content_words, evidence, load_coefficients, names
+from memtasks.confidence import EvidenceConfidence
+from memtasks.detection.evidence import FEATURES, Evidence, content_words, evidence, load_coefficients, names
 from memtasks.detection import Detection, Detector
 from memtasks.paraphrase import HIGH, LOW
 

@@ -526,7 +526,7 @@ def test_scoring_does_not_import_nltk():
     import sys
 
     code = (
-        "import sys; from memtasks.detection import Detector; from memtasks.confidence import content_words; "
+        "import sys; from memtasks.detection import Detector; from memtasks.detection.evidence import content_words; "
         "Detector('memorization').align('A first sentence here. A second one.', 'A first sentence here.'); "
         "content_words('Words being stemmed.'); print('nltk' in sys.modules)"
     )

@@ -28,7 +28,7 @@ from memtasks.grader import (
 from memtasks import grader_runtime
 from memtasks.grader_runtime import OnnxEncoder, TorchEncoder, encoder_graph, merged_weights, read_weights
 from memtasks.outcomes import HIGH, LOW
-from memtasks.confidence import evidence
+from memtasks.detection.evidence import evidence
 from memtasks.grader import DECISIVE_SHARED, evidence_grade
 from memtasks.paraphrase import Grade
 

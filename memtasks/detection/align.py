@@ -248,19 +248,6 @@ def _classify_cases(space: _PairSpace, seeds: list[Seed], cases: list[SentenceCa
     return NO_ALIGNMENT
 
 
-def align_documents(susp: Document, src: Document, config: DetectorConfig) -> Alignment:
-    """:func:`detect`, and an idea or paraphrase pair dropped unless the detector's evidence
-    supports it (``DetectorConfig.support``)."""
-    alignment = detect(susp, src, config)
-    if config.support > 0 and alignment.category in ("idea", "paraphrase"):
-        # Imported here: the evidence is computed from the detector's own text functions.
-        from memtasks.confidence import default_evidence
-
-        if default_evidence().score(susp.text, src.text, alignment) < config.support:
-            return NO_ALIGNMENT
-    return alignment
-
-
 def detect(susp: Document, src: Document, config: DetectorConfig) -> Alignment:
     """Detect and classify what ``src`` (generation) reproduces of ``susp`` (training suffix).
 

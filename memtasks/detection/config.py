@@ -34,7 +34,7 @@ class DetectorConfig:
             keeps a weight, so that two one-sentence texts can seed (spec 11.4). Letters
             of unspaced scripts keep ln(N / sf) (any two sentences share most of them).
         support: an idea or paraphrase pair is kept only when the detector's evidence that it
-            restates its suffix (:mod:`memtasks.confidence`) is at least this, whichever
+            restates its suffix (:mod:`memtasks.detection.evidence`) is at least this, whichever
             weighting aligned it (spec 11.8): below it, it is a one-sentence topical
             coincidence far more often than a restatement. 0 keeps every pair.
         stemmer: ``"snowball"`` or ``"porter"``.

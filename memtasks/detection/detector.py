@@ -12,8 +12,9 @@ from concurrent.futures.process import BrokenProcessPool
 import numpy as np
 from tqdm.auto import tqdm
 
-from memtasks.detection.align import NO_ALIGNMENT, Alignment, align_documents
+from memtasks.detection.align import NO_ALIGNMENT, Alignment, detect
 from memtasks.detection.config import DetectorConfig, get_config
+from memtasks.detection.evidence import default_evidence
 from memtasks.detection.kernels import pairs_with_evidence
 from memtasks.detection.text import Document, DocumentBatch, TermEncoder, preprocess, preprocess_batch
 from memtasks.interrupts import kept_interrupts
@@ -34,6 +35,16 @@ _encoders: dict[tuple[str, bool], TermEncoder] = {}
 class WorkerKilledError(MemoryError):
     """A detection worker process ended without a result, most often killed by the
     system for lack of memory; the run cannot be completed."""
+
+
+def align_documents(susp: Document, src: Document, config: DetectorConfig) -> Alignment:
+    """:func:`detect`, and an idea or paraphrase pair dropped unless the detector's evidence
+    supports it (``DetectorConfig.support``)."""
+    alignment = detect(susp, src, config)
+    if config.support > 0 and alignment.category in ("idea", "paraphrase"):
+        if default_evidence().score(susp.text, src.text, alignment) < config.support:
+            return NO_ALIGNMENT
+    return alignment
 
 
 def _preprocess_texts(stemmer: str, remove_stopwords: bool, texts: list[str]) -> DocumentBatch:

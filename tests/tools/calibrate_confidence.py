@@ -9,7 +9,7 @@ kind, end to end through BM25 and the detector), takes every pair the detector
 calls paraphrase, labels it 1 when it is a copy matched to its own suffix and 0
 when its generation is unrelated text (copies matched to another suffix are
 left out), and fits a logistic regression on the features of
-:func:`memtasks.confidence.evidence` (scikit-learn, L2 penalty C = 1, lbfgs:
+:func:`memtasks.detection.evidence.evidence` (scikit-learn, L2 penalty C = 1, lbfgs:
 deterministic). Each class is weighted by its size, and unrelated cases
 ``COINCIDENCE_PRIOR`` times more: the fitted p is the probability of a real copy
 when the detected paraphrases are coincidences that many times as often as
@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from memtasks.confidence import COEFFICIENTS_FILE, FEATURES, EvidenceConfidence, evidence
+from memtasks.confidence import EvidenceConfidence
+from memtasks.detection.evidence import COEFFICIENTS_FILE, FEATURES, evidence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from planted_pairs import DATA, KINDS, SEED, SOURCES, Scored, graded, planted_set, rates_table  # noqa: E402

@@ -48,7 +48,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from bench_categories import mrpc_sets  # noqa: E402
 from cross_corpus import DATA, SEED, cross_corpus_sets  # noqa: E402
 
-from memtasks.confidence import EvidenceConfidence, default_evidence, evidence  # noqa: E402
+from memtasks.confidence import EvidenceConfidence  # noqa: E402
+from memtasks.detection.evidence import default_evidence, evidence  # noqa: E402
 from memtasks.grader import default_grader  # noqa: E402
 from memtasks.paraphrase import case_spans  # noqa: E402
 from memtasks.detection import Detector  # noqa: E402

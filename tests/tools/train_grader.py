@@ -44,7 +44,7 @@ SEED = 2024
 RANK, ALPHA = 16, 32
 TARGETS = ("query", "key", "value", "dense")
 EPOCHS, BATCH, LEARNING_RATE = 3, 32, 5e-4
-# A mined coincidence shares at least this many content words (memtasks.confidence.content_words).
+# A mined coincidence shares at least this many content words (memtasks.detection.evidence.content_words).
 MIN_SHARED = 3
 
 
@@ -75,7 +75,7 @@ def coincidence_pairs(seed: int = SEED) -> list[MrpcPair]:
     of its aligned spans), and each unrelated sentence with the sentence of its record's own
     suffix sharing most content words with it, where they share ``MIN_SHARED`` or more.
     """
-    from memtasks.confidence import content_words
+    from memtasks.detection.evidence import content_words
     from memtasks.grader import sentence_pairs
     from memtasks.paraphrase import case_spans
 
