@@ -41,9 +41,12 @@ def align_documents(susp: Document, src: Document, config: DetectorConfig) -> Al
     """:func:`detect`, and an idea or paraphrase pair dropped unless the detector's evidence
     supports it (``DetectorConfig.support``)."""
     alignment = detect(susp, src, config)
-    if config.support > 0 and alignment.category in ("idea", "paraphrase"):
-        if default_evidence().score(susp.text, src.text, alignment) < config.support:
-            return NO_ALIGNMENT
+    if (
+        config.support > 0
+        and alignment.category in ("idea", "paraphrase")
+        and default_evidence().score(susp.text, src.text, alignment) < config.support
+    ):
+        return NO_ALIGNMENT
     return alignment
 
 
